@@ -1,0 +1,43 @@
+# The commands the README names. `make run` and `make test` each install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run build test test-all lint format clean
+
+install: $(STAMP)
+
+# One virtual environment with the package (editable) and the test tools.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Build the index if it is missing or stale, then serve on http://127.0.0.1:8000
+run: install
+	$(BIN)/citeqa build
+	$(BIN)/citeqa serve
+
+build: install
+	$(BIN)/citeqa build
+
+## The default test suite (what CI runs)
+test: install
+	$(BIN)/python -m pytest
+
+## Everything, the slow suites included
+test-all: install
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+lint: install
+	$(BIN)/ruff check service tests
+	$(BIN)/ruff format --check service tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format service tests
+	$(BIN)/ruff check --fix service tests
+
+clean:
+	rm -rf $(VENV) index/CURRENT index/gen-* index/.building-* .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,146 @@
+"""The ``citeqa`` command (also ``python -m service``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from service import __version__
+from service.config import Settings
+from service.errors import CiteqaError
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for option in ("corpus_dir", "index_dir", "fusion"):
+        value = getattr(args, option, None)
+        if value is not None:
+            overrides[option] = value
+    return Settings(**overrides)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from service.index import build_index
+
+    settings = _settings(args)
+    result = build_index(settings, force=args.force, progress=not args.quiet)
+    if result.built:
+        print(
+            f"built {result.path} in {result.seconds:.1f} s: "
+            f"{result.documents} documents, {result.chunks} chunks"
+        )
+    else:
+        print(f"index is up to date: {result.path} (use --force to rebuild)")
+    return 0
+
+
+def _hit_json(hit: Any, documents: dict[str, Any]) -> dict[str, Any]:
+    chunk = hit.chunk
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 6),
+        "chunk_id": chunk.chunk_id,
+        "doc_id": chunk.doc_id,
+        "title": documents[chunk.doc_id].title,
+        "language": chunk.language,
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "retriever_ranks": dict(hit.ranks),
+        "text": chunk.text,
+    }
+
+
+def _search(args: argparse.Namespace) -> int:
+    from service.index import load_index
+    from service.search import HybridRetriever
+
+    query = args.query.strip()
+    if not query:
+        raise SystemExit("citeqa search: error: the query is empty; give some words to search for.")
+    settings = _settings(args)
+    index = load_index(settings)
+    hits = HybridRetriever.from_index(index, settings).search(query, args.k)
+    if args.json:
+        rows = [_hit_json(hit, index.documents) for hit in hits]
+        print(json.dumps({"query": query, "hits": rows}, ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no passages found")
+    for hit in hits:
+        chunk = hit.chunk
+        ranks = ", ".join(f"{name} #{rank}" for name, rank in sorted(hit.ranks.items()))
+        print(
+            f"{hit.rank}. {chunk.doc_id} [{chunk.char_start}:{chunk.char_end}] "
+            f"{chunk.language}  score {hit.score:.4f}  ({ranks})"
+        )
+        snippet = " ".join(chunk.text.split())
+        print(textwrap.indent(textwrap.shorten(snippet, 300, placeholder=" …"), "   "))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citeqa",
+        description="Cited, extractive question answering over a multilingual news corpus.",
+        epilog="Settings can also come from CITEQA_* environment variables (see README).",
+    )
+    parser.add_argument("--version", action="version", version=f"citeqa {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--corpus", dest="corpus_dir", type=Path, help="corpus folder")
+        sub.add_argument("--index", dest="index_dir", type=Path, help="index folder")
+        return sub
+
+    build = add("build", "Build the indexes (skipped when corpus and settings are unchanged).")
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.set_defaults(handler=_build)
+
+    search = add("search", "Print the ranked passages for a query.")
+    search.add_argument("query", help="the question or keywords, in any language")
+    search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument(
+        "--fusion", choices=["competent_rrf", "rrf", "minmax"], help="override the fusion"
+    )
+    search.set_defaults(handler=_search)
+
+    serve = add("serve", "Start the HTTP service.")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if getattr(args, "k", 1) < 1:
+        print("citeqa: error: -k must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args))
+    except CiteqaError as error:
+        print(f"citeqa: error: {error}", file=sys.stderr)
+        return 2

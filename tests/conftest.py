@@ -1,0 +1,42 @@
+"""Shared fixtures: the real models and a real index built from seeds/ once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.config import Settings
+from service.index import CorpusIndex, build_index, load_index
+from service.ingest import read_corpus
+from service.records import Document
+from service.search import HybridRetriever
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+
+
+@pytest.fixture(scope="session")
+def seeds_dir() -> Path:
+    return SEEDS
+
+
+@pytest.fixture(scope="session")
+def documents() -> dict[str, Document]:
+    return {document.doc_id: document for document in read_corpus(SEEDS)}
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(corpus_dir=SEEDS, index_dir=tmp_path_factory.mktemp("index"))
+
+
+@pytest.fixture(scope="session")
+def corpus_index(settings: Settings) -> CorpusIndex:
+    build_index(settings, progress=False)
+    return load_index(settings)
+
+
+@pytest.fixture(scope="session")
+def retriever(corpus_index: CorpusIndex, settings: Settings) -> HybridRetriever:
+    return HybridRetriever.from_index(corpus_index, settings)

@@ -1,0 +1,97 @@
+from collections import Counter
+
+import pytest
+
+from service.chunk import ChunkingParams, chunk_document, indexed_text, weighted_length
+from service.ingest import parse_document
+from service.records import Document
+
+PARAMS = ChunkingParams(chunk_size=600, chunk_overlap=90)
+
+
+def test_offsets_slice_exactly_on_every_seed(documents: dict[str, Document]) -> None:
+    total = 0
+    for document in documents.values():
+        for chunk in chunk_document(document, PARAMS):
+            assert document.text[chunk.char_start : chunk.char_end] == chunk.text
+            assert chunk.doc_id == document.doc_id
+            total += 1
+    assert total > 20
+
+
+@pytest.mark.parametrize(("size", "overlap"), [(120, 30), (300, 0), (1000, 200)])
+def test_offsets_hold_for_other_chunk_sizes(
+    documents: dict[str, Document], size: int, overlap: int
+) -> None:
+    for document in documents.values():
+        for chunk in chunk_document(document, ChunkingParams(size, overlap)):
+            assert document.text[chunk.char_start : chunk.char_end] == chunk.text
+
+
+def test_chunks_respect_the_size_budget(documents: dict[str, Document]) -> None:
+    for document in documents.values():
+        for chunk in chunk_document(document, PARAMS):
+            assert weighted_length(chunk.text) <= PARAMS.chunk_size
+
+
+def test_chunks_never_cover_boilerplate(documents: dict[str, Document]) -> None:
+    for document in documents.values():
+        for chunk in chunk_document(document, PARAMS):
+            for span in document.boilerplate:
+                assert chunk.char_end <= span.start or chunk.char_start >= span.end
+
+
+def test_chinese_is_split_at_chinese_punctuation(documents: dict[str, Document]) -> None:
+    chunks = chunk_document(documents["004_f0aa982511d8ddb1"], PARAMS)
+    assert len(chunks) > 5
+    ends = Counter(chunk.text[-1] for chunk in chunks)
+    assert ends["。"] >= len(chunks) // 2
+
+
+def test_ids_are_unique_and_deterministic(documents: dict[str, Document]) -> None:
+    first = [c.chunk_id for d in documents.values() for c in chunk_document(d, PARAMS)]
+    again = [c.chunk_id for d in documents.values() for c in chunk_document(d, PARAMS)]
+    assert first == again
+    assert len(set(first)) == len(first)
+
+
+def test_ids_survive_an_edit_elsewhere_in_the_document() -> None:
+    body = "\n\n".join(
+        f"Paragraph {i} says something about cooperation{'!' * (i % 7)} at some length."
+        for i in range(30)
+    )
+    before = parse_document("doc", body)
+    after = parse_document("doc", "A new lead paragraph was added.\n\n" + body)
+    ids_before = {c.chunk_id: c for c in chunk_document(before, ChunkingParams(200, 0))}
+    ids_after = {c.chunk_id: c for c in chunk_document(after, ChunkingParams(200, 0))}
+    kept = ids_before.keys() & ids_after.keys()
+    assert len(kept) >= len(ids_before) - 1
+    for chunk_id in kept:  # same id, same text, new offsets
+        assert ids_before[chunk_id].text == ids_after[chunk_id].text
+        assert ids_after[chunk_id].char_start > ids_before[chunk_id].char_start
+
+
+def test_repeated_text_gets_distinct_ids() -> None:
+    document = parse_document("doc", "Same line.\n\nOther line.\n\nSame line.")
+    chunks = chunk_document(document, ChunkingParams(12, 0))
+    same = [c for c in chunks if c.text == "Same line."]
+    assert len(same) == 2 and same[0].chunk_id != same[1].chunk_id
+
+
+def test_chunk_language_follows_the_passage(documents: dict[str, Document]) -> None:
+    chunks = chunk_document(documents["000_8e6ebfa50e614d2c"], PARAMS)
+    assert {c.language for c in chunks} == {"en", "zh-Hans"}
+    for chunk in chunks:
+        has_han = any("\u4e00" <= ch <= "\u9fff" for ch in chunk.text)
+        assert (chunk.language == "zh-Hans") == has_han
+
+
+def test_indexed_text_puts_the_title_above_the_passage(documents: dict[str, Document]) -> None:
+    document = documents["003_94041ec9e2685c6c"]
+    chunk = next(c for c in chunk_document(document, PARAMS) if "Jointly organized" in c.text)
+    assert indexed_text(chunk, document) == f"{document.title}\n{chunk.text}"
+
+
+def test_overlap_larger_than_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="CITEQA_CHUNK_OVERLAP"):
+        ChunkingParams(100, 100).splitter()

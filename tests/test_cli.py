@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.cli import main
+from service.config import Settings
+from service.index import CorpusIndex
+
+
+def _args(settings: Settings) -> list[str]:
+    return ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
+
+
+def test_build_reports_up_to_date(
+    settings: Settings, corpus_index: CorpusIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", *_args(settings), "--quiet"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_search_prints_ranked_passages(
+    settings: Settings, corpus_index: CorpusIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    query = "Who organized the NEAR International Forum 2023?"
+    assert main(["search", query, *_args(settings), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("1. 003_94041ec9e2685c6c [") and "score" in first
+    assert "Gyeongsangbuk-do" in out
+
+
+def test_search_json(
+    settings: Settings, corpus_index: CorpusIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["search", "地震减灾", *_args(settings), "--json", "-k", "2"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["query"] == "地震减灾"
+    assert [hit["rank"] for hit in body["hits"]] == [1, 2]
+    hit = body["hits"][0]
+    document = corpus_index.documents[hit["doc_id"]]
+    assert document.text[hit["char_start"] : hit["char_end"]] == hit["text"]
+
+
+def test_search_without_index_explains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "anything", "--index", str(tmp_path)]) == 2
+    assert "citeqa build" in capsys.readouterr().err
+
+
+def test_bad_k_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "x", "-k", "0"]) == 2
+    assert "-k must be at least 1" in capsys.readouterr().err
+
+
+def test_python_dash_m_service_has_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("build", "search", "serve"):
+        assert command in result.stdout
+
+
+def test_app_health_and_readiness(settings: Settings, corpus_index: CorpusIndex) -> None:
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["chunks"] == len(corpus_index.chunks)

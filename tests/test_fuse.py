@@ -1,0 +1,59 @@
+"""Fusion is checked against rankings computed by hand."""
+
+import pytest
+
+from service.fuse import competent_rrf, minmax_fusion, reciprocal_rank_fusion
+
+RUNS = {
+    "a": [("x", 9.0), ("y", 5.0), ("z", 1.0)],
+    "b": [("y", 0.9), ("w", 0.8)],
+}
+
+
+def test_rrf_hand_computed() -> None:
+    fused = dict(reciprocal_rank_fusion(RUNS, rrf_k=60))
+    assert fused["y"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["x"] == pytest.approx(1 / 61)
+    assert fused["w"] == pytest.approx(1 / 62)
+    assert fused["z"] == pytest.approx(1 / 63)
+    assert [item for item, _ in reciprocal_rank_fusion(RUNS, rrf_k=60)] == ["y", "x", "w", "z"]
+
+
+def test_rrf_truncates_to_k() -> None:
+    assert [item for item, _ in reciprocal_rank_fusion(RUNS, k=2)] == ["y", "x"]
+
+
+def test_competent_rrf_averages_over_retrievers_that_can_read() -> None:
+    # "b" cannot read "x": x is judged by "a" alone, so its single first place counts fully.
+    fused = dict(competent_rrf(RUNS, lambda run, item: not (run == "b" and item == "x")))
+    assert fused["x"] == pytest.approx(1 / 61)
+    assert fused["y"] == pytest.approx((1 / 62 + 1 / 61) / 2)
+    assert fused["z"] == pytest.approx((1 / 63 + 0) / 2)
+    assert fused["x"] > fused["y"]
+
+
+def test_competent_rrf_drops_items_nobody_can_read() -> None:
+    assert competent_rrf(RUNS, lambda run, item: item != "w")[-1][0] != "w"
+    assert "w" not in dict(competent_rrf(RUNS, lambda run, item: item != "w"))
+
+
+def test_plain_rrf_lets_silence_outvote_a_single_retriever() -> None:
+    # The failure competent_rrf fixes: an item only one retriever can see loses to
+    # items that two retrievers agree on, even when that one ranks it first.
+    runs = {
+        "multilingual": [("zh", 0.9), ("en1", 0.5), ("en2", 0.4)],
+        "english": [("en1", 0.8), ("en2", 0.7)],
+        "bm25": [("en2", 7.0), ("en1", 6.0)],
+    }
+    plain = [item for item, _ in reciprocal_rank_fusion(runs)]
+    assert plain.index("zh") == 2
+    competent = competent_rrf(runs, lambda run, item: run == "multilingual" or item != "zh")
+    assert competent[0][0] == "zh"
+
+
+def test_minmax_hand_computed() -> None:
+    fused = dict(minmax_fusion(RUNS))
+    assert fused["x"] == pytest.approx(1.0)
+    assert fused["y"] == pytest.approx(0.5 + 1.0)
+    assert fused["z"] == pytest.approx(0.0)
+    assert fused["w"] == pytest.approx(0.0)

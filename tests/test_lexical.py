@@ -1,0 +1,36 @@
+from service.lexical import LexicalIndex, tokenize
+
+
+def test_chinese_becomes_unigrams_and_bigrams() -> None:
+    assert tokenize("地震减灾") == ["地", "震", "减", "灾", "地震", "震减", "减灾"]
+
+
+def test_traditional_and_simplified_share_tokens() -> None:
+    assert tokenize("韓國氣象廳") == tokenize("韩国气象厅")
+    assert tokenize("裡") == tokenize("里")
+
+
+def test_english_is_stemmed_cased_and_stopped() -> None:
+    assert tokenize("The Agencies HELD meetings") == ["agenc", "held", "meet"]
+    assert tokenize("agency") == tokenize("agencies")
+    assert "the" not in tokenize("The forum")
+
+
+def test_numbers_keep_their_decimals_and_drop_thousands_commas() -> None:
+    assert tokenize("1.5 billion and 2,000 people") == ["1.5", "billion", "2000", "peopl"]
+
+
+def test_mixed_script_text() -> None:
+    assert tokenize("NEAR论坛") == ["near", "论", "坛", "论坛"]
+
+
+def test_bm25_finds_traditional_text_from_a_simplified_query() -> None:
+    texts = [
+        "中國地震局、日本氣象廳和韓國氣象廳舉行了地震減災三邊會議",
+        "三國在經貿投資、財政金融等領域不斷深化互利合作",
+        "The NEAR forum took place in Gyeongju-si.",
+    ]
+    index = LexicalIndex.build(texts)
+    assert index.search("韩国气象厅", 3)[0][0] == 0
+    assert index.search("Gyeongju forum", 3)[0][0] == 2
+    assert index.search("nothing matches this", 3) == []

@@ -1,0 +1,76 @@
+"""Search quality on the seeds, through the real models and the real index."""
+
+import itertools
+
+import pytest
+
+from service.records import Hit
+from service.search import HybridRetriever
+
+EARTHQUAKE_AGENCIES = "中國地震局、日本氣象廳和韓國氣象廳"
+
+
+def _rank_of(hits: list[Hit], doc_id: str, phrase: str) -> int | None:
+    for hit in hits:
+        if hit.chunk.doc_id == doc_id and phrase in hit.chunk.text:
+            return hit.rank
+    return None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "中日韩地震减灾三边会议由哪些机构举行？",
+        "Which agencies held the trilateral meetings on earthquake disaster reduction?",
+    ],
+    ids=["simplified-over-traditional", "english-over-traditional"],
+)
+def test_earthquake_agencies_passage_in_top_5(retriever: HybridRetriever, query: str) -> None:
+    hits = retriever.search(query, 5)
+    rank = _rank_of(hits, "004_f0aa982511d8ddb1", EARTHQUAKE_AGENCIES)
+    assert rank is not None and rank <= 5, [h.chunk.text[:40] for h in hits]
+
+
+def test_near_forum_organizer_is_first(retriever: HybridRetriever) -> None:
+    hits = retriever.search("Who organized the NEAR International Forum 2023?", 5)
+    assert hits[0].chunk.doc_id == "003_94041ec9e2685c6c"
+    assert "Gyeongsangbuk-do" in hits[0].chunk.text
+
+
+def test_english_question_finds_chinese_only_answer(retriever: HybridRetriever) -> None:
+    hits = retriever.search(
+        "Which kinds of economy will the secretariat focus on to stabilize supply chains?", 5
+    )
+    assert _rank_of(hits, "000_8e6ebfa50e614d2c", "数字经济与绿色经济") is not None
+
+
+def test_fusion_keeps_what_the_multilingual_retriever_finds(retriever: HybridRetriever) -> None:
+    """A cross-lingual first place must survive fusion (min-max blending loses it)."""
+    query = "Which agencies held the trilateral meetings on earthquake disaster reduction?"
+    runs = retriever.runs(query)
+    top_multilingual = runs["multilingual"][0].chunk.chunk_id
+    fused = retriever.fuse(query, runs, 5)
+    assert top_multilingual in [hit.chunk.chunk_id for hit in fused]
+
+
+def test_hits_are_ranked_and_scored(retriever: HybridRetriever) -> None:
+    hits = retriever.search("trilateral summit Seoul", 8)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
+    assert len({h.chunk.chunk_id for h in hits}) == len(hits)
+    for hit in hits:
+        assert hit.ranks and all(r >= 1 for r in hit.ranks.values())
+
+
+def test_only_the_multilingual_model_judges_chinese_for_an_english_query(
+    retriever: HybridRetriever,
+) -> None:
+    hits = retriever.search("earthquake cooperation between the three weather agencies", 10)
+    chinese = [hit for hit in hits if hit.chunk.language != "en"]
+    assert chinese
+    for hit in chinese:  # its score is its multilingual rank's share alone
+        assert hit.score == pytest.approx(1 / (retriever.rrf_k + hit.ranks["multilingual"]))
+
+
+def test_chinese_query_ranks_chinese_first(retriever: HybridRetriever) -> None:
+    assert retriever.search("地震科技合作", 5)[0].chunk.language == "zh-Hant"
