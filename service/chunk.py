@@ -23,6 +23,7 @@ and old citation links keep resolving even when text elsewhere in the document m
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ __all__ = [
     "chunk_document",
     "chunk_id",
     "indexed_text",
+    "sentence_spans",
     "weighted_length",
 ]
 
@@ -160,9 +162,14 @@ def chunk_document(document: Document, params: ChunkingParams) -> list[Chunk]:
         span_text = document.text[span.start : span.end]
         for unit_start, unit_end in _paragraph_units(span_text, params.min_paragraph):
             unit = span_text[unit_start:unit_end]
-            for local_start, piece in _locate(
-                unit, splitter.split_text(unit), params.chunk_overlap
-            ):
+            located = list(_locate(unit, splitter.split_text(unit), params.chunk_overlap))
+            if len(located) > 1 and weighted_length(located[-1][1]) < params.min_paragraph:
+                # A short tail ("目前三國正在積極落實上述共識。") says little on its own and
+                # matches everything vaguely: it joins the piece before it.
+                tail_start, tail = located.pop()
+                head_start, _ = located.pop()
+                located.append((head_start, unit[head_start : tail_start + len(tail)]))
+            for local_start, piece in located:
                 start = span.start + unit_start + local_start
                 occurrence = seen.get(piece, 0)
                 seen[piece] = occurrence + 1
@@ -190,3 +197,38 @@ def indexed_text(chunk: Chunk, document: Document) -> str:
     if not title or title in chunk.text:
         return chunk.text
     return f"{title}\n{chunk.text}"
+
+
+# A sentence ends at Chinese 。！？, or at English .!? before white space and a capital,
+# digit, quote or Chinese character (closing quotes and brackets stay with the sentence).
+_SENTENCE_END = re.compile(
+    r"[。！？!?][”’」』\"')）]*"
+    r"|\.[”’\"')]*(?=\s+[\"“‘(（A-Z0-9\u4e00-\u9fff])"
+    r"|\.[”’\"')]*$"
+)
+_ABBREVIATIONS = re.compile(
+    r"\b(?:Mr|Mrs|Ms|Dr|Prof|St|No|Vol|Gen|Gov|Sen|Rep|Jr|Sr|vs|etc|e\.g|i\.e|U\.S|[A-Z])\.$"
+)
+
+
+def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    """Sentences of ``text`` as ``(start, end)`` offsets (plus ``offset``), stripped of
+    surrounding white space. Lines always end a sentence."""
+    spans: list[tuple[int, int]] = []
+    for line in re.finditer(r"[^\r\n]+", text):
+        start = line.start()
+        for end_mark in _SENTENCE_END.finditer(line.group()):
+            end = line.start() + end_mark.end()
+            if end_mark.group().startswith(".") and _ABBREVIATIONS.search(text[start:end]):
+                continue
+            spans.append((start, end))
+            start = end
+        spans.append((start, line.end()))
+    result = []
+    for start, end in spans:
+        piece = text[start:end]
+        stripped = piece.strip()
+        if stripped:
+            lead = start + piece.index(stripped[0])
+            result.append((offset + lead, offset + lead + len(stripped)))
+    return result

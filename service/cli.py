@@ -16,6 +16,8 @@ from service.errors import CiteqaError
 
 __all__ = ["main"]
 
+FUSIONS = ["competent_zscore", "competent_rrf", "rrf", "minmax"]
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
@@ -85,6 +87,48 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from service.evaluate import evaluate_retrieval, load_questions
+    from service.index import load_index
+    from service.search import HybridRetriever
+
+    settings = _settings(args)
+    try:
+        questions = load_questions(args.questions)
+    except (OSError, ValueError) as error:
+        print(f"citeqa eval: error: {error}", file=sys.stderr)
+        return 2
+    index = load_index(settings)
+    hybrid = HybridRetriever.from_index(index, settings)
+    systems: dict[str, Any] = {name: r.search for name, r in hybrid.retrievers.items()}
+    systems["hybrid"] = hybrid.search
+    for fusion in args.compare_fusion or []:
+        variant = HybridRetriever.from_index(index, settings.model_copy(update={"fusion": fusion}))
+        systems[f"hybrid:{fusion}"] = variant.search
+    results = evaluate_retrieval(systems, questions, index.chunks)
+    report = {
+        "overall": results["hybrid"]["overall"],
+        "by_category": results["hybrid"]["by_category"],
+        "systems": results,
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    metrics = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "latency_p50_ms")
+    print(f"{len(questions)} questions from {args.questions}\n")
+    print(f"{'system':<22}" + "".join(f"{m:>16}" for m in metrics))
+    for name, result in results.items():
+        row = result["overall"]
+        print(f"{name:<22}" + "".join(f"{row.get(m, float('nan')):>16.3f}" for m in metrics))
+    print(f"\nhit@5 by category\n{'system':<22}", end="")
+    categories = list(results["hybrid"]["by_category"])
+    print("".join(f"{c[:15]:>16}" for c in categories))
+    for name, result in results.items():
+        cells = [result["by_category"][c].get("hit@5") for c in categories]
+        print(f"{name:<22}" + "".join(f"{'-' if v is None else f'{v:.3f}':>16}" for v in cells))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -121,10 +165,21 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query", help="the question or keywords, in any language")
     search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
     search.add_argument("--json", action="store_true", help="print JSON")
-    search.add_argument(
-        "--fusion", choices=["competent_rrf", "rrf", "minmax"], help="override the fusion"
-    )
+    search.add_argument("--fusion", choices=FUSIONS, help="override the fusion")
     search.set_defaults(handler=_search)
+
+    evaluate = add("eval", "Measure retrieval on a question file, per system and category.")
+    evaluate.add_argument(
+        "--questions", type=Path, default=Path("eval/questions.jsonl"), help="JSON-lines file"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument(
+        "--compare-fusion",
+        nargs="*",
+        choices=FUSIONS,
+        help="also run the hybrid with these fusions, side by side",
+    )
+    evaluate.set_defaults(handler=_eval)
 
     serve = add("serve", "Start the HTTP service.")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")

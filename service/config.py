@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     chunk_size: int = Field(600, ge=50, description="Chunk budget (CJK characters count 3).")
     chunk_overlap: int = Field(90, ge=0, description="Overlap between chunks, same units.")
 
-    fusion: Literal["rrf", "competent_rrf", "minmax"] = Field(
-        "competent_rrf", description="How the three rankings are fused (see service.fuse)."
+    fusion: Literal["competent_zscore", "competent_rrf", "rrf", "minmax"] = Field(
+        "competent_zscore", description="How the three rankings are fused (see service.fuse)."
     )
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     retriever_depth: int = Field(50, ge=1, description="Hits taken from each retriever.")

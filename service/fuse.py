@@ -1,6 +1,6 @@
 """Fuse: combine several rankings of the same passages into one. Pure functions.
 
-Three methods, chosen by ``Settings.fusion`` and compared in the README:
+Four methods, chosen by ``Settings.fusion`` and compared in the README:
 
 - ``reciprocal_rank_fusion``: Cormack, Clarke and Büttcher, "Reciprocal Rank Fusion
   outperforms Condorcet and individual Rank Learning Methods", SIGIR 2009. A passage scores
@@ -9,6 +9,12 @@ Three methods, chosen by ``Settings.fusion`` and compared in the README:
   and a passage's score is the *mean* over the rankings that could. An English-only encoder
   or an English query's BM25 terms cannot judge a Chinese passage; plain RRF counts their
   silence as a vote against it, and the multilingual retriever's cross-lingual hit sinks.
+- ``competent_zscore`` (the default): the same "only readers vote, mean over readers" rule
+  on standardised scores instead of ranks. Each ranking's scores become z-scores
+  ``(s - mean) / std`` over that ranking, so a passage one retriever finds far above its other
+  candidates (a cross-lingual hit) stands out, while a passage that retriever merely ranks
+  first among equally poor candidates does not. A reader that did not return a passage gives
+  it its lowest z-score.
 - ``minmax_fusion``: the naive blend, scores min-max normalised per ranking and summed; kept
   as the baseline that loses cross-lingual hits.
 """
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["competent_rrf", "minmax_fusion", "reciprocal_rank_fusion"]
+__all__ = ["competent_rrf", "competent_zscore", "minmax_fusion", "reciprocal_rank_fusion"]
 
 Ranking = Sequence[tuple[str, float]]  # (item id, retriever score), best first
 
@@ -62,6 +68,38 @@ def competent_rrf(
             continue
         total = sum(1.0 / (rrf_k + ranks[name][item]) for name in judges if item in ranks[name])
         scores[item] = total / len(judges)
+    return _ranked(scores, k)
+
+
+def _zscores(ranking: Ranking) -> dict[str, float]:
+    values = [score for _, score in ranking]
+    mean = sum(values) / len(values)
+    spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    if spread == 0:
+        return {item: 0.0 for item, _ in ranking}
+    return {item: (score - mean) / spread for item, score in ranking}
+
+
+def competent_zscore(
+    runs: Mapping[str, Ranking],
+    can_read: Callable[[str, str], bool],
+    *,
+    k: int | None = None,
+) -> list[tuple[str, float]]:
+    """Mean z-score over the rankings whose retriever can read the item.
+
+    Scores are standardised within each ranking (population standard deviation). A competent
+    retriever that did not return the item counts with its lowest z-score. Items no retriever
+    can read are dropped; empty rankings are ignored.
+    """
+    zscores = {name: _zscores(ranking) for name, ranking in runs.items() if ranking}
+    floors = {name: min(z.values()) for name, z in zscores.items()}
+    items = {item for z in zscores.values() for item in z}
+    scores: dict[str, float] = {}
+    for item in items:
+        votes = [z.get(item, floors[name]) for name, z in zscores.items() if can_read(name, item)]
+        if votes:
+            scores[item] = sum(votes) / len(votes)
     return _ranked(scores, k)
 
 

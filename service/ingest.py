@@ -153,6 +153,8 @@ _DATE_PATTERNS: tuple[tuple[re.Pattern[str], tuple[str, str, str]], ...] = (
     ),
 )
 
+# A line shorter than this joins the passage above it whatever its language.
+_SHORT_LINE = 40
 # How far below the title a dateline may stand, in non-blank lines.
 _HEADER_LINES = 4
 # A line this long, or ending like a sentence, is body text rather than header chrome.
@@ -326,6 +328,8 @@ def _content_spans(lines: list[_Line], reasons: dict[int, str]) -> tuple[Span, .
         if line.blank:
             continue
         language = languages[index]
+        if spans and not broken and len(line.text) < _SHORT_LINE:
+            language = spans[-1].label  # a short line ("Editor: 龚茜") is no passage of its own
         if spans and not broken and spans[-1].label == language:
             spans[-1] = Span(spans[-1].start, line.end, language)
         else:

@@ -7,7 +7,7 @@ Every retriever keeps the same contract, ``search(query, k) -> list[Hit]``:
 - ``bm25``: the Chinese-aware BM25 index.
 
 ``HybridRetriever`` asks each for ``depth`` hits and fuses them (``service.fuse``). With the
-default ``competent_rrf`` a retriever only votes on passages it can read for this query:
+default ``competent_zscore`` a retriever only votes on passages it can read for this query:
 the English encoder on English passages of an English question, BM25 on passages that share
 a script with the question, the multilingual encoder on everything.
 """
@@ -21,7 +21,7 @@ from typing import Protocol
 from service.config import Settings
 from service.dense import DenseIndex
 from service.embed import Encoder
-from service.fuse import competent_rrf, minmax_fusion, reciprocal_rank_fusion
+from service.fuse import competent_rrf, competent_zscore, minmax_fusion, reciprocal_rank_fusion
 from service.index import CorpusIndex
 from service.language import detect_language
 from service.lexical import LexicalIndex
@@ -93,7 +93,7 @@ class HybridRetriever:
         self,
         retrievers: Mapping[str, Retriever],
         *,
-        fusion: str = "competent_rrf",
+        fusion: str = "competent_zscore",
         rrf_k: int = 60,
         depth: int = 50,
         reads: Mapping[str, Callable[[set[str], Chunk], bool]] | None = None,
@@ -151,16 +151,22 @@ class HybridRetriever:
             fused = reciprocal_rank_fusion(scored, rrf_k=self.rrf_k, k=k)
         elif self.fusion == "minmax":
             fused = minmax_fusion(scored, k=k)
-        elif self.fusion == "competent_rrf":
+        elif self.fusion in ("competent_rrf", "competent_zscore"):
             languages = _query_languages(query)
 
             def can_read(name: str, chunk_id: str) -> bool:
                 reads = self.reads.get(name)
                 return reads is None or reads(languages, by_id[chunk_id])
 
-            fused = competent_rrf(scored, can_read, rrf_k=self.rrf_k, k=k)
+            if self.fusion == "competent_rrf":
+                fused = competent_rrf(scored, can_read, rrf_k=self.rrf_k, k=k)
+            else:
+                fused = competent_zscore(scored, can_read, k=k)
         else:
-            raise ValueError(f"unknown fusion {self.fusion!r}; use rrf, competent_rrf or minmax")
+            raise ValueError(
+                f"unknown fusion {self.fusion!r}; "
+                "use competent_zscore, competent_rrf, rrf or minmax"
+            )
         return [
             Hit(chunk=by_id[item], score=score, rank=rank, ranks=ranks[item])
             for rank, (item, score) in enumerate(fused, start=1)

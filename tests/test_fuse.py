@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.fuse import competent_rrf, minmax_fusion, reciprocal_rank_fusion
+from service.fuse import competent_rrf, competent_zscore, minmax_fusion, reciprocal_rank_fusion
 
 RUNS = {
     "a": [("x", 9.0), ("y", 5.0), ("z", 1.0)],
@@ -57,3 +57,35 @@ def test_minmax_hand_computed() -> None:
     assert fused["y"] == pytest.approx(0.5 + 1.0)
     assert fused["z"] == pytest.approx(0.0)
     assert fused["w"] == pytest.approx(0.0)
+
+
+def test_competent_zscore_hand_computed() -> None:
+    # run a: scores 9, 5, 1 -> mean 5, population std sqrt(32/3); z = +-1.2247, 0
+    # run b: scores 0.9, 0.8 -> mean 0.85, std 0.05; z = +1, -1 (its floor)
+    z_a = 4 / (32 / 3) ** 0.5
+    fused = dict(competent_zscore(RUNS, lambda run, item: True))
+    assert fused["x"] == pytest.approx((z_a + -1.0) / 2)  # b did not return x: its floor
+    assert fused["y"] == pytest.approx((0.0 + 1.0) / 2)
+    assert fused["z"] == pytest.approx((-z_a + -1.0) / 2)
+    assert fused["w"] == pytest.approx((-z_a + -1.0) / 2)  # a's floor is z's score
+
+
+def test_competent_zscore_only_readers_vote() -> None:
+    z_a = 4 / (32 / 3) ** 0.5
+    fused = dict(competent_zscore(RUNS, lambda run, item: not (run == "b" and item == "x")))
+    assert fused["x"] == pytest.approx(z_a)
+    assert [item for item, _ in competent_zscore(RUNS, lambda r, i: i != "y")] == ["x", "w", "z"]
+
+
+def test_competent_zscore_lets_a_standout_cross_lingual_hit_win() -> None:
+    runs = {
+        "multilingual": [("zh", 0.60), ("en1", 0.30), ("en2", 0.29), ("en3", 0.28)],
+        "english": [("en1", 0.50), ("en2", 0.49), ("en3", 0.48)],
+    }
+    fused = competent_zscore(runs, lambda run, item: run == "multilingual" or item != "zh")
+    assert fused[0][0] == "zh"
+
+
+def test_competent_zscore_survives_flat_and_empty_rankings() -> None:
+    runs = {"flat": [("a", 1.0), ("b", 1.0)], "empty": []}
+    assert dict(competent_zscore(runs, lambda run, item: True)) == {"a": 0.0, "b": 0.0}
