@@ -37,6 +37,8 @@ class Encoder(Protocol):
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
 
+    def __hash__(self) -> int: ...  # encoders key the query-vector cache
+
 
 def set_threads(threads: int) -> None:
     """Cap torch, BLAS and FAISS at ``threads``: more threads than cores thrash."""

@@ -5,7 +5,9 @@
      ├── IndexNotBuiltError    no index where the settings point
      ├── IndexMismatchError    the index was built with other settings or another format
      ├── IndexCorruptError     the index files disagree with their manifest
-     └── ModelLoadError        an embedding model could not be loaded
+     ├── ModelLoadError        an embedding model could not be loaded
+     └── InputError            a request asks for something invalid (field, message)
+          └── UnknownDocumentError   no document with that id
 
 Every message says what to do about it.
 """
@@ -18,7 +20,9 @@ __all__ = [
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotBuiltError",
+    "InputError",
     "ModelLoadError",
+    "UnknownDocumentError",
 ]
 
 
@@ -44,3 +48,22 @@ class IndexCorruptError(CiteqaError):
 
 class ModelLoadError(CiteqaError):
     """An embedding model could not be loaded."""
+
+
+class InputError(CiteqaError):
+    """A request is invalid; ``field`` names the part to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class UnknownDocumentError(InputError):
+    """No document has this id."""
+
+    def __init__(self, doc_id: str, field: str = "doc_id") -> None:
+        super().__init__(
+            field, f"no document with id {doc_id!r}; GET /documents lists the ids that exist."
+        )
+        self.doc_id = doc_id

@@ -10,6 +10,9 @@ On disk an index is a directory of plainly named files::
         chunks.jsonl          one chunk a line, in the row order of every index below
         dense.faiss           sentence-transformers vectors (FAISS, inner product)
         multilingual.faiss    USE-multilingual vectors (FAISS, inner product)
+        sentences.npy         (chunk row, start, end) of every sentence of every chunk
+        sentences.dense.npy, sentences.multilingual.npy
+                              the sentences' vectors, so a query encodes only the question
         bm25/                 bm25s files (JSON and .npy, no pickle)
 
 A build writes a new generation directory, fsyncs it, then swaps ``CURRENT``; a reader
@@ -30,10 +33,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from service import __version__
-from service.chunk import ChunkingParams, chunk_document, indexed_text
+from service.chunk import ChunkingParams, chunk_document, indexed_text, sentence_spans
 from service.config import Settings
 from service.dense import DenseIndex
 from service.embed import Encoder, load_encoder, set_threads
@@ -52,7 +56,7 @@ __all__ = [
     "load_index",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
@@ -60,6 +64,8 @@ CHUNKS = "chunks.jsonl"
 DENSE = "dense.faiss"
 MULTILINGUAL = "multilingual.faiss"
 BM25_DIR = "bm25"
+SENTENCES = "sentences.npy"
+SENTENCE_VECTORS = {"dense": "sentences.dense.npy", "multilingual": "sentences.multilingual.npy"}
 KEEP_GENERATIONS = 2
 
 
@@ -76,6 +82,8 @@ class CorpusIndex:
     lexical: LexicalIndex
     dense_encoder: Encoder
     multilingual_encoder: Encoder
+    sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
+    sentence_vectors: dict[str, np.ndarray]  # "dense" / "multilingual" -> (n, dim) float32
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,15 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
     chunks = [chunk for document in documents for chunk in chunk_document(document, params)]
     by_id = {document.doc_id: document for document in documents}
     texts = [indexed_text(chunk, by_id[chunk.doc_id]) for chunk in chunks]
+    sentences = np.array(
+        [
+            (row, start, end)
+            for row, chunk in enumerate(chunks)
+            for start, end in sentence_spans(chunk.text, chunk.char_start)
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    sentence_texts = [by_id[chunks[r].doc_id].text[a:b] for r, a, b in sentences.tolist()]
     steps.update()
 
     steps.set_postfix_str(f"loading {settings.dense_model}")
@@ -233,9 +250,11 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
 
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
     dense = DenseIndex.build(dense_encoder.encode(texts, progress=progress))
+    sentence_dense = dense_encoder.encode(sentence_texts, progress=progress)
     steps.update()
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.multilingual_model})")
     multilingual = DenseIndex.build(multilingual_encoder.encode(texts, progress=progress))
+    sentence_multilingual = multilingual_encoder.encode(sentence_texts, progress=progress)
     steps.update()
     steps.set_postfix_str("BM25")
     lexical = LexicalIndex.build(texts)
@@ -251,6 +270,9 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
     _write_jsonl(work / CHUNKS, (asdict(c) for c in chunks))
     dense.save(work / DENSE)
     multilingual.save(work / MULTILINGUAL)
+    np.save(work / SENTENCES, sentences, allow_pickle=False)
+    np.save(work / SENTENCE_VECTORS["dense"], sentence_dense, allow_pickle=False)
+    np.save(work / SENTENCE_VECTORS["multilingual"], sentence_multilingual, allow_pickle=False)
     (work / BM25_DIR).mkdir()
     lexical.save(work / BM25_DIR)
     manifest = {
@@ -260,7 +282,11 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
         "corpus_hash": corpus,
         "config": config,
         "dims": {"dense": dense_encoder.dim, "multilingual": multilingual_encoder.dim},
-        "counts": {"documents": len(documents), "chunks": len(chunks)},
+        "counts": {
+            "documents": len(documents),
+            "chunks": len(chunks),
+            "sentences": len(sentences),
+        },
         "files": _file_table(work),
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -337,6 +363,11 @@ def load_index(settings: Settings) -> CorpusIndex:
     dense = DenseIndex.load(generation / DENSE)
     multilingual = DenseIndex.load(generation / MULTILINGUAL)
     lexical = LexicalIndex.load(generation / BM25_DIR)
+    sentences = np.load(generation / SENTENCES, allow_pickle=False)
+    sentence_vectors = {
+        name: np.load(generation / file, mmap_mode="r", allow_pickle=False)
+        for name, file in SENTENCE_VECTORS.items()
+    }
     counts = manifest["counts"]
     sizes = {
         "documents": len(documents),
@@ -344,9 +375,20 @@ def load_index(settings: Settings) -> CorpusIndex:
         "dense vectors": dense.size,
         "multilingual vectors": multilingual.size,
         "BM25 documents": lexical.size,
+        "sentences": len(sentences),
+        "dense sentence vectors": len(sentence_vectors["dense"]),
+        "multilingual sentence vectors": len(sentence_vectors["multilingual"]),
     }
-    expected_sizes = {"documents": counts["documents"]} | dict.fromkeys(
-        ("chunks", "dense vectors", "multilingual vectors", "BM25 documents"), counts["chunks"]
+    expected_sizes = (
+        {"documents": counts["documents"]}
+        | dict.fromkeys(
+            ("chunks", "dense vectors", "multilingual vectors", "BM25 documents"),
+            counts["chunks"],
+        )
+        | dict.fromkeys(
+            ("sentences", "dense sentence vectors", "multilingual sentence vectors"),
+            counts["sentences"],
+        )
     )
     for what, size in sizes.items():
         if size != expected_sizes[what]:
@@ -378,4 +420,6 @@ def load_index(settings: Settings) -> CorpusIndex:
         lexical=lexical,
         dense_encoder=dense_encoder,
         multilingual_encoder=multilingual_encoder,
+        sentences=sentences,
+        sentence_vectors=sentence_vectors,
     )

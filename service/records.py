@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Chunk", "Document", "Hit", "Span"]
+__all__ = [
+    "Answer",
+    "AskResult",
+    "Chunk",
+    "Citation",
+    "Document",
+    "Filters",
+    "Hit",
+    "Passage",
+    "Span",
+]
 
 
 @dataclass(frozen=True)
@@ -62,3 +72,61 @@ class Hit:
     score: float
     rank: int
     ranks: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a quote comes from: ``document.text[char_start:char_end] == quote``."""
+
+    doc_id: str
+    title: str | None
+    published: str | None
+    char_start: int
+    char_end: int
+    quote: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: a verbatim span inside a verbatim sentence of one document."""
+
+    text: str
+    sentence: str
+    sentence_start: int  # offsets of the sentence in the document
+    sentence_end: int
+    citation: Citation  # offsets and quote of ``text``
+    confidence: float
+    language: str
+    answer_type: str  # when, number, who, where, other
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A ranked hit as shown to a reader, with highlight ranges inside ``hit.chunk.text``."""
+
+    hit: Hit
+    highlights: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions on which passages may answer."""
+
+    doc_ids: tuple[str, ...] | None = None
+    languages: tuple[str, ...] | None = None
+    published_from: str | None = None  # ISO dates, inclusive
+    published_to: str | None = None
+
+
+@dataclass(frozen=True)
+class AskResult:
+    question: str
+    answer: Answer | None
+    abstain_reason: str | None
+    passages: tuple[Passage, ...]
+    timings_ms: Mapping[str, float]
+
+    @property
+    def abstained(self) -> bool:
+        return self.answer is None

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
+
+import numpy as np
 
 from service.config import Settings
 from service.dense import DenseIndex
@@ -27,7 +30,14 @@ from service.language import detect_language
 from service.lexical import LexicalIndex
 from service.records import Chunk, Hit
 
-__all__ = ["DenseRetriever", "HybridRetriever", "LexicalRetriever", "Retriever", "scripts_of"]
+__all__ = [
+    "DenseRetriever",
+    "HybridRetriever",
+    "LexicalRetriever",
+    "Retriever",
+    "query_vector",
+    "scripts_of",
+]
 
 
 class Retriever(Protocol):
@@ -44,6 +54,14 @@ def _hits(rows: Sequence[tuple[int, float]], chunks: Sequence[Chunk], name: str)
     ]
 
 
+@lru_cache(maxsize=1024)
+def query_vector(encoder: Encoder, query: str) -> np.ndarray:
+    """A query's vector, cached: search and answer extraction share one encode call."""
+    vector = encoder.encode([query])[0]
+    vector.flags.writeable = False  # shared by every caller of the cache
+    return vector
+
+
 @dataclass(frozen=True)
 class DenseRetriever:
     name: str
@@ -51,9 +69,12 @@ class DenseRetriever:
     index: DenseIndex
     chunks: Sequence[Chunk]
 
+    def vector(self, query: str) -> np.ndarray:
+        """The query's vector; cached, so answer extraction reuses what search computed."""
+        return query_vector(self.encoder, query)
+
     def search(self, query: str, k: int) -> list[Hit]:
-        vector = self.encoder.encode([query])[0]
-        return _hits(self.index.search(vector, k), self.chunks, self.name)
+        return _hits(self.index.search(self.vector(query), k), self.chunks, self.name)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,126 @@
+"""Extractive answers: span typing by hand-written cases, exact citations on the real index."""
+
+import pytest
+
+from service.answer import candidate_spans, question_type
+from service.engine import Engine
+from service.errors import InputError
+from service.index import CorpusIndex
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("When was the secretariat established?", "when"),
+        ("In what year did cooperation begin?", "when"),
+        ("How many delegates attended?", "number"),
+        ("Who organized the forum?", "who"),
+        ("Which agencies held the meetings?", "who"),
+        ("Where was the consultation held?", "where"),
+        ("Which kinds of economy will it focus on?", "other"),
+        ("首次中日韓領導人會議於何時舉行？", "when"),
+        ("目前已舉行幾次？", "number"),
+        ("由哪些机构举行？", "who"),
+        ("第四次会议在哪个城市举行？", "where"),
+    ],
+)
+def test_question_type(question: str, kind: str) -> None:
+    assert question_type(question) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("The forum took place between December 6 and 8.", "when", "December 6 and 8"),
+        ("In September 2011, the secretariat was established.", "when", "September 2011"),
+        ("2008年12月,首次中日韓領導人會議提出", "when", "2008年12月"),
+        (
+            "attended by more than 200 delegates of 38 local governments",
+            "number",
+            "more than 200 delegates",
+        ),
+        ("the forty-one specific goals set by their leaders", "number", "forty-one specific goals"),
+        ("三国人员交往达3000万人次,后续", "number", "3000万人次"),
+        ("the 14th Subcommittee", "number", None),
+        ("中國地震局、日本氣象廳和韓國氣象廳于2004年", "who", "中國地震局、日本氣象廳和韓國氣象廳"),
+        ("took place in Gyeongju-si between", "where", "Gyeongju-si"),
+    ],
+    ids=[
+        "date-range",
+        "month-year",
+        "chinese-date",
+        "number-noun",
+        "number-words",
+        "chinese-number",
+        "ordinal-is-no-count",
+        "chinese-agencies",
+        "place",
+    ],
+)
+def test_candidate_spans(text: str, kind: str, expected: str | None) -> None:
+    found = [text[a:b] for a, b in candidate_spans(text, kind)]
+    if expected is None:
+        assert not found
+    else:
+        # a count may carry up to three words of its noun phrase ("goals set")
+        assert any(f == expected or f.startswith(expected + " ") for f in found), found
+
+
+@pytest.fixture(scope="module")
+def engine(corpus_index: CorpusIndex, settings) -> Engine:  # type: ignore[no-untyped-def]
+    return Engine(corpus_index, settings)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who organized the NEAR International Forum 2023?",
+        "中日韩地震减灾三边会议由哪些机构举行？",
+        "When was the China-Japan-Korea Cooperation Secretariat officially established?",
+        "三国人员交往目标是多少人次？",
+    ],
+)
+def test_answers_cite_exact_offsets(engine: Engine, question: str) -> None:
+    result = engine.ask(question)
+    assert result.answer is not None, result.abstain_reason
+    citation = result.answer.citation
+    document = engine.document(citation.doc_id)
+    assert document.text[citation.char_start : citation.char_end] == citation.quote
+    assert citation.quote == result.answer.text
+    sentence = document.text[result.answer.sentence_start : result.answer.sentence_end]
+    assert sentence == result.answer.sentence and result.answer.text in sentence
+    assert citation.url.endswith(
+        f"/view/{citation.doc_id}#{citation.char_start}-{citation.char_end}"
+    )
+    for passage in result.passages:
+        chunk = passage.hit.chunk
+        assert (
+            document.doc_id != chunk.doc_id
+            or document.text[chunk.char_start : chunk.char_end] == chunk.text
+        )
+        for start, end in passage.highlights:
+            assert 0 <= start < end <= len(chunk.text)
+
+
+def test_off_topic_question_abstains_but_lists_passages(engine: Engine) -> None:
+    result = engine.ask("What is the capital of Australia?")
+    assert result.abstained and result.abstain_reason
+    assert result.passages
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [("   ", "question"), ("x" * 2001, "question")],
+    ids=["blank", "too-long"],
+)
+def test_bad_questions_name_the_field(engine: Engine, question: str, field: str) -> None:
+    with pytest.raises(InputError) as error:
+        engine.ask(question)
+    assert error.value.field == field
+
+
+def test_control_characters_are_stripped(engine: Engine) -> None:
+    assert (
+        engine.ask("Who organized\x00 the NEAR\x07 forum?").question
+        == "Who organized  the NEAR  forum?"
+    )
