@@ -73,6 +73,11 @@ def _search(args: argparse.Namespace) -> int:
         rows = [_hit_json(hit, index.documents) for hit in hits]
         print(json.dumps({"query": query, "hits": rows}, ensure_ascii=False, indent=2))
         return 0
+    _print_hits(hits)
+    return 0
+
+
+def _print_hits(hits: Sequence[Any]) -> None:
     if not hits:
         print("no passages found")
     for hit in hits:
@@ -84,6 +89,41 @@ def _search(args: argparse.Namespace) -> int:
         )
         snippet = " ".join(chunk.text.split())
         print(textwrap.indent(textwrap.shorten(snippet, 300, placeholder=" …"), "   "))
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from service.api.schemas import AskResponse
+    from service.engine import MAX_TOP_K, Engine, clean_question
+    from service.index import load_index
+
+    question = clean_question(args.question)  # refuse bad input before loading the models
+    if args.k > MAX_TOP_K:
+        print(f"citeqa: error: -k must be at most {MAX_TOP_K}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    engine = Engine(load_index(settings), settings, base_url=settings.public_url)
+    result = engine.ask(question, top_k=args.k)
+    if args.json:
+        body = AskResponse.from_result(result, engine.documents).model_dump(mode="json")
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+        return 0
+    answer = result.answer
+    if answer is None:
+        print(f"no answer: {result.abstain_reason}")
+    else:
+        citation = answer.citation
+        start = citation.char_start - answer.sentence_start
+        end = citation.char_end - answer.sentence_start
+        sentence = answer.sentence
+        marked = f"{sentence[:start]}«{sentence[start:end]}»{sentence[end:]}"
+        source = ", ".join(part for part in (citation.title, citation.published) if part)
+        print(f"answer: {answer.text}")
+        print(f"   {answer.answer_type}, {answer.language}, confidence {answer.confidence:.2f}")
+        print(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "   "))
+        print(f"   {citation.doc_id} [{citation.char_start}:{citation.char_end}] {source}")
+        print(f"   {citation.url}")
+    print("\npassages:")
+    _print_hits([passage.hit for passage in result.passages])
     return 0
 
 
@@ -133,8 +173,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api.app import create_app
+    from service.index import check_index
 
     settings = _settings(args)
+    check_index(settings)  # a missing or stale index is a clear error, not a traceback
     host = args.host or settings.host
     port = args.port or settings.port
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
@@ -167,6 +209,12 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON")
     search.add_argument("--fusion", choices=FUSIONS, help="override the fusion")
     search.set_defaults(handler=_search)
+
+    ask = add("ask", "Answer a question from the corpus, with its quote and citation.")
+    ask.add_argument("question", help="the question, in any language")
+    ask.add_argument("-k", type=int, default=5, help="how many passages to show (default 5)")
+    ask.add_argument("--json", action="store_true", help="print the JSON body of POST /ask")
+    ask.set_defaults(handler=_ask)
 
     evaluate = add("eval", "Measure retrieval on a question file, per system and category.")
     evaluate.add_argument(

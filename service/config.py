@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         description="Threads for torch, BLAS, FAISS and USE; never more than the cores.",
     )
 
+    public_url: str = Field(
+        "",
+        description=(
+            "Base URL the service is reached at (e.g. https://qa.example.org); citation links "
+            "are absolute under it. Empty: links are relative, /view/{doc_id}#start-end."
+        ),
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

@@ -51,6 +51,7 @@ __all__ = [
     "BuildResult",
     "CorpusIndex",
     "build_index",
+    "check_index",
     "corpus_hash",
     "expected_config",
     "load_index",
@@ -340,8 +341,9 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def load_index(settings: Settings) -> CorpusIndex:
-    """Load the current generation, checked against the settings and its manifest."""
+def check_index(settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """The current generation and its manifest, checked against the settings and the files,
+    without loading any model. Raises the error that says what to do."""
     generation = current_generation(settings.index_dir)
     if generation is None or not (generation / MANIFEST).is_file():
         raise IndexNotBuiltError(
@@ -357,7 +359,12 @@ def load_index(settings: Settings) -> CorpusIndex:
         ) from error
     _check_config(manifest, settings, generation)
     _check_files(manifest, generation)
+    return generation, manifest
 
+
+def load_index(settings: Settings) -> CorpusIndex:
+    """Load the current generation, checked against the settings and its manifest."""
+    generation, manifest = check_index(settings)
     documents = [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
     chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
     dense = DenseIndex.load(generation / DENSE)

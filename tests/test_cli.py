@@ -4,9 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from service.api.app import create_app
 from service.cli import main
 from service.config import Settings
 from service.index import CorpusIndex
@@ -64,9 +62,8 @@ def test_python_dash_m_service_has_help() -> None:
         assert command in result.stdout
 
 
-def test_app_health_and_readiness(settings: Settings, corpus_index: CorpusIndex) -> None:
-    with TestClient(create_app(settings)) as client:
-        assert client.get("/healthz").json() == {"status": "ok"}
-        ready = client.get("/readyz")
-        assert ready.status_code == 200
-        assert ready.json()["chunks"] == len(corpus_index.chunks)
+def test_serve_without_an_index_explains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--index", str(tmp_path), "--port", "1"]) == 2
+    assert "citeqa build" in capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""FastAPI application factory.
+
+The index and the models load once, in the lifespan, never at import time; routes get the
+engine through ``Depends`` (``service.api.deps``). Routes are plain ``def``: the engine is
+CPU-bound, so FastAPI runs them in its thread pool and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from service import __version__
+from service.api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
+from service.api.routes import ask, documents, ops, search, view
+from service.config import Settings, get_settings
+from service.engine import Engine
+from service.index import load_index
+
+__all__ = ["create_app"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+logger = logging.getLogger(__name__)
+
+
+def _load_engine(settings: Settings) -> Engine:
+    index = load_index(settings)
+    engine = Engine(index, settings, base_url=settings.public_url)
+    # The first calls allocate buffers and fill caches: make them before reporting ready.
+    engine.ask("warm up 预热", top_k=1)
+    return engine
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app bound to ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = None
+        engine = _load_engine(settings)  # nothing is served until this returns
+        logger.info(
+            "citeqa ready: %d documents, %d chunks from %s",
+            len(engine.documents),
+            len(engine.index.chunks),
+            engine.index.path,
+        )
+        app.state.engine = engine
+        yield
+        app.state.engine = None
+
+    app = FastAPI(
+        title="citeqa",
+        version=__version__,
+        summary="Cited, extractive question answering over a multilingual news corpus.",
+        description=(
+            "Every answer and passage carries character offsets into the original document: "
+            "`GET /documents/{doc_id}` sliced at them gives the quote back, letter for letter. "
+            'Errors are always `{"error": {"field", "message"}, "errors": [...]}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.engine = None
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    install_error_handlers(app)
+    for module in (ask, search, documents, view, ops):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,31 @@
+"""GET /view/{doc_id}: a document for people, the citation range highlighted."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from service.api.deps import EngineDep
+from service.api.errors import responses
+from service.api.pages import CONTENT_SECURITY_POLICY, document_page
+
+router = APIRouter(tags=["documents"])
+
+
+@router.get(
+    "/view/{doc_id}",
+    response_class=HTMLResponse,
+    responses=responses(404, 422, 503, html=True),
+)
+def view_document(doc_id: str, engine: EngineDep) -> HTMLResponse:
+    """The document as a readable page. A citation url ends in ``#start-end``; the page
+    wraps that range in ``<mark>`` and scrolls to it (``/static/view.js``)."""
+    document = engine.document(doc_id)
+    return HTMLResponse(
+        document_page(document),
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

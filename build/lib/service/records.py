@@ -1,0 +1,132 @@
+"""The records passed between pipeline stages: plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Answer",
+    "AskResult",
+    "Chunk",
+    "Citation",
+    "Document",
+    "Filters",
+    "Hit",
+    "Passage",
+    "Span",
+]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range ``[start, end)`` of a document's text, in Python string indices.
+
+    ``label`` is the passage language (``en``, ``zh-Hans``, ``zh-Hant``, ``ko``, ``ja``) for
+    content spans, or why the text was left out (``navigation``, ``copyright``, ...) for
+    boilerplate spans.
+    """
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source document. ``text`` is the original file, character for character."""
+
+    doc_id: str
+    path: str
+    text: str
+    sha256: str
+    title: str | None
+    source: str | None
+    published: str | None  # ISO YYYY-MM-DD, only where the text states a full date
+    content: tuple[Span, ...]  # what is indexed, one span per run of same-language paragraphs
+    boilerplate: tuple[Span, ...]  # what is kept out of the index, with the reason
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Languages of the indexed passages, in order of first appearance."""
+        return tuple(dict.fromkeys(span.label for span in self.content))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: ``document.text[char_start:char_end] == text``."""
+
+    chunk_id: str
+    doc_id: str
+    char_start: int
+    char_end: int
+    text: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage. ``ranks`` holds each retriever's 1-based rank where it found it."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    ranks: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a quote comes from: ``document.text[char_start:char_end] == quote``."""
+
+    doc_id: str
+    title: str | None
+    published: str | None
+    char_start: int
+    char_end: int
+    quote: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: a verbatim span inside a verbatim sentence of one document."""
+
+    text: str
+    sentence: str
+    sentence_start: int  # offsets of the sentence in the document
+    sentence_end: int
+    citation: Citation  # offsets and quote of ``text``
+    confidence: float
+    language: str
+    answer_type: str  # when, number, who, where, other
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A ranked hit as shown to a reader, with highlight ranges inside ``hit.chunk.text``."""
+
+    hit: Hit
+    highlights: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions on which passages may answer."""
+
+    doc_ids: tuple[str, ...] | None = None
+    languages: tuple[str, ...] | None = None
+    published_from: str | None = None  # ISO dates, inclusive
+    published_to: str | None = None
+
+
+@dataclass(frozen=True)
+class AskResult:
+    question: str
+    answer: Answer | None
+    abstain_reason: str | None
+    passages: tuple[Passage, ...]
+    timings_ms: Mapping[str, float]
+
+    @property
+    def abstained(self) -> bool:
+        return self.answer is None

@@ -1,0 +1,194 @@
+"""Search: three retrievers over one chunk table, fused into a single ranking.
+
+Every retriever keeps the same contract, ``search(query, k) -> list[Hit]``:
+
+- ``dense``: the sentence-transformers (English) encoder and its FAISS index;
+- ``multilingual``: USE-multilingual and its FAISS index, for cross-lingual questions;
+- ``bm25``: the Chinese-aware BM25 index.
+
+``HybridRetriever`` asks each for ``depth`` hits and fuses them (``service.fuse``). With the
+default ``competent_zscore`` a retriever only votes on passages it can read for this query:
+the English encoder on English passages of an English question, BM25 on passages that share
+a script with the question, the multilingual encoder on everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+
+from service.config import Settings
+from service.dense import DenseIndex
+from service.embed import Encoder
+from service.fuse import competent_rrf, competent_zscore, minmax_fusion, reciprocal_rank_fusion
+from service.index import CorpusIndex
+from service.language import detect_language
+from service.lexical import LexicalIndex
+from service.records import Chunk, Hit
+
+__all__ = [
+    "DenseRetriever",
+    "HybridRetriever",
+    "LexicalRetriever",
+    "Retriever",
+    "query_vector",
+    "scripts_of",
+]
+
+
+class Retriever(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def search(self, query: str, k: int) -> list[Hit]: ...
+
+
+def _hits(rows: Sequence[tuple[int, float]], chunks: Sequence[Chunk], name: str) -> list[Hit]:
+    return [
+        Hit(chunk=chunks[row], score=score, rank=rank, ranks={name: rank})
+        for rank, (row, score) in enumerate(rows, start=1)
+    ]
+
+
+@lru_cache(maxsize=1024)
+def query_vector(encoder: Encoder, query: str) -> np.ndarray:
+    """A query's vector, cached: search and answer extraction share one encode call."""
+    vector = encoder.encode([query])[0]
+    vector.flags.writeable = False  # shared by every caller of the cache
+    return vector
+
+
+@dataclass(frozen=True)
+class DenseRetriever:
+    name: str
+    encoder: Encoder
+    index: DenseIndex
+    chunks: Sequence[Chunk]
+
+    def vector(self, query: str) -> np.ndarray:
+        """The query's vector; cached, so answer extraction reuses what search computed."""
+        return query_vector(self.encoder, query)
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        return _hits(self.index.search(self.vector(query), k), self.chunks, self.name)
+
+
+@dataclass(frozen=True)
+class LexicalRetriever:
+    name: str
+    index: LexicalIndex
+    chunks: Sequence[Chunk]
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        return _hits(self.index.search(query, k), self.chunks, self.name)
+
+
+def scripts_of(language: str) -> frozenset[str]:
+    """The writing systems a language label's text is in."""
+    if language.startswith("zh"):
+        return frozenset({"han"})
+    return {"ja": frozenset({"han", "kana"}), "ko": frozenset({"hangul"})}.get(
+        language, frozenset({"latin"})
+    )
+
+
+def _query_languages(query: str) -> set[str]:
+    """Languages present in a query: its overall language, plus English if it has Latin words
+    and Chinese if it has Han characters (a mixed query is read by both sides)."""
+    languages = {detect_language(query)}
+    if any("a" <= ch.lower() <= "z" for ch in query):
+        languages.add("en")
+    if detect_language("".join(ch for ch in query if ord(ch) > 0x2E80)) != "en":
+        languages.add("zh")
+    return languages
+
+
+class HybridRetriever:
+    """Fuses the rankings of several retrievers."""
+
+    def __init__(
+        self,
+        retrievers: Mapping[str, Retriever],
+        *,
+        fusion: str = "competent_zscore",
+        rrf_k: int = 60,
+        depth: int = 50,
+        reads: Mapping[str, Callable[[set[str], Chunk], bool]] | None = None,
+    ) -> None:
+        self.retrievers = dict(retrievers)
+        self.fusion = fusion
+        self.rrf_k = rrf_k
+        self.depth = depth
+        self.reads = dict(reads or {})
+
+    @classmethod
+    def from_index(cls, index: CorpusIndex, settings: Settings) -> HybridRetriever:
+        dense_languages = set(settings.dense_languages)
+
+        def dense_reads(query_languages: set[str], chunk: Chunk) -> bool:
+            return chunk.language in dense_languages and bool(query_languages & dense_languages)
+
+        def lexical_reads(query_languages: set[str], chunk: Chunk) -> bool:
+            query_scripts = frozenset().union(*(scripts_of(q) for q in query_languages))
+            return bool(query_scripts & scripts_of(chunk.language))
+
+        return cls(
+            {
+                "dense": DenseRetriever("dense", index.dense_encoder, index.dense, index.chunks),
+                "multilingual": DenseRetriever(
+                    "multilingual", index.multilingual_encoder, index.multilingual, index.chunks
+                ),
+                "bm25": LexicalRetriever("bm25", index.lexical, index.chunks),
+            },
+            fusion=settings.fusion,
+            rrf_k=settings.rrf_k,
+            depth=settings.retriever_depth,
+            reads={"dense": dense_reads, "bm25": lexical_reads},
+        )
+
+    def runs(self, query: str) -> dict[str, list[Hit]]:
+        """Each retriever's own ranking, ``depth`` deep."""
+        return {name: r.search(query, self.depth) for name, r in self.retrievers.items()}
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        """The fused top ``k`` passages for ``query``."""
+        return self.fuse(query, self.runs(query), k)
+
+    def fuse(self, query: str, runs: Mapping[str, list[Hit]], k: int) -> list[Hit]:
+        """Fuse already computed rankings (lets callers time retrieval and fusion apart)."""
+        by_id = {hit.chunk.chunk_id: hit.chunk for hits in runs.values() for hit in hits}
+        ranks: dict[str, dict[str, int]] = {}
+        for name, hits in runs.items():
+            for hit in hits:
+                ranks.setdefault(hit.chunk.chunk_id, {})[name] = hit.rank
+        scored = {
+            name: [(hit.chunk.chunk_id, hit.score) for hit in hits] for name, hits in runs.items()
+        }
+        if self.fusion == "rrf":
+            fused = reciprocal_rank_fusion(scored, rrf_k=self.rrf_k, k=k)
+        elif self.fusion == "minmax":
+            fused = minmax_fusion(scored, k=k)
+        elif self.fusion in ("competent_rrf", "competent_zscore"):
+            languages = _query_languages(query)
+
+            def can_read(name: str, chunk_id: str) -> bool:
+                reads = self.reads.get(name)
+                return reads is None or reads(languages, by_id[chunk_id])
+
+            if self.fusion == "competent_rrf":
+                fused = competent_rrf(scored, can_read, rrf_k=self.rrf_k, k=k)
+            else:
+                fused = competent_zscore(scored, can_read, k=k)
+        else:
+            raise ValueError(
+                f"unknown fusion {self.fusion!r}; "
+                "use competent_zscore, competent_rrf, rrf or minmax"
+            )
+        return [
+            Hit(chunk=by_id[item], score=score, rank=rank, ranks=ranks[item])
+            for rank, (item, score) in enumerate(fused, start=1)
+        ]

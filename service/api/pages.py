@@ -1,0 +1,107 @@
+"""The HTML page of a document, as plain text the browser cannot mistake for markup.
+
+The page holds the original text character for character, so ``static/view.js`` can count
+the citation offsets of ``#start-end`` in the DOM and wrap that range in ``<mark>``. Two
+things the HTML parser would change are written as character references to keep the count:
+a carriage return (the parser turns CR LF into LF) and NUL (dropped from text).
+"""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+from service.records import Document
+
+__all__ = ["CONTENT_SECURITY_POLICY", "document_page", "segments"]
+
+# No inline script or style: the page runs only /static/view.js and reads /static/view.css.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _text(text: str) -> str:
+    return html.escape(text).replace("\r", "&#13;").replace("\x00", "&#0;")
+
+
+def segments(document: Document) -> list[tuple[int, int, str, str]]:
+    """The text cut into ``(start, end, kind, label)`` pieces that cover it exactly.
+
+    ``kind`` is ``content`` (label: its language), ``boilerplate`` (label: why it is left
+    out of the index) or ``plain`` (between spans, label empty).
+    """
+    spans = sorted(
+        [(s.start, s.end, "content", s.label) for s in document.content]
+        + [(s.start, s.end, "boilerplate", s.label) for s in document.boilerplate]
+    )
+    pieces: list[tuple[int, int, str, str]] = []
+    position = 0
+    for start, end, kind, label in spans:
+        start = max(start, position)  # spans should not overlap; if they do, cut the later one
+        end = min(end, len(document.text))
+        if start >= end:
+            continue
+        if start > position:
+            pieces.append((position, start, "plain", ""))
+        pieces.append((start, end, kind, label))
+        position = end
+    if position < len(document.text):
+        pieces.append((position, len(document.text), "plain", ""))
+    return pieces
+
+
+def _piece(text: str, kind: str, label: str) -> str:
+    if kind == "content":
+        return f'<span class="content" lang="{html.escape(label)}">{_text(text)}</span>'
+    if kind == "boilerplate":
+        reason = html.escape(f"left out of the index: {label}")
+        return f'<span class="boilerplate" title="{reason}">{_text(text)}</span>'
+    return _text(text)
+
+
+def document_page(document: Document) -> str:
+    """The whole page; the citation range comes from the URL fragment, read by view.js."""
+    title = document.title or document.doc_id
+    quoted = quote(document.doc_id, safe="")
+    languages = document.languages
+    facts = [
+        ("source", document.source),
+        ("published", document.published),
+        ("languages", ", ".join(languages) or None),
+        ("document", document.doc_id),
+        ("length", f"{len(document.text)} characters"),
+    ]
+    rows = "".join(
+        f"<div><dt>{name}</dt><dd>{html.escape(value)}</dd></div>" for name, value in facts if value
+    )
+    body = "".join(
+        _piece(document.text[start:end], kind, label)
+        for start, end, kind, label in segments(document)
+    )
+    # Nothing may sit between <article> and the text: view.js counts from its first character.
+    return (
+        "<!doctype html>\n"
+        f'<html lang="{html.escape(languages[0] if languages else "und")}">\n'
+        "<head>\n"
+        '<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)} · citeqa</title>\n"
+        '<link rel="stylesheet" href="../static/view.css">\n'
+        '<script src="../static/view.js" defer></script>\n'
+        "</head>\n"
+        "<body>\n"
+        '<header class="meta">\n'
+        f"<h1>{html.escape(title)}</h1>\n"
+        f"<dl>{rows}</dl>\n"
+        f'<p class="links"><a href="../documents/{html.escape(quoted)}">JSON</a>'
+        ' · <a href="../docs">API</a></p>\n'
+        '<p id="cite-status" class="cite-status" role="status" hidden></p>\n'
+        "</header>\n"
+        "<main>\n"
+        f'<article id="text" class="text" data-length="{len(document.text)}">{body}</article>\n'
+        "</main>\n"
+        "</body>\n"
+        "</html>\n"
+    )
