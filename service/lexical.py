@@ -125,6 +125,7 @@ class LexicalIndex:
 
     def __init__(self, model: bm25s.BM25) -> None:
         self._model = model
+        self._df: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -142,6 +143,14 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: Path, *, mmap: bool = True) -> LexicalIndex:
         return cls(bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False))
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency over chunks (BM25's form); unseen terms weigh most."""
+        if self._df is None:
+            self._df = np.diff(np.asarray(self._model.scores["indptr"]))
+        row = self._model.vocab_dict.get(term)
+        df = 0 if row is None else int(self._df[row])
+        return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5)))
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         terms = [term for term in tokenize(query) if term in self._model.vocab_dict]
