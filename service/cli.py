@@ -128,7 +128,8 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from service.evaluate import evaluate_retrieval, load_questions
+    from service.engine import Engine
+    from service.evaluate import evaluate_answers, evaluate_retrieval, load_questions
     from service.index import load_index
     from service.search import HybridRetriever
 
@@ -146,6 +147,14 @@ def _eval(args: argparse.Namespace) -> int:
         variant = HybridRetriever.from_index(index, settings.model_copy(update={"fusion": fusion}))
         systems[f"hybrid:{fusion}"] = variant.search
     results = evaluate_retrieval(systems, questions, index.chunks)
+    engine = Engine(index, settings)
+    answers = evaluate_answers(engine.ask, questions, index.documents)
+    for scope in ("overall", "by_category"):
+        if scope == "overall":
+            results["hybrid"]["overall"].update(answers["overall"])
+        else:
+            for category, values in answers["by_category"].items():
+                results["hybrid"]["by_category"][category].update(values)
     report = {
         "overall": results["hybrid"]["overall"],
         "by_category": results["hybrid"]["by_category"],
@@ -166,6 +175,34 @@ def _eval(args: argparse.Namespace) -> int:
     for name, result in results.items():
         cells = [result["by_category"][c].get("hit@5") for c in categories]
         print(f"{name:<22}" + "".join(f"{'-' if v is None else f'{v:.3f}':>16}" for v in cells))
+    answer_metrics = (
+        "answer_accuracy",
+        "sentence_accuracy",
+        "citation_exact",
+        "abstain_precision",
+        "abstain_recall",
+        "false_abstain_rate",
+    )
+    print(f"\nanswers (hybrid)\n{'':<22}" + "".join(f"{c[:15]:>16}" for c in categories))
+    for metric in answer_metrics:
+        cells = [answers["by_category"][c].get(metric) for c in categories]
+        overall = answers["overall"].get(metric)
+        print(
+            f"{metric:<22}"
+            + "".join(f"{'-' if v is None else f'{v:.3f}':>16}" for v in cells)
+            + f"   overall {'-' if overall is None else f'{overall:.3f}'}"
+        )
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from service.bench import markdown, run_bench, write
+
+    settings = _settings(args)
+    report = run_bench(settings, args.questions, requests=args.requests)
+    write(report, args.out)
+    print(markdown(report))
+    print(f"\nwritten to {args.out}/bench.json and bench.md")
     return 0
 
 
@@ -228,6 +265,14 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the hybrid with these fusions, side by side",
     )
     evaluate.set_defaults(handler=_eval)
+
+    bench = add("bench", "Measure /ask: per stage in-process, and over HTTP on localhost.")
+    bench.add_argument(
+        "--questions", type=Path, default=Path("eval/questions.jsonl"), help="question source"
+    )
+    bench.add_argument("--requests", type=int, default=400, help="requests per measurement")
+    bench.add_argument("--out", type=Path, default=Path("eval/bench"), help="output folder")
+    bench.set_defaults(handler=_bench)
 
     serve = add("serve", "Start the HTTP service.")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         description="Threads for torch, BLAS, FAISS and USE; never more than the cores.",
     )
 
+    query_threads: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Threads per question when serving (build uses `threads`). One question is too "
+            "small to split; more threads spin-wait and slow the other encoder."
+        ),
+    )
     public_url: str = Field(
         "",
         description=(

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.records import Chunk, Hit
+from service.records import AskResult, Chunk, Document, Hit
 
 __all__ = [
     "Question",
+    "answer_matches",
     "dcg",
+    "evaluate_answers",
     "evaluate_retrieval",
     "fold_for_match",
     "load_questions",
@@ -145,8 +147,11 @@ def evaluate_retrieval(
     relevant_counts = {
         q.id: sum(is_relevant(chunk, q) for chunk in chunks) for q in questions if q.answerable
     }
+    from service.search import query_vector
+
     results: dict[str, dict[str, Any]] = {}
     for name, search in systems.items():
+        query_vector.cache_clear()  # each system pays for its own encoding
         per_question = []
         for question in questions:
             started = time.perf_counter()
@@ -164,3 +169,104 @@ def evaluate_retrieval(
             },
         }
     return results
+
+
+def answer_matches(span: str, answers: Sequence[str]) -> bool:
+    """The span contains a gold answer, or lies inside one and covers at least half of it."""
+    text = fold_for_match(span)
+    for answer in answers:
+        gold = fold_for_match(answer)
+        if gold in text or (text and text in gold and 2 * len(text) >= len(gold)):
+            return True
+    return False
+
+
+def _answer_summary(rows: list[tuple[Question, AskResult, float, bool]]) -> dict[str, Any]:
+    answerable = [row for row in rows if row[0].answerable]
+    unanswerable = [row for row in rows if not row[0].answerable]
+    abstained = [row for row in rows if row[1].abstained]
+    answered = [row for row in rows if not row[1].abstained]
+    latencies = [row[2] * 1000 for row in rows]
+
+    def share(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    return {
+        "answer_accuracy": share(
+            sum(
+                1
+                for q, r, _, _ in answerable
+                if r.answer is not None and answer_matches(r.answer.text, q.answers)
+            ),
+            len(answerable),
+        ),
+        "sentence_accuracy": share(
+            sum(
+                1
+                for q, r, _, _ in answerable
+                if r.answer is not None and answer_matches(r.answer.sentence, q.answers)
+            ),
+            len(answerable),
+        ),
+        "citation_exact": share(sum(1 for *_, exact in answered if exact), len(answered)),
+        "abstain_precision": share(
+            sum(1 for q, *_ in abstained if not q.answerable), len(abstained)
+        ),
+        "abstain_recall": share(
+            sum(1 for _, r, *_ in unanswerable if r.abstained), len(unanswerable)
+        ),
+        "false_abstain_rate": share(
+            sum(1 for _, r, *_ in answerable if r.abstained), len(answerable)
+        ),
+        "latency_p50_ms": round(_percentile(latencies, 0.5), 2),
+        "latency_p95_ms": round(_percentile(latencies, 0.95), 2),
+        "n": len(rows),
+    }
+
+
+def evaluate_answers(
+    ask: Callable[[str], AskResult],
+    questions: Sequence[Question],
+    documents: Mapping[str, Document],
+) -> dict[str, Any]:
+    """Answer metrics of a pipeline: ``{"overall": {...}, "by_category": {...}, "rows": [...]}``.
+
+    ``rows`` keeps, per question, what was answered, for reports of the misses.
+    """
+    from service.search import query_vector
+
+    query_vector.cache_clear()  # the answer timings include encoding the question
+    rows = []
+    for question in questions:
+        started = time.perf_counter()
+        result = ask(question.question)
+        seconds = time.perf_counter() - started
+        exact = False
+        if result.answer is not None:
+            c = result.answer.citation
+            exact = documents[c.doc_id].text[c.char_start : c.char_end] == c.quote
+        rows.append((question, result, seconds, exact))
+    categories = sorted({q.category for q in questions})
+    return {
+        "overall": _answer_summary(rows),
+        "by_category": {
+            category: _answer_summary([row for row in rows if row[0].category == category])
+            for category in categories
+        },
+        "rows": [
+            {
+                "id": q.id,
+                "category": q.category,
+                "question": q.question,
+                "answers": list(q.answers),
+                "answered": None if r.answer is None else r.answer.text,
+                "abstain_reason": r.abstain_reason,
+                "correct": (
+                    r.abstained
+                    if not q.answerable
+                    else r.answer is not None and answer_matches(r.answer.text, q.answers)
+                ),
+            }
+            for q, r, _, _ in rows
+        ],
+    }

@@ -404,7 +404,9 @@ def load_index(settings: Settings) -> CorpusIndex:
                 f"{expected_sizes[what]}; rebuild it with `citeqa build --force`."
             )
 
-    threads = settings.effective_threads()
+    # Serving encodes one short question at a time: parallel kernels only add spin-waiting
+    # threads that starve the other encoder and concurrent requests (measured in the README).
+    threads = min(settings.query_threads, settings.effective_threads())
     set_threads(threads)
     dense_encoder = load_encoder(settings.dense_model, threads=threads)
     multilingual_encoder = load_encoder(settings.multilingual_model, threads=threads)
