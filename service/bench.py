@@ -52,7 +52,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server(settings: Settings) -> Iterator[str]:
+def _server(settings: Settings, workers: int = 1) -> Iterator[str]:
     """``citeqa serve`` in a child process on a free localhost port, ready when yielded."""
     port = _free_port()
     env = dict(os.environ)
@@ -63,7 +63,7 @@ def _server(settings: Settings) -> Iterator[str]:
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--port", str(port)],
+        [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -150,20 +150,23 @@ def _concurrent(url: str, questions: list[str], clients: int) -> dict[str, Any]:
     }
 
 
-def run_bench(settings: Settings, questions_file: Path, requests: int = 400) -> dict[str, Any]:
+def run_bench(
+    settings: Settings, questions_file: Path, requests: int = 400, workers: int = 1
+) -> dict[str, Any]:
     """Measure everything above; returns the figures as a JSON-ready dict."""
     questions = _questions(questions_file, 3 * requests)
     report: dict[str, Any] = {
         "stages_in_process": _in_process(settings, questions[:requests]),
     }
-    with _server(settings) as url:
-        _one_client(url, _questions(questions_file, 20))  # warm the server's paths
+    with _server(settings, workers) as url:
+        _one_client(url, _questions(questions_file, 20 * workers))  # warm every worker
         report["http_one_client"] = _one_client(url, questions[requests : 2 * requests])
         report["http_8_clients"] = _concurrent(url, questions[2 * requests :], 8)
     in_process = report["stages_in_process"]["total"]["p50_ms"]
     http = report["http_one_client"]["p50_ms"]
     report["http_overhead_share"] = round((http - in_process) / http, 3)
     report["cores"] = settings.effective_threads()
+    report["workers"] = workers
     return report
 
 
@@ -186,8 +189,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"| HTTP `/ask`, 8 clients | {eight['p50_ms']} | {eight['p99_ms']} | "
         f"{eight['requests_per_s']} requests/s, {eight['errors']} errors |"
     )
+    lines.append(f"\nServer workers: {report['workers']}; cores: {report['cores']}.")
     lines.append(
-        f"\nHTTP and framework share of the one-client p50: {report['http_overhead_share']:.0%}."
+        f"HTTP and framework share of the one-client p50: {report['http_overhead_share']:.0%}."
     )
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -199,7 +200,7 @@ def _bench(args: argparse.Namespace) -> int:
     from service.bench import markdown, run_bench, write
 
     settings = _settings(args)
-    report = run_bench(settings, args.questions, requests=args.requests)
+    report = run_bench(settings, args.questions, requests=args.requests, workers=args.workers)
     write(report, args.out)
     print(markdown(report))
     print(f"\nwritten to {args.out}/bench.json and bench.md")
@@ -216,7 +217,21 @@ def _serve(args: argparse.Namespace) -> int:
     check_index(settings)  # a missing or stale index is a clear error, not a traceback
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return 0
+    # Each worker process imports the app itself and reads the settings from the
+    # environment, so the command line's choices travel there.
+    os.environ["CITEQA_CORPUS_DIR"] = str(settings.corpus_dir.resolve())
+    os.environ["CITEQA_INDEX_DIR"] = str(settings.index_dir.resolve())
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level="info",
+    )
     return 0
 
 
@@ -271,12 +286,20 @@ def _parser() -> argparse.ArgumentParser:
         "--questions", type=Path, default=Path("eval/questions.jsonl"), help="question source"
     )
     bench.add_argument("--requests", type=int, default=400, help="requests per measurement")
+    bench.add_argument("--workers", type=int, default=1, help="server worker processes")
     bench.add_argument("--out", type=Path, default=Path("eval/bench"), help="output folder")
     bench.set_defaults(handler=_bench)
 
     serve = add("serve", "Start the HTTP service.")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each with its own models (default 1; use the core count "
+        "for throughput)",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 

@@ -25,7 +25,7 @@ from service.language import fold
 __all__ = ["TOKENIZER_VERSION", "LexicalIndex", "tokenize"]
 
 # Bump when tokenize() changes: the manifest records it and a stale index is refused.
-TOKENIZER_VERSION = "cjk-uni-bi+snowball-en/1"
+TOKENIZER_VERSION = "cjk-uni-bi+snowball-en+irregular/2"
 
 _TOKEN_RE = re.compile(
     r"(?P<num>\d+(?:[.,]\d+)*)"
@@ -84,6 +84,19 @@ _STOPWORDS = frozenset(
     }
 )
 _stemmer = snowballstemmer.stemmer("english")
+# Irregular English past forms the stemmer cannot reach ("took place" vs "take place").
+_IRREGULAR = {
+    "began": "begin", "begun": "begin", "brought": "bring", "built": "build",
+    "chose": "choose", "chosen": "choose", "came": "come", "drew": "draw", "drawn": "draw",
+    "fell": "fall", "fallen": "fall", "found": "find", "gave": "give", "given": "give",
+    "got": "get", "gotten": "get", "grew": "grow", "grown": "grow", "held": "hold",
+    "kept": "keep", "knew": "know", "known": "know", "led": "lead", "left": "leave",
+    "made": "make", "meant": "mean", "met": "meet", "paid": "pay", "ran": "run",
+    "said": "say", "saw": "see", "seen": "see", "sent": "send", "set": "set", "spoke": "speak",
+    "spoken": "speak", "spent": "spend", "stood": "stand", "taken": "take", "took": "take",
+    "taught": "teach", "told": "tell", "thought": "think", "went": "go", "gone": "go",
+    "won": "win", "wrote": "write", "written": "write",
+}  # fmt: skip
 
 
 @lru_cache(maxsize=100_000)
@@ -116,7 +129,7 @@ def _latin_tokens(text: str) -> list[str]:
         else:
             word = match["word"].replace("’", "'")
             if word not in _STOPWORDS:
-                tokens.append(_stem(word))
+                tokens.append(_stem(_IRREGULAR.get(word, word)))
     return tokens
 
 

@@ -102,10 +102,25 @@ def test_answers_cite_exact_offsets(engine: Engine, question: str) -> None:
             assert 0 <= start < end <= len(chunk.text)
 
 
-def test_off_topic_question_abstains_but_lists_passages(engine: Engine) -> None:
-    result = engine.ask("What is the capital of Australia?")
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the capital of Australia?",
+        "When did the Trilateral Cooperation Secretariat move to a new office?",
+        "首都是哪个城市的天气最好？",
+    ],
+    ids=["off-topic", "near-topic", "chinese-off-topic"],
+)
+def test_unanswerable_questions_abstain_but_list_passages(engine: Engine, question: str) -> None:
+    result = engine.ask(question)
     assert result.abstained and result.abstain_reason
     assert result.passages
+
+
+def test_abstention_names_what_the_sources_leave_out(engine: Engine) -> None:
+    result = engine.ask("What is the annual budget of the Trilateral Cooperation Secretariat?")
+    assert result.abstained
+    assert result.abstain_reason is not None and "budget" in result.abstain_reason
 
 
 @pytest.mark.parametrize(
