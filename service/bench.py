@@ -105,24 +105,8 @@ def _in_process(settings: Settings, questions: list[str]) -> dict[str, Any]:
     }
 
 
-def _one_client(url: str, questions: list[str]) -> dict[str, Any]:
-    latencies = []
-    errors = 0
-    with httpx.Client(base_url=url, timeout=30) as client:
-        for question in questions:
-            started = time.perf_counter()
-            response = client.post("/ask", json={"question": question, "top_k": 5})
-            latencies.append((time.perf_counter() - started) * 1000)
-            errors += response.status_code != 200
-    return {
-        "requests": len(questions),
-        "errors": errors,
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(_percentile(latencies, 0.99), 2),
-    }
-
-
-def _concurrent(url: str, questions: list[str], clients: int) -> dict[str, Any]:
+def _clients(url: str, questions: list[str], clients: int) -> dict[str, Any]:
+    """``clients`` sequential clients sharing the questions; latency and throughput."""
     shares = [questions[i::clients] for i in range(clients)]
 
     def worker(share: list[str]) -> tuple[list[float], int]:
@@ -159,9 +143,9 @@ def run_bench(
         "stages_in_process": _in_process(settings, questions[:requests]),
     }
     with _server(settings, workers) as url:
-        _one_client(url, _questions(questions_file, 20 * workers))  # warm every worker
-        report["http_one_client"] = _one_client(url, questions[requests : 2 * requests])
-        report["http_8_clients"] = _concurrent(url, questions[2 * requests :], 8)
+        _clients(url, _questions(questions_file, 20 * workers), 1)  # warm every worker
+        report["http_one_client"] = _clients(url, questions[requests : 2 * requests], 1)
+        report["http_8_clients"] = _clients(url, questions[2 * requests :], 8)
     in_process = report["stages_in_process"]["total"]["p50_ms"]
     http = report["http_one_client"]["p50_ms"]
     report["http_overhead_share"] = round((http - in_process) / http, 3)

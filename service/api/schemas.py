@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import asdict
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -175,25 +176,9 @@ class AnswerOut(BaseModel):
 
     @classmethod
     def from_answer(cls, answer: Answer) -> AnswerOut:
-        citation = answer.citation
-        return cls(
-            text=answer.text,
-            sentence=answer.sentence,
-            sentence_start=answer.sentence_start,
-            sentence_end=answer.sentence_end,
-            language=answer.language,
-            answer_type=answer.answer_type,
-            confidence=answer.confidence,
-            citation=CitationOut(
-                doc_id=citation.doc_id,
-                title=citation.title,
-                published=citation.published,
-                char_start=citation.char_start,
-                char_end=citation.char_end,
-                quote=citation.quote,
-                url=citation.url,
-            ),
-        )
+        fields = asdict(answer)
+        fields["citation"] = CitationOut(**fields["citation"])
+        return cls(**fields)
 
 
 class PassageOut(BaseModel):
