@@ -174,6 +174,11 @@ def candidate_spans(text: str, kind: str) -> list[tuple[int, int]]:
     return sorted(set(spans))
 
 
+# "Which agencies ...", "Who were ...", "哪些机构": the answer is likely several things.
+_PLURAL_QUESTION = re.compile(
+    r"\b(?:which|what)\s+(?:\w+\s+)?\w{3,}(?<!s)s\b|\bwho (?:are|were)\b|哪些", re.I
+)
+_LIST_RE = re.compile(r"、|和|与|與|及|\band\b|, ")
 _AGENT_BEFORE = re.compile(r"\bby\s+$|由$|被$", re.I)
 _MONTHS_AND_DAYS = re.compile(
     rf"^(?:{_MONTH}|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)$", re.I
@@ -311,6 +316,7 @@ class Extractor:
     def _score_sentences(self, question: str, kind: str, hits: Iterable[Hit]) -> list[_Scored]:
         vectors = self._query_vectors(question)
         q_terms = _terms(question)
+        plural = bool(_PLURAL_QUESTION.search(question))
         predicate = _predicate_terms(question)
         idf = {term: self.index.lexical.idf(term) for term in q_terms | predicate}
         total_predicate = sum(idf[t] for t in predicate)
@@ -342,8 +348,10 @@ class Extractor:
                 else:  # across scripts, shared terms cannot be counted: the vectors stand in,
                     coverage = self.cross_script * similarity  # discounted as weaker evidence
                     support = None
-                span = self._span(question, q_terms, kind, text)
-                typed = 1.0 if span else 0.0
+                span = self._span(question, q_terms, kind, text, plural)
+                typed = 0.0
+                if span:  # a plural question ("which agencies") is best met by a list
+                    typed = 0.5 if plural and not _LIST_RE.search(text[span[0] : span[1]]) else 1.0
                 w_sim, w_cov, w_prior, w_typed = self.weights
                 score = w_sim * similarity + w_cov * coverage + w_prior * prior + w_typed * typed
                 located = (start + span[0], start + span[1]) if span else None
@@ -356,7 +364,9 @@ class Extractor:
         return sorted(scored, key=lambda s: -s.score)
 
     @staticmethod
-    def _span(question: str, q_terms: set[str], kind: str, text: str) -> tuple[int, int] | None:
+    def _span(
+        question: str, q_terms: set[str], kind: str, text: str, plural: bool = False
+    ) -> tuple[int, int] | None:
         """Offsets in ``text`` of its best span of type ``kind``, if it has one."""
         if kind == "other":
             return None
@@ -381,6 +391,8 @@ class Extractor:
             cost = distance / max(len(text), 1) + echo - 0.001 * (end - start)
             if kind == "who" and _AGENT_BEFORE.search(text[max(0, start - 4) : start]):
                 cost -= 0.3  # "organized by X": X did it
+            if plural and _LIST_RE.search(text[start:end]):
+                cost -= 0.3
             if best is None or cost < best[0]:
                 best = (cost, (start, end))
         return best[1] if best else None

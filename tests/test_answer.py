@@ -139,3 +139,25 @@ def test_control_characters_are_stripped(engine: Engine) -> None:
         engine.ask("Who organized\x00 the NEAR\x07 forum?").question
         == "Who organized  the NEAR  forum?"
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "language"),
+    [
+        (
+            "Which agencies held the trilateral meetings on earthquake disaster reduction?",
+            "中國地震局、日本氣象廳和韓國氣象廳",
+            "zh-Hant",
+        ),
+        ("中日韩地震减灾三边会议由哪些机构举行？", "中國地震局、日本氣象廳和韓國氣象廳", "zh-Hant"),
+        ("Who organized the NEAR International Forum 2023?", "Gyeongsangbuk-do", "en"),
+    ],
+    ids=["english-over-traditional", "simplified-over-traditional", "english"],
+)
+def test_typed_answers_are_the_short_span(
+    engine: Engine, question: str, expected: str, language: str
+) -> None:
+    answer = engine.ask(question).answer
+    assert answer is not None
+    assert expected in answer.text and len(answer.text) < len(answer.sentence)
+    assert answer.language == language
