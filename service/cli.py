@@ -44,37 +44,22 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hit_json(hit: Any, documents: dict[str, Any]) -> dict[str, Any]:
-    chunk = hit.chunk
-    return {
-        "rank": hit.rank,
-        "score": round(hit.score, 6),
-        "chunk_id": chunk.chunk_id,
-        "doc_id": chunk.doc_id,
-        "title": documents[chunk.doc_id].title,
-        "language": chunk.language,
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-        "retriever_ranks": dict(hit.ranks),
-        "text": chunk.text,
-    }
-
-
 def _search(args: argparse.Namespace) -> int:
+    from service.api.schemas import PassageOut
+    from service.engine import Engine, clean_question
     from service.index import load_index
-    from service.search import HybridRetriever
 
-    query = args.query.strip()
-    if not query:
-        raise SystemExit("citeqa search: error: the query is empty; give some words to search for.")
+    query = clean_question(args.query, "query")  # refuse bad input before loading models
     settings = _settings(args)
-    index = load_index(settings)
-    hits = HybridRetriever.from_index(index, settings).search(query, args.k)
+    engine = Engine(load_index(settings), settings)
+    passages = engine.search(query, top_k=args.k)
     if args.json:
-        rows = [_hit_json(hit, index.documents) for hit in hits]
+        rows = [
+            PassageOut.from_passage(p, engine.documents).model_dump(mode="json") for p in passages
+        ]
         print(json.dumps({"query": query, "hits": rows}, ensure_ascii=False, indent=2))
         return 0
-    _print_hits(hits)
+    _print_hits([passage.hit for passage in passages])
     return 0
 
 
