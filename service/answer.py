@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -230,24 +231,24 @@ def _predicate_words(question: str) -> list[str]:
     return words
 
 
-def _predicate_terms(question: str) -> set[str]:
-    return {t for word in _predicate_words(question) for t in _terms(word)}
+def _predicate_terms(question: str) -> frozenset[str]:
+    return frozenset(t for word in _predicate_words(question) for t in _terms(word))
 
 
 def _script(language: str) -> str:
     return "han" if language.startswith("zh") or language == "ja" else language
 
 
-def _terms(text: str) -> set[str]:
-    """Content terms for overlap: stems and Chinese bigrams (unigrams are too common)."""
-    terms = set()
-    for token in tokenize(text):
-        if CJK_RE.match(token) and len(token) == 1:
-            continue
-        if token in _QUESTION_WORDS:
-            continue
-        terms.add(token)
-    return terms
+@lru_cache(maxsize=8192)
+def _terms(text: str) -> frozenset[str]:
+    """Content terms for overlap: stems and Chinese bigrams (unigrams are too common).
+
+    Cached: the same sentences and titles come back query after query."""
+    return frozenset(
+        token
+        for token in tokenize(text)
+        if not (CJK_RE.match(token) and len(token) == 1) and token not in _QUESTION_WORDS
+    )
 
 
 @dataclass(frozen=True)
@@ -365,7 +366,7 @@ class Extractor:
 
     @staticmethod
     def _span(
-        question: str, q_terms: set[str], kind: str, text: str, plural: bool = False
+        question: str, q_terms: frozenset[str], kind: str, text: str, plural: bool = False
     ) -> tuple[int, int] | None:
         """Offsets in ``text`` of its best span of type ``kind``, if it has one."""
         if kind == "other":
