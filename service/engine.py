@@ -95,7 +95,7 @@ class Engine:
         self, question: str, top_k: int, filters: Filters | None, timings: dict[str, float]
     ) -> list[Hit]:
         started = time.perf_counter()
-        runs = self.retriever.runs(question)
+        runs = self.retriever.runs(question, timings)
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         if filters is not None:

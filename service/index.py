@@ -96,12 +96,17 @@ class BuildResult:
     chunks: int
 
 
-def _encoders(settings: Settings, threads: int) -> tuple[Encoder, Encoder]:
-    """The two encoders, with the configured backend (ONNX exports cached under the index)."""
+def _encoders(settings: Settings, threads: int, *, query: bool) -> tuple[Encoder, Encoder]:
+    """The two encoders, with the configured backend (ONNX exports cached under the index).
+    Passages are always encoded at full precision; ``query`` encoders may be int8."""
     cache = settings.index_dir / "onnx"
     return (
         load_encoder(
-            settings.dense_model, threads=threads, backend=settings.dense_backend, cache_dir=cache
+            settings.dense_model,
+            threads=threads,
+            backend=settings.dense_backend,
+            cache_dir=cache,
+            int8=query and settings.query_int8,
         ),
         load_encoder(
             settings.multilingual_model,
@@ -261,7 +266,7 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
     steps.update()
 
     steps.set_postfix_str(f"loading {settings.dense_model}")
-    dense_encoder, multilingual_encoder = _encoders(settings, threads)
+    dense_encoder, multilingual_encoder = _encoders(settings, threads, query=False)
     steps.update()
 
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
@@ -423,7 +428,7 @@ def load_index(settings: Settings) -> CorpusIndex:
     # threads that starve the other encoder and concurrent requests (measured in the README).
     threads = min(settings.query_threads, settings.effective_threads())
     set_threads(threads)
-    dense_encoder, multilingual_encoder = _encoders(settings, threads)
+    dense_encoder, multilingual_encoder = _encoders(settings, threads, query=True)
     for name, encoder, index in (
         ("dense", dense_encoder, dense),
         ("multilingual", multilingual_encoder, multilingual),

@@ -14,6 +14,7 @@ a script with the question, the multilingual encoder on everything.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -74,7 +75,10 @@ class DenseRetriever:
         return query_vector(self.encoder, query)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        return _hits(self.index.search(self.vector(query), k), self.chunks, self.name)
+        return self.search_vector(self.vector(query), k)
+
+    def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
+        return _hits(self.index.search(vector, k), self.chunks, self.name)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,10 @@ def _query_languages(query: str) -> set[str]:
     return languages
 
 
+def _always(_languages: set[str]) -> bool:
+    return True
+
+
 class HybridRetriever:
     """Fuses the rankings of several retrievers."""
 
@@ -118,19 +126,24 @@ class HybridRetriever:
         rrf_k: int = 60,
         depth: int = 50,
         reads: Mapping[str, Callable[[set[str], Chunk], bool]] | None = None,
+        asks: Mapping[str, Callable[[set[str]], bool]] | None = None,
     ) -> None:
         self.retrievers = dict(retrievers)
         self.fusion = fusion
         self.rrf_k = rrf_k
         self.depth = depth
         self.reads = dict(reads or {})
+        self.asks = dict(asks or {})
 
     @classmethod
     def from_index(cls, index: CorpusIndex, settings: Settings) -> HybridRetriever:
         dense_languages = set(settings.dense_languages)
 
+        def dense_asked(query_languages: set[str]) -> bool:
+            return bool(query_languages & dense_languages)
+
         def dense_reads(query_languages: set[str], chunk: Chunk) -> bool:
-            return chunk.language in dense_languages and bool(query_languages & dense_languages)
+            return chunk.language in dense_languages and dense_asked(query_languages)
 
         def lexical_reads(query_languages: set[str], chunk: Chunk) -> bool:
             query_scripts = frozenset().union(*(scripts_of(q) for q in query_languages))
@@ -148,11 +161,31 @@ class HybridRetriever:
             rrf_k=settings.rrf_k,
             depth=settings.retriever_depth,
             reads={"dense": dense_reads, "bm25": lexical_reads},
+            asks={"dense": dense_asked},
         )
 
-    def runs(self, query: str) -> dict[str, list[Hit]]:
-        """Each retriever's own ranking, ``depth`` deep."""
-        return {name: r.search(query, self.depth) for name, r in self.retrievers.items()}
+    def runs(self, query: str, timings: dict[str, float] | None = None) -> dict[str, list[Hit]]:
+        """Each retriever's own ranking, ``depth`` deep; ``timings`` gets each encode and
+        search in milliseconds. With a competent fusion, a retriever that cannot read the
+        query's languages is not asked (its run is empty): the English encoder has no say on
+        a Chinese question."""
+        languages = _query_languages(query) if self.fusion.startswith("competent") else None
+        timings = {} if timings is None else timings
+        runs: dict[str, list[Hit]] = {}
+        for name, retriever in self.retrievers.items():
+            if languages is not None and not self.asks.get(name, _always)(languages):
+                runs[name] = []
+                continue
+            started = time.perf_counter()
+            if isinstance(retriever, DenseRetriever):
+                vector = retriever.vector(query)
+                timings[f"encode_{name}"] = (time.perf_counter() - started) * 1000
+                started = time.perf_counter()
+                runs[name] = retriever.search_vector(vector, self.depth)
+            else:
+                runs[name] = retriever.search(query, self.depth)
+            timings[f"search_{name}"] = (time.perf_counter() - started) * 1000
+        return runs
 
     def search(self, query: str, k: int) -> list[Hit]:
         """The fused top ``k`` passages for ``query``."""

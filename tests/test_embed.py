@@ -22,6 +22,16 @@ def test_onnx_backend_gives_the_torch_vectors(tmp_path: Path) -> None:
     assert list(tmp_path.glob("*.onnx"))  # exported once, cached for the next load
 
 
+def test_int8_query_encoder_stays_close_to_full_precision(tmp_path: Path) -> None:
+    full = load_encoder("all-MiniLM-L6-v2", threads=1, backend="onnx", cache_dir=tmp_path)
+    int8 = load_encoder(
+        "all-MiniLM-L6-v2", threads=1, backend="onnx", cache_dir=tmp_path, int8=True
+    )
+    assert int8.name.endswith("(int8)") and list(tmp_path.glob("*.int8.onnx"))
+    cosines = (full.encode(TEXTS) * int8.encode(TEXTS)).sum(axis=1)
+    assert np.all(cosines > 0.97) and not np.all(cosines > 0.99999)  # close, yet quantized
+
+
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_encoders_return_normalised_float32_rows(tmp_path: Path, backend: str) -> None:
     encoder = load_encoder("all-MiniLM-L6-v2", threads=1, backend=backend, cache_dir=tmp_path)

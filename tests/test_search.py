@@ -80,3 +80,13 @@ def test_only_the_multilingual_model_judges_chinese_for_an_english_query(
 
 def test_chinese_query_ranks_chinese_first(retriever: HybridRetriever) -> None:
     assert retriever.search("地震科技合作", 5)[0].chunk.language == "zh-Hant"
+
+
+def test_a_chinese_query_does_not_ask_the_english_encoder(retriever: HybridRetriever) -> None:
+    timings: dict[str, float] = {}
+    runs = retriever.runs("地震科技合作", timings)
+    assert runs["dense"] == [] and runs["multilingual"] and runs["bm25"]
+    assert "encode_dense" not in timings and "encode_multilingual" in timings
+    english: dict[str, float] = {}
+    assert retriever.runs("earthquake cooperation", english)["dense"]
+    assert {"encode_dense", "search_dense", "search_bm25"} <= english.keys()
