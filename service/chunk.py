@@ -33,6 +33,7 @@ from service.language import CJK_RE
 from service.records import Chunk, Document
 
 __all__ = [
+    "SEGMENTER_VERSION",
     "SEPARATORS",
     "ChunkingParams",
     "chunk_document",
@@ -201,8 +202,13 @@ def indexed_text(chunk: Chunk, document: Document) -> str:
 
 # A sentence ends at Chinese 。！？, or at English .!? before white space and a capital,
 # digit, quote or Chinese character (closing quotes and brackets stay with the sentence).
+# Sentence ends. A Chinese semicolon between clauses ends one too: news prose strings
+# "首先…；其次…；第三…" into one 200-character sentence, and each part is what a question
+# is about (the part is quoted whole, so its facts are not cut apart).
+SEGMENTER_VERSION = "cjk-semicolon/2"
 _SENTENCE_END = re.compile(
     r"[。！？!?][”’」』\"')）]*"
+    r"|[；;](?=[\u4e00-\u9fff])"
     r"|\.[”’\"')]*(?=\s+[\"“‘(（A-Z0-9\u4e00-\u9fff])"
     r"|\.[”’\"')]*$"
 )

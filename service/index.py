@@ -37,7 +37,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from service import __version__
-from service.chunk import ChunkingParams, chunk_document, indexed_text, sentence_spans
+from service.chunk import (
+    SEGMENTER_VERSION,
+    ChunkingParams,
+    chunk_document,
+    indexed_text,
+    sentence_spans,
+)
 from service.config import Settings
 from service.dense import DenseIndex
 from service.embed import Encoder, load_encoder, set_threads
@@ -125,6 +131,7 @@ def expected_config(settings: Settings) -> dict[str, Any]:
         "multilingual_model": settings.multilingual_model,
         "chunking": ChunkingParams(settings.chunk_size, settings.chunk_overlap).as_dict(),
         "tokenizer": TOKENIZER_VERSION,
+        "sentences": SEGMENTER_VERSION,
         "indexed_text": "title + chunk",
     }
 

@@ -161,3 +161,14 @@ def test_typed_answers_are_the_short_span(
     assert answer is not None
     assert expected in answer.text and len(answer.text) < len(answer.sentence)
     assert answer.language == language
+
+
+def test_english_question_quotes_the_chinese_part_that_answers(engine: Engine) -> None:
+    # The answer is only in Simplified Chinese, inside a "首先…；其次…；第三…" sentence:
+    # the quote is the first part, not an English sentence that shares "secretariat".
+    answer = engine.ask(
+        "Which kinds of economy will the secretariat focus on to stabilize supply chains?"
+    ).answer
+    assert answer is not None
+    assert "数字经济与绿色经济" in answer.text and answer.language == "zh-Hans"
+    assert "其次" not in answer.text  # the next part is about ageing societies

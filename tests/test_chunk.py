@@ -128,8 +128,12 @@ def test_overlap_larger_than_size_is_refused() -> None:
             ["“合作二十多年。”", "三国合作脱胎于互通共融。", "第三句！"],
         ),
         ("A heading\nA line with no period", ["A heading", "A line with no period"]),
+        (
+            "首先,稳定供应链;其次,应对老龄化；第三,推动交往。Tea; coffee.",
+            ["首先,稳定供应链;", "其次,应对老龄化；", "第三,推动交往。", "Tea; coffee."],
+        ),
     ],
-    ids=["english-abbreviations", "chinese-quotes", "lines"],
+    ids=["english-abbreviations", "chinese-quotes", "lines", "chinese-semicolons"],
 )
 def test_sentence_spans(text: str, sentences: list[str]) -> None:
     spans = sentence_spans(text, offset=5)
