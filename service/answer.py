@@ -323,7 +323,8 @@ class Extractor:
         for hit in hits:
             prior = 1.0 / math.sqrt(hit.rank)
             document = self.index.documents[hit.chunk.doc_id]
-            context = _terms(document.title or "")
+            title = _terms(document.title or "") if hit.chunk.section == "main" else frozenset()
+            context = title
             for row in self._sentence_rows(hit.chunk):
                 _, start, end = (int(v) for v in self.index.sentences[row])
                 text = document.text[start:end]
@@ -351,7 +352,7 @@ class Extractor:
                 w_sim, w_cov, w_prior, w_typed = self.weights
                 score = w_sim * similarity + w_cov * coverage + w_prior * prior + w_typed * typed
                 located = (start + span[0], start + span[1]) if span else None
-                context = own | _terms(document.title or "")  # for the next sentence
+                context = own | title  # for the next sentence
                 scored.append(
                     _Scored(
                         row, hit.chunk, start, end, similarity, coverage, support, located, score

@@ -182,6 +182,7 @@ def chunk_document(document: Document, params: ChunkingParams) -> list[Chunk]:
                         char_end=start + len(piece),
                         text=piece,
                         language=span.label,
+                        section=span.section,
                     )
                 )
     return chunks
@@ -193,9 +194,10 @@ def indexed_text(chunk: Chunk, document: Document) -> str:
     A passage often leaves its subject to the headline ("Jointly organized by ..." under
     "NEAR International Forum 2023 ..."); indexing the title with it lets a question that
     names the subject find the passage that answers it. Citations still use ``chunk.text``.
+    A sidebar story is not about the document's headline, so it is indexed alone.
     """
     title = document.title
-    if not title or title in chunk.text:
+    if not title or title in chunk.text or chunk.section != "main":
         return chunk.text
     return f"{title}\n{chunk.text}"
 

@@ -63,7 +63,7 @@ __all__ = [
     "load_index",
 ]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"

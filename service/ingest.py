@@ -6,8 +6,9 @@ offsets into it are citations. What ingestion adds is a description of that text
 - metadata: title, source/publisher and publication date, where the text states them;
 - *content* spans: the passages worth indexing, grouped into runs of one language;
 - *boilerplate* spans: page chrome kept out of the index (skip links, menus, breadcrumbs,
-  CMS buttons, attachment lines, copyright and reprint notices, sidebars such as
-  "Top News"), each with the reason it was left out.
+  CMS buttons, attachment lines, copyright and reprint notices, sidebar headings such as
+  "Top News"), each with the reason it was left out. The stories under a sidebar heading
+  are indexed, marked as ``sidebar``: they are not the article, but readers ask about them.
 
 Boilerplate is recognised line by line from the shapes web pages give it, not from the
 wording of any one document.
@@ -271,6 +272,13 @@ def _metadata(
     return source, published
 
 
+def _sidebar_start(lines: list[_Line]) -> int:
+    """Index of the sidebar heading ("Top News"), or ``len(lines)`` if there is none."""
+    return next(
+        (i for i, line in enumerate(lines) if _SIDEBAR_HEADING.match(line.text)), len(lines)
+    )
+
+
 def _boilerplate_lines(lines: list[_Line]) -> dict[int, str]:
     """Map of line index to the reason that line is chrome."""
     reasons: dict[int, str] = {}
@@ -278,10 +286,8 @@ def _boilerplate_lines(lines: list[_Line]) -> dict[int, str]:
         if line.blank:
             continue
         if _SIDEBAR_HEADING.match(line.text):
-            for rest in range(index, len(lines)):
-                if not lines[rest].blank:
-                    reasons[rest] = "sidebar"
-            break
+            reasons[index] = "sidebar heading"
+            continue
         reason = _chrome_reason(line.text)
         if reason:
             reasons[index] = reason
@@ -317,8 +323,10 @@ def _line_languages(lines: list[_Line], reasons: dict[int, str]) -> dict[int, st
 
 
 def _content_spans(lines: list[_Line], reasons: dict[int, str]) -> tuple[Span, ...]:
-    """Runs of consecutive content paragraphs that share a language."""
+    """Runs of consecutive content paragraphs that share a language. The stories under a
+    sidebar heading are content too (readers ask about them), marked ``section="sidebar"``."""
     languages = _line_languages(lines, reasons)
+    sidebar = _sidebar_start(lines)
     spans: list[Span] = []
     broken = True  # boilerplate between two paragraphs starts a new span
     for index, line in enumerate(lines):
@@ -330,10 +338,11 @@ def _content_spans(lines: list[_Line], reasons: dict[int, str]) -> tuple[Span, .
         language = languages[index]
         if spans and not broken and len(line.text) < _SHORT_LINE:
             language = spans[-1].label  # a short line ("Editor: 龚茜") is no passage of its own
+        section = "sidebar" if index > sidebar else "main"
         if spans and not broken and spans[-1].label == language:
-            spans[-1] = Span(spans[-1].start, line.end, language)
+            spans[-1] = Span(spans[-1].start, line.end, language, section)
         else:
-            spans.append(Span(line.start, line.end, language))
+            spans.append(Span(line.start, line.end, language, section))
         broken = False
     return tuple(spans)
 

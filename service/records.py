@@ -30,6 +30,7 @@ class Span:
     start: int
     end: int
     label: str
+    section: str = "main"  # "sidebar" for other stories listed under the article
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Chunk:
     char_end: int
     text: str
     language: str
+    section: str = "main"  # "sidebar": another story listed under the article ("Top News")
 
 
 @dataclass(frozen=True)

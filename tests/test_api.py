@@ -43,6 +43,7 @@ PASSAGE_KEYS = {
     "doc_id",
     "title",
     "source",
+    "section",
     "published",
     "language",
     "char_start",

@@ -138,3 +138,14 @@ def test_overlap_larger_than_size_is_refused() -> None:
 def test_sentence_spans(text: str, sentences: list[str]) -> None:
     spans = sentence_spans(text, offset=5)
     assert [text[start - 5 : end - 5] for start, end in spans] == sentences
+
+
+def test_sidebar_chunks_are_indexed_without_the_articles_title(
+    documents: dict[str, Document],
+) -> None:
+    document = documents["001_e414230abc2dfe9b"]
+    chunks = chunk_document(document, PARAMS)
+    sidebar = [c for c in chunks if c.section == "sidebar"]
+    assert sidebar and all(indexed_text(c, document) == c.text for c in sidebar)
+    main = next(c for c in chunks if c.section == "main" and document.title not in c.text)
+    assert indexed_text(main, document).startswith(str(document.title))

@@ -42,7 +42,7 @@ EXPECTED = {
 
 # Page chrome that must stay out of the index, by document.
 BOILERPLATE = {
-    "001_e414230abc2dfe9b": ["position: EnglishChannel", "Top News", "Sino-French satellite"],
+    "001_e414230abc2dfe9b": ["position: EnglishChannel", "Top News"],
     "002_270caa0b0e5228a9": [
         "Copyright notice",
         "It is forbidden to reprint",
@@ -162,3 +162,13 @@ def test_duplicate_document_ids_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("two")
     with pytest.raises(CorpusError, match="rename"):
         list(read_corpus(tmp_path))
+
+
+def test_sidebar_stories_are_content_marked_as_sidebar(documents: dict[str, Document]) -> None:
+    document = documents["001_e414230abc2dfe9b"]
+    sidebar = [s for s in document.content if s.section == "sidebar"]
+    assert sidebar and all(s.label == "en" for s in sidebar)
+    text = "\n".join(document.text[s.start : s.end] for s in sidebar)
+    assert "Sino-French satellite" in text and "Top News" not in text
+    main = "\n".join(document.text[s.start : s.end] for s in document.content if s not in sidebar)
+    assert "Sino-French" not in main and "Yan Liang" in main

@@ -192,6 +192,9 @@ class PassageOut(BaseModel):
     source: str | None
     published: str | None
     language: str
+    section: str = Field(
+        description="'main' for the article, 'sidebar' for another story listed under it."
+    )
     char_start: int
     char_end: int
     text: str
@@ -216,6 +219,7 @@ class PassageOut(BaseModel):
             source=document.source,
             published=document.published,
             language=chunk.language,
+            section=chunk.section,
             char_start=chunk.char_start,
             char_end=chunk.char_end,
             text=chunk.text,
