@@ -290,9 +290,12 @@ class Extractor:
     weak_similarity = 0.35
     weak_support = 0.30
 
-    def __init__(self, index: CorpusIndex, *, base_url: str = "") -> None:
+    def __init__(
+        self, index: CorpusIndex, *, base_url: str = "", min_confidence: float = 0.0
+    ) -> None:
         self.index = index
         self.base_url = base_url.rstrip("/")
+        self.min_confidence = min_confidence
         rows = index.sentences[:, 0]
         self._first = np.searchsorted(rows, np.arange(len(index.chunks) + 1))
         self._row_of = {chunk.chunk_id: row for row, chunk in enumerate(index.chunks)}
@@ -424,6 +427,11 @@ class Extractor:
         document = self.index.documents[best.chunk.doc_id]
         slope, intercept = self.confidence_fit
         confidence = 1 / (1 + math.exp(-(slope * best.score + intercept)))
+        if confidence < self.min_confidence:
+            return None, (
+                f"The best answer found has confidence {confidence:.2f}, under the "
+                f"configured minimum of {self.min_confidence:.2f}."
+            )
         return (
             Answer(
                 text=document.text[start:end],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -115,7 +116,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from service.engine import Engine
-    from service.evaluate import evaluate_answers, evaluate_retrieval, load_questions
+    from service.evaluate import METRICS, abstention_curve, evaluate, load_questions
     from service.index import load_index
     from service.search import HybridRetriever
 
@@ -126,59 +127,53 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"citeqa eval: error: {error}", file=sys.stderr)
         return 2
     index = load_index(settings)
-    hybrid = HybridRetriever.from_index(index, settings)
-    systems: dict[str, Any] = {name: r.search for name, r in hybrid.retrievers.items()}
-    systems["hybrid"] = hybrid.search
-    for fusion in args.compare_fusion or []:
-        variant = HybridRetriever.from_index(index, settings.model_copy(update={"fusion": fusion}))
-        systems[f"hybrid:{fusion}"] = variant.search
-    results = evaluate_retrieval(systems, questions, index.chunks)
-    engine = Engine(index, settings)
-    answers = evaluate_answers(engine.ask, questions, index.documents)
-    for scope in ("overall", "by_category"):
-        if scope == "overall":
-            results["hybrid"]["overall"].update(answers["overall"])
-        else:
-            for category, values in answers["by_category"].items():
-                results["hybrid"]["by_category"][category].update(values)
-    report = {
-        "overall": results["hybrid"]["overall"],
-        "by_category": results["hybrid"]["by_category"],
-        "systems": results,
+    product = Engine(index, settings)
+    engines = {
+        # a baseline is the product with one retriever alone (RRF of one run keeps its order)
+        name: Engine(index, settings, retriever=HybridRetriever({name: r}, fusion="rrf"))
+        for name, r in product.retriever.retrievers.items()
     }
+    engines["hybrid"] = product
+    for fusion in args.compare_fusion or []:
+        engines[f"hybrid:{fusion}"] = Engine(index, settings.model_copy(update={"fusion": fusion}))
+    systems = {name: functools.partial(engine.ask, top_k=10) for name, engine in engines.items()}
+    progress = not (args.json or args.quiet)
+    if progress:
+        print(f"asking {len(questions)} questions of {len(systems)} systems ...", file=sys.stderr)
+    report, outcomes = evaluate(systems, questions, index.chunks, index.documents)
+    if args.report:
+        from service.report import write_report
+
+        written = write_report(
+            args.report,
+            report,
+            outcomes,
+            abstention_curve(outcomes["hybrid"]),
+            questions_file=args.questions,
+            min_confidence=settings.min_confidence,
+        )
+        print(f"wrote {written[0]} and {len(written) - 1} charts", file=sys.stderr)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
-    metrics = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "latency_p50_ms")
     print(f"{len(questions)} questions from {args.questions}\n")
-    print(f"{'system':<22}" + "".join(f"{m:>16}" for m in metrics))
-    for name, result in results.items():
-        row = result["overall"]
-        print(f"{name:<22}" + "".join(f"{row.get(m, float('nan')):>16.3f}" for m in metrics))
-    print(f"\nhit@5 by category\n{'system':<22}", end="")
-    categories = list(results["hybrid"]["by_category"])
-    print("".join(f"{c[:15]:>16}" for c in categories))
-    for name, result in results.items():
-        cells = [result["by_category"][c].get("hit@5") for c in categories]
-        print(f"{name:<22}" + "".join(f"{'-' if v is None else f'{v:.3f}':>16}" for v in cells))
-    answer_metrics = (
-        "answer_accuracy",
-        "sentence_accuracy",
-        "citation_exact",
-        "abstain_precision",
-        "abstain_recall",
-        "false_abstain_rate",
-    )
-    print(f"\nanswers (hybrid)\n{'':<22}" + "".join(f"{c[:15]:>16}" for c in categories))
-    for metric in answer_metrics:
-        cells = [answers["by_category"][c].get(metric) for c in categories]
-        overall = answers["overall"].get(metric)
-        print(
-            f"{metric:<22}"
-            + "".join(f"{'-' if v is None else f'{v:.3f}':>16}" for v in cells)
-            + f"   overall {'-' if overall is None else f'{overall:.3f}'}"
-        )
+    print(_table(report["systems"], "overall", METRICS))
+    print("\nhybrid (the product) by category")
+    print(_table(report["by_category"], None, METRICS))
     return 0
+
+
+def _table(rows: dict[str, Any], scope: str | None, metrics: Sequence[str]) -> str:
+    """A fixed-width table: a line per row key, a column per metric."""
+    short = [m.replace("_ms", "").replace("abstain_", "abst_") for m in metrics]
+    lines = [f"{'':<20}" + "".join(f"{m[:11]:>12}" for m in short)]
+    for name, row in rows.items():
+        values = row[scope] if scope else row
+        cells = [values.get(m) for m in metrics]
+        lines.append(
+            f"{name[:19]:<20}" + "".join(f"{'-' if v is None else f'{v:.3f}':>12}" for v in cells)
+        )
+    return "\n".join(lines)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -255,11 +250,27 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the JSON body of POST /ask")
     ask.set_defaults(handler=_ask)
 
-    evaluate = add("eval", "Measure retrieval on a question file, per system and category.")
-    evaluate.add_argument(
-        "--questions", type=Path, default=Path("eval/questions.jsonl"), help="JSON-lines file"
+    evaluate = add(
+        "eval",
+        "Run the pipeline and its one-retriever baselines on a question file; print "
+        "retrieval, answer and abstention metrics per system and category.",
     )
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument(
+        "--questions",
+        type=Path,
+        default=Path("eval/questions.jsonl"),
+        help="JSON-lines file of {id, question, answers, doc_id, category} "
+        "(default eval/questions.jsonl)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(
+        "--report",
+        type=Path,
+        nargs="?",
+        const=Path("eval/report.md"),
+        help="also write a markdown report with PNG charts next to it (default eval/report.md)",
+    )
+    evaluate.add_argument("--quiet", action="store_true", help="no progress messages")
     evaluate.add_argument(
         "--compare-fusion",
         nargs="*",

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
             "<index_dir>/onnx; about 3x faster per question, same vectors) or 'torch'."
         ),
     )
+    min_confidence: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Abstain on answers whose confidence is below this, on top of the built-in "
+            "rules: higher trades answers for fewer wrong ones (eval/report.md has the curve)."
+        ),
+    )
     query_int8: bool = Field(
         True,
         description=(

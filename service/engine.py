@@ -43,11 +43,19 @@ def clean_question(text: str, field: str = "question") -> str:
 class Engine:
     """Question answering over one loaded index generation."""
 
-    def __init__(self, index: CorpusIndex, settings: Settings, *, base_url: str = "") -> None:
+    def __init__(
+        self,
+        index: CorpusIndex,
+        settings: Settings,
+        *,
+        base_url: str = "",
+        retriever: HybridRetriever | None = None,
+    ) -> None:
+        """``retriever`` replaces the configured hybrid (the evaluation's baselines)."""
         self.index = index
         self.settings = settings
-        self.retriever = HybridRetriever.from_index(index, settings)
-        self.extractor = Extractor(index, base_url=base_url)
+        self.retriever = retriever or HybridRetriever.from_index(index, settings)
+        self.extractor = Extractor(index, base_url=base_url, min_confidence=settings.min_confidence)
 
     @property
     def documents(self) -> dict[str, Document]:

@@ -1,16 +1,27 @@
-"""Evaluate: retrieval quality on a hand-written question set, per system and per category.
+"""Evaluate: the whole pipeline on a hand-written question set, per system and category.
 
 A question file is JSON lines: ``{"id", "question", "answers": [...], "doc_id", "category"}``
 (``doc_id`` null and ``answers`` empty where the corpus does not answer). A passage is
 relevant to a question when it comes from ``doc_id`` and contains one of ``answers`` after
 Unicode NFKC and whitespace folding.
 
-Metrics (binary relevance, ranks from 1):
+Each system is a full ``ask`` (retrieve, fuse, extract an answer or abstain); the baselines
+differ from the product only in their retriever. Metrics (binary relevance, ranks from 1):
 
 - ``hit@k``: share of answerable questions with a relevant passage in the top k;
 - ``mrr@10``: mean of 1/rank of the first relevant passage (0 beyond rank 10);
 - ``ndcg@10``: DCG = sum of 1/log2(rank+1) over relevant passages in the top 10, divided by
-  the DCG of the ideal ranking (all relevant passages of the corpus first).
+  the DCG of the ideal ranking (all relevant passages of the corpus first);
+- ``answer_accuracy``: share of answerable questions whose answer span contains a gold
+  answer, or lies inside one and covers at least half of it (``answer_matches``);
+- ``sentence_accuracy``: the same for the answer's whole sentence (containment only);
+- ``citation_exact``: share of answers whose offsets slice the document to their quote;
+- ``abstain_precision`` / ``abstain_recall``: of the abstentions, the unanswerable share;
+  of the unanswerable questions, the abstained share; ``false_abstain_rate``: share of
+  answerable questions abstained on;
+- ``latency_p50_ms`` / ``latency_p95_ms``: time of one ``ask``, the question encoded anew.
+
+A metric with nothing to measure in a scope (hit@5 of unanswerable questions) is ``None``.
 """
 
 from __future__ import annotations
@@ -19,23 +30,39 @@ import json
 import math
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.records import AskResult, Chunk, Document, Hit
+from service.records import AskResult, Chunk, Document
 
 __all__ = [
+    "METRICS",
+    "Outcome",
     "Question",
+    "abstention_curve",
     "answer_matches",
     "dcg",
-    "evaluate_answers",
-    "evaluate_retrieval",
+    "evaluate",
     "fold_for_match",
     "load_questions",
     "ranking_metrics",
+    "summarize",
 ]
+
+RANKING_METRICS = ("hit@1", "hit@5", "mrr@10", "ndcg@10")
+METRICS = (
+    *RANKING_METRICS,
+    "answer_accuracy",
+    "sentence_accuracy",
+    "citation_exact",
+    "abstain_precision",
+    "abstain_recall",
+    "false_abstain_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
 
 UNANSWERABLE = "unanswerable"
 
@@ -114,63 +141,6 @@ def ranking_metrics(relevances: Sequence[bool], relevant_in_corpus: int) -> dict
     }
 
 
-def _mean(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    rows = list(rows)
-    if not rows:
-        return {}
-    return {key: round(sum(row[key] for row in rows) / len(rows), 4) for key in rows[0]}
-
-
-def _percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
-
-
-def _summary(per_question: list[tuple[Question, dict[str, float], float]]) -> dict[str, Any]:
-    answerable = [metrics for q, metrics, _ in per_question if q.answerable]
-    latencies = [seconds * 1000 for _, _, seconds in per_question]
-    summary: dict[str, Any] = _mean(answerable)
-    summary["latency_p50_ms"] = round(_percentile(latencies, 0.5), 2)
-    summary["latency_p95_ms"] = round(_percentile(latencies, 0.95), 2)
-    summary["n"] = len(per_question)
-    return summary
-
-
-def evaluate_retrieval(
-    systems: Mapping[str, Callable[[str, int], list[Hit]]],
-    questions: Sequence[Question],
-    chunks: Sequence[Chunk],
-) -> dict[str, dict[str, Any]]:
-    """Per system: ``{"overall": {...}, "by_category": {...}}``."""
-    relevant_counts = {
-        q.id: sum(is_relevant(chunk, q) for chunk in chunks) for q in questions if q.answerable
-    }
-    from service.search import query_vector
-
-    results: dict[str, dict[str, Any]] = {}
-    for name, search in systems.items():
-        query_vector.cache_clear()  # each system pays for its own encoding
-        per_question = []
-        for question in questions:
-            started = time.perf_counter()
-            hits = search(question.question, 10)
-            seconds = time.perf_counter() - started
-            relevances = [is_relevant(hit.chunk, question) for hit in hits]
-            metrics = ranking_metrics(relevances, relevant_counts.get(question.id, 0))
-            per_question.append((question, metrics, seconds))
-        categories = sorted({q.category for q in questions})
-        results[name] = {
-            "overall": _summary(per_question),
-            "by_category": {
-                category: _summary([row for row in per_question if row[0].category == category])
-                for category in categories
-            },
-        }
-    return results
-
-
 def answer_matches(span: str, answers: Sequence[str]) -> bool:
     """The span contains a gold answer, or lies inside one and covers at least half of it."""
     text = fold_for_match(span)
@@ -181,92 +151,158 @@ def answer_matches(span: str, answers: Sequence[str]) -> bool:
     return False
 
 
-def _answer_summary(rows: list[tuple[Question, AskResult, float, bool]]) -> dict[str, Any]:
-    answerable = [row for row in rows if row[0].answerable]
-    unanswerable = [row for row in rows if not row[0].answerable]
-    abstained = [row for row in rows if row[1].abstained]
-    answered = [row for row in rows if not row[1].abstained]
-    latencies = [row[2] * 1000 for row in rows]
-
-    def share(part: int, whole: int) -> float | None:
-        return round(part / whole, 4) if whole else None
-
-    return {
-        "answer_accuracy": share(
-            sum(
-                1
-                for q, r, _, _ in answerable
-                if r.answer is not None and answer_matches(r.answer.text, q.answers)
-            ),
-            len(answerable),
-        ),
-        "sentence_accuracy": share(
-            sum(
-                1
-                for q, r, _, _ in answerable
-                if r.answer is not None and answer_matches(r.answer.sentence, q.answers)
-            ),
-            len(answerable),
-        ),
-        "citation_exact": share(sum(1 for *_, exact in answered if exact), len(answered)),
-        "abstain_precision": share(
-            sum(1 for q, *_ in abstained if not q.answerable), len(abstained)
-        ),
-        "abstain_recall": share(
-            sum(1 for _, r, *_ in unanswerable if r.abstained), len(unanswerable)
-        ),
-        "false_abstain_rate": share(
-            sum(1 for _, r, *_ in answerable if r.abstained), len(answerable)
-        ),
-        "latency_p50_ms": round(_percentile(latencies, 0.5), 2),
-        "latency_p95_ms": round(_percentile(latencies, 0.95), 2),
-        "n": len(rows),
-    }
+def _percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
 
 
-def evaluate_answers(
+@dataclass(frozen=True)
+class Outcome:
+    """One question asked of one system: what came back, how it ranks, how long it took."""
+
+    question: Question
+    result: AskResult
+    ranking: Mapping[str, float]  # RANKING_METRICS; empty for an unanswerable question
+    citation_exact: bool  # the answer's offsets slice its document to its quote
+    seconds: float
+
+    def abstains(self, min_confidence: float = 0.0) -> bool:
+        """Abstained, or answered below ``min_confidence`` (for the trade-off sweep)."""
+        answer = self.result.answer
+        return answer is None or answer.confidence < min_confidence
+
+    def answer_right(self, min_confidence: float = 0.0) -> bool:
+        answer = self.result.answer
+        return (
+            not self.abstains(min_confidence)
+            and answer is not None
+            and answer_matches(answer.text, self.question.answers)
+        )
+
+    def sentence_right(self) -> bool:
+        answer = self.result.answer
+        gold = [fold_for_match(a) for a in self.question.answers]
+        return answer is not None and any(g in fold_for_match(answer.sentence) for g in gold)
+
+
+def run_system(
     ask: Callable[[str], AskResult],
     questions: Sequence[Question],
+    chunks: Sequence[Chunk],
     documents: Mapping[str, Document],
-) -> dict[str, Any]:
-    """Answer metrics of a pipeline: ``{"overall": {...}, "by_category": {...}, "rows": [...]}``.
-
-    ``rows`` keeps, per question, what was answered, for reports of the misses.
-    """
+) -> list[Outcome]:
+    """Ask every question of one system (``ask`` returns at least 10 passages)."""
     from service.search import query_vector
 
-    query_vector.cache_clear()  # the answer timings include encoding the question
-    rows = []
+    query_vector.cache_clear()  # each system pays for its own encoding
+    outcomes = []
     for question in questions:
         started = time.perf_counter()
         result = ask(question.question)
         seconds = time.perf_counter() - started
+        ranking: dict[str, float] = {}
+        if question.answerable:
+            relevances = [is_relevant(p.hit.chunk, question) for p in result.passages]
+            in_corpus = sum(is_relevant(chunk, question) for chunk in chunks)
+            ranking = ranking_metrics(relevances, in_corpus)
         exact = False
         if result.answer is not None:
             c = result.answer.citation
             exact = documents[c.doc_id].text[c.char_start : c.char_end] == c.quote
-        rows.append((question, result, seconds, exact))
-    categories = sorted({q.category for q in questions})
-    return {
-        "overall": _answer_summary(rows),
-        "by_category": {
-            category: _answer_summary([row for row in rows if row[0].category == category])
-            for category in categories
-        },
-        "rows": [
-            {
-                "id": q.id,
-                "category": q.category,
-                "question": q.question,
-                "answers": list(q.answers),
-                "answered": None if r.answer is None else r.answer.text,
-                "abstain_reason": r.abstain_reason,
-                "correct": (
-                    r.abstained
-                    if not q.answerable
-                    else r.answer is not None and answer_matches(r.answer.text, q.answers)
-                ),
-            }
-            for q, r, _, _ in rows
-        ],
+        outcomes.append(Outcome(question, result, ranking, exact, seconds))
+    return outcomes
+
+
+def summarize(outcomes: Sequence[Outcome], min_confidence: float = 0.0) -> dict[str, Any]:
+    """Every metric of ``METRICS`` (``None`` where undefined) and ``n``."""
+
+    def share(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    answerable = [o for o in outcomes if o.question.answerable]
+    unanswerable = [o for o in outcomes if not o.question.answerable]
+    abstained = [o for o in outcomes if o.abstains(min_confidence)]
+    answered = [o for o in outcomes if not o.abstains(min_confidence)]
+    latencies = [o.seconds * 1000 for o in outcomes]
+    summary: dict[str, Any] = {
+        metric: (
+            round(sum(o.ranking[metric] for o in answerable) / len(answerable), 4)
+            if answerable
+            else None
+        )
+        for metric in RANKING_METRICS
     }
+    summary |= {
+        "answer_accuracy": share(
+            sum(o.answer_right(min_confidence) for o in answerable), len(answerable)
+        ),
+        "sentence_accuracy": share(
+            sum(o.sentence_right() for o in answerable if not o.abstains(min_confidence)),
+            len(answerable),
+        ),
+        "citation_exact": share(sum(o.citation_exact for o in answered), len(answered)),
+        "abstain_precision": share(
+            sum(not o.question.answerable for o in abstained), len(abstained)
+        ),
+        "abstain_recall": share(
+            sum(o.abstains(min_confidence) for o in unanswerable), len(unanswerable)
+        ),
+        "false_abstain_rate": share(
+            sum(o.abstains(min_confidence) for o in answerable), len(answerable)
+        ),
+        "latency_p50_ms": round(_percentile(latencies, 0.5), 2),
+        "latency_p95_ms": round(_percentile(latencies, 0.95), 2),
+        "n": len(outcomes),
+    }
+    return summary
+
+
+def by_category(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
+    categories = sorted({o.question.category for o in outcomes})
+    return {c: summarize([o for o in outcomes if o.question.category == c]) for c in categories}
+
+
+def evaluate(
+    systems: Mapping[str, Callable[[str], AskResult]],
+    questions: Sequence[Question],
+    chunks: Sequence[Chunk],
+    documents: Mapping[str, Document],
+    *,
+    product: str = "hybrid",
+) -> tuple[dict[str, Any], dict[str, list[Outcome]]]:
+    """The report ``{"overall", "by_category", "systems": {name: {"overall", "by_category"}}}``
+    (top level: the ``product`` system) and every system's outcomes, for charts and misses."""
+    outcomes = {
+        name: run_system(ask, questions, chunks, documents) for name, ask in systems.items()
+    }
+    results = {
+        name: {"overall": summarize(rows), "by_category": by_category(rows)}
+        for name, rows in outcomes.items()
+    }
+    report = {
+        "overall": results[product]["overall"],
+        "by_category": results[product]["by_category"],
+        "systems": results,
+    }
+    return report, outcomes
+
+
+def abstention_curve(outcomes: Sequence[Outcome], steps: int = 50) -> list[dict[str, float]]:
+    """Abstention precision and recall as a confidence floor rises from 0 to 1: answers below
+    the floor count as abstentions. The floor is ``CITEQA_MIN_CONFIDENCE`` in the service."""
+    points = []
+    for step in range(steps + 1):
+        floor = step / steps
+        summary = summarize(outcomes, floor)
+        points.append(
+            {
+                "min_confidence": floor,
+                "abstain_precision": summary["abstain_precision"],
+                "abstain_recall": summary["abstain_recall"],
+                "false_abstain_rate": summary["false_abstain_rate"],
+                "answer_accuracy": summary["answer_accuracy"],
+            }
+        )
+    return points

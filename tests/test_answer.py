@@ -3,6 +3,7 @@
 import pytest
 
 from service.answer import candidate_spans, question_type
+from service.config import Settings
 from service.engine import Engine
 from service.errors import InputError
 from service.index import CorpusIndex
@@ -172,3 +173,15 @@ def test_english_question_quotes_the_chinese_part_that_answers(engine: Engine) -
     assert answer is not None
     assert "数字经济与绿色经济" in answer.text and answer.language == "zh-Hans"
     assert "其次" not in answer.text  # the next part is about ageing societies
+
+
+def test_a_confidence_floor_turns_answers_into_abstentions(
+    corpus_index: CorpusIndex, settings: Settings
+) -> None:
+    question = "Who organized the NEAR International Forum 2023?"
+    assert Engine(corpus_index, settings).ask(question).answer is not None
+    strict = Engine(corpus_index, settings.model_copy(update={"min_confidence": 0.99}))
+    result = strict.ask(question)
+    assert result.answer is None and result.abstained
+    assert result.abstain_reason is not None and "minimum of 0.99" in result.abstain_reason
+    assert result.passages  # the nearest passages are still listed

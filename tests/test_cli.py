@@ -82,3 +82,25 @@ def test_bench_measures_http_and_stages(
     assert {"retrieve", "fuse", "answer", "total"} <= set(report["stages_in_process"])
     write(report, tmp_path)
     assert "HTTP `/ask`, 8 clients" in (tmp_path / "bench.md").read_text()
+
+
+def test_eval_json_has_the_documented_shape(
+    settings: Settings,
+    corpus_index: CorpusIndex,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from service.evaluate import METRICS
+
+    source = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    questions = tmp_path / "some.jsonl"  # any file in the format, not only ours
+    questions.write_text("\n".join(lines[:6] + lines[-3:]) + "\n", encoding="utf-8")
+    report = tmp_path / "out" / "report.md"
+    args = ["eval", *_args(settings), "--questions", str(questions), "--json"]
+    assert main([*args, "--report", str(report)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"overall", "by_category", "systems"}
+    assert set(printed["systems"]) == {"dense", "multilingual", "bm25", "hybrid"}
+    assert set(printed["overall"]) == {*METRICS, "n"} and printed["overall"]["n"] == 9
+    assert report.is_file() and (tmp_path / "out" / "report" / "abstention.png").is_file()

@@ -1,12 +1,20 @@
+import functools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from service.config import Settings
+from service.engine import Engine
 from service.evaluate import (
+    METRICS,
+    Outcome,
     Question,
-    evaluate_retrieval,
+    abstention_curve,
+    answer_matches,
+    evaluate,
     fold_for_match,
     is_relevant,
     load_questions,
@@ -14,6 +22,7 @@ from service.evaluate import (
 )
 from service.index import CorpusIndex
 from service.records import Chunk, Document
+from service.report import write_report
 from service.search import HybridRetriever
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
@@ -73,18 +82,95 @@ def test_bad_question_files_name_the_line(tmp_path: Path) -> None:
         load_questions(path)
 
 
-def test_evaluate_retrieval_reports_each_system_and_category(
-    corpus_index: CorpusIndex, retriever: HybridRetriever
+@pytest.fixture(scope="module")
+def small_run(
+    corpus_index: CorpusIndex, settings: Settings
+) -> tuple[list[Question], dict[str, Any], dict[str, list[Outcome]]]:
+    questions = [
+        q for q in load_questions(QUESTIONS) if q.category in ("en", "zh-Hant", "unanswerable")
+    ]
+    product = Engine(corpus_index, settings)
+    bm25 = HybridRetriever({"bm25": product.retriever.retrievers["bm25"]}, fusion="rrf")
+    systems = {
+        "bm25": functools.partial(Engine(corpus_index, settings, retriever=bm25).ask, top_k=10),
+        "hybrid": functools.partial(product.ask, top_k=10),
+    }
+    report, outcomes = evaluate(systems, questions, corpus_index.chunks, corpus_index.documents)
+    return questions, report, outcomes
+
+
+def test_evaluate_reports_every_metric_per_system_and_category(
+    small_run: tuple[list[Question], dict[str, Any], dict[str, list[Outcome]]],
 ) -> None:
-    questions = [q for q in load_questions(QUESTIONS) if q.category in ("en", "unanswerable")]
-    results = evaluate_retrieval(
-        {"hybrid": retriever.search, "bm25": retriever.retrievers["bm25"].search},
-        questions,
-        corpus_index.chunks,
-    )
+    questions, report, _ = small_run
+    assert set(report) == {"overall", "by_category", "systems"}
+    assert report["overall"] == report["systems"]["hybrid"]["overall"]
     for system in ("hybrid", "bm25"):
-        overall = results[system]["overall"]
-        assert overall["n"] == len(questions)
-        assert {"hit@1", "hit@5", "mrr@10", "ndcg@10", "latency_p50_ms"} <= set(overall)
-        assert set(results[system]["by_category"]) == {"en", "unanswerable"}
-    assert results["hybrid"]["by_category"]["en"]["hit@5"] >= 0.9
+        overall = report["systems"][system]["overall"]
+        assert set(overall) == {*METRICS, "n"} and overall["n"] == len(questions)
+        by_category = report["systems"][system]["by_category"]
+        assert set(by_category) == {"en", "zh-Hant", "unanswerable"}
+        assert by_category["unanswerable"]["hit@5"] is None  # nothing to rank
+        assert by_category["en"]["abstain_recall"] is None  # nothing to abstain on
+    assert report["by_category"]["en"]["hit@5"] >= 0.9
+    assert report["overall"]["citation_exact"] == 1.0
+    assert report["by_category"]["unanswerable"]["abstain_recall"] >= 0.5
+
+
+def test_summary_counts_agree_with_the_outcomes(
+    small_run: tuple[list[Question], dict[str, Any], dict[str, list[Outcome]]],
+) -> None:
+    _, report, outcomes = small_run
+    rows = outcomes["hybrid"]
+    answerable = [o for o in rows if o.question.answerable]
+    right = sum(
+        o.result.answer is not None and answer_matches(o.result.answer.text, o.question.answers)
+        for o in answerable
+    )
+    assert report["overall"]["answer_accuracy"] == round(right / len(answerable), 4)
+    abstained = [o for o in rows if o.result.abstained]
+    wrong = sum(o.question.answerable for o in abstained)
+    assert report["overall"]["abstain_precision"] == round(1 - wrong / len(abstained), 4)
+
+
+def test_abstention_curve_moves_one_way(
+    small_run: tuple[list[Question], dict[str, Any], dict[str, list[Outcome]]],
+) -> None:
+    _, report, outcomes = small_run
+    curve = abstention_curve(outcomes["hybrid"], steps=10)
+    assert curve[0]["abstain_recall"] == report["overall"]["abstain_recall"]
+    recalls = [p["abstain_recall"] for p in curve]
+    false = [p["false_abstain_rate"] for p in curve]
+    assert recalls == sorted(recalls) and false == sorted(false)
+    assert curve[-1]["min_confidence"] == 1.0 and curve[-1]["false_abstain_rate"] == 1.0
+
+
+def test_report_has_tables_charts_and_misses(
+    small_run: tuple[list[Question], dict[str, Any], dict[str, list[Outcome]]],
+    tmp_path: Path,
+) -> None:
+    _, report, outcomes = small_run
+    path = tmp_path / "report.md"
+    written = write_report(
+        path,
+        report,
+        outcomes,
+        abstention_curve(outcomes["hybrid"]),
+        questions_file=QUESTIONS,
+        min_confidence=0.0,
+    )
+    text = path.read_text()
+    for heading in ("## Targets", "## Every system, overall", "## Abstention trade-off"):
+        assert heading in text
+    assert "BM25 only" in text and "hybrid (the product)" in text
+    for png in written[1:]:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png.parent.name}/{png.name})" in text
+    wrong = [
+        o
+        for o in outcomes["hybrid"]
+        if (o.question.answerable and not o.answer_right())
+        or (not o.question.answerable and o.result.answer is not None)
+    ]
+    for outcome in wrong:
+        assert f"| {outcome.question.id} |" in text
