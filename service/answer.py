@@ -117,13 +117,19 @@ _NUMBER_EN_RE = re.compile(
     re.I,
 )
 _ZH_MEASURE = r"(?:人次|领域|領域|[个個名位次届屆项項国國家年场場种種方部大倍天周週月人])"
+# A classifier (个, 位, 项...) is followed by its noun: "18個國家", "41项具体目标"; any other
+# measure ends the count: "五次", "二十多年", "三国" (and no more: not "三国合作").
+_ZH_CLASSIFIER = r"[个個名位项項种種场場家]"
 _NUMBER_ZH_RE = re.compile(
-    r"(?:[约約近逾超过過提前]+)?"
-    r"(?:(?<![A-Za-z\d])\d+(?:\.\d+)?(?:多)?(?:万|萬|亿|億)?(?=[\u4e00-\u9fff])"
-    rf"|[一二三四五六七八九十百千两兩]+(?:多)?(?:万|萬|亿|億)?(?={_ZH_MEASURE}))"
-    rf"{_ZH_MEASURE}?"
-    r"(?:(?![、和与與及的在了于於舉举召])[\u4e00-\u9fff]){0,3}"
+    r"(?<!第)(?:[约約近逾超过過提前]+)?"  # 第六屆 is an ordinal, not a count
+    r"(?:(?<![A-Za-z\d第])\d+(?:\.\d+)?(?:多)?(?:万|萬|亿|億)?(?=[\u4e00-\u9fff])"
+    rf"|(?<!第)[一二三四五六七八九十百千两兩]+(?:多)?(?:万|萬|亿|億)?(?={_ZH_MEASURE}))"
+    rf"(?:{_ZH_CLASSIFIER}(?:(?![、和与與及的在了于於舉举召,，。])[\u4e00-\u9fff]){{0,2}}"
+    rf"|{_ZH_MEASURE})?"
 )
+# What a count question counts: "how many members" -> members, "幾次" -> 次.
+_ASKED_NOUN_EN = re.compile(r"\bhow many\s+(?:[\w-]+\s+){0,2}?([a-z]{3,})\b", re.I)
+_ASKED_MEASURE_ZH = re.compile(rf"(?:几|幾|多少)({_ZH_MEASURE})")
 _CAPITALISED = r"(?:[A-Z][\w'’.-]*|[A-Z]{2,}[\w-]*)"
 _NAME_EN_RE = re.compile(
     rf"{_CAPITALISED}(?:\s+(?:(?:of|the|and|for|on|&|de|in)\s+)*{_CAPITALISED})*"
@@ -184,6 +190,19 @@ _AGENT_BEFORE = re.compile(r"\bby\s+$|由$|被$", re.I)
 _MONTHS_AND_DAYS = re.compile(
     rf"^(?:{_MONTH}|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)$", re.I
 )
+
+
+def _counted(question: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What a count question counts: English noun terms ("member") and Chinese measure
+    words ("次"), folded."""
+    nouns = [_terms(m.group(1)) for m in _ASKED_NOUN_EN.finditer(question)]
+    measures = tuple(fold(m.group(1)) for m in _ASKED_MEASURE_ZH.finditer(question))
+    return frozenset().union(*nouns), measures
+
+
+def _counts_what_was_asked(piece: str, counted: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+    nouns, measures = counted
+    return bool(nouns & _terms(piece)) or any(m in fold(piece) for m in measures)
 
 
 def _weak_name(text: str, start: int, end: int) -> bool:
@@ -315,6 +334,7 @@ class Extractor:
         multilingual = query_vector(self.index.multilingual_encoder, question)
         q_terms = _terms(question)
         plural = bool(_PLURAL_QUESTION.search(question))
+        counted = _counted(question) if kind == "number" else (frozenset(), ())
         predicate = _predicate_terms(question)
         idf = {term: self.index.lexical.idf(term) for term in q_terms | predicate}
         total_predicate = sum(idf[t] for t in predicate)
@@ -350,8 +370,11 @@ class Extractor:
                     support = None
                 span = self._span(question, q_terms, kind, text, plural)
                 typed = 0.0
-                if span:  # a plural question ("which agencies") is best met by a list
-                    typed = 0.5 if plural and not _LIST_RE.search(text[span[0] : span[1]]) else 1.0
+                if span:  # a plural question ("which agencies") is best met by a list,
+                    piece = text[span[0] : span[1]]  # a count by a count of what was asked
+                    typed = 0.5 if plural and not _LIST_RE.search(piece) else 1.0
+                    if any(counted) and not _counts_what_was_asked(piece, counted):
+                        typed = 0.5
                 w_sim, w_cov, w_prior, w_typed = self.weights
                 score = w_sim * similarity + w_cov * coverage + w_prior * prior + w_typed * typed
                 located = (start + span[0], start + span[1]) if span else None
@@ -373,6 +396,7 @@ class Extractor:
         folded_question = fold(question)
         folded_text = fold(text)
         anchors = [m.start() for t in q_terms for m in re.finditer(re.escape(t), folded_text)]
+        counted = _counted(question) if kind == "number" else (frozenset(), ())
         best: tuple[float, tuple[int, int]] | None = None
         for start, end in candidate_spans(text, kind):
             piece = fold(text[start:end])
@@ -393,6 +417,8 @@ class Extractor:
                 cost -= 0.3  # "organized by X": X did it
             if plural and _LIST_RE.search(text[start:end]):
                 cost -= 0.3
+            if any(counted) and _counts_what_was_asked(piece, counted):
+                cost -= 0.5  # counts what was asked: "38 members" for "how many members"
             if best is None or cost < best[0]:
                 best = (cost, (start, end))
         return best[1] if best else None
