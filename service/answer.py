@@ -415,6 +415,12 @@ class Extractor:
             cost = distance / max(len(text), 1) + echo - 0.001 * (end - start)
             if kind == "who" and _AGENT_BEFORE.search(text[max(0, start - 4) : start]):
                 cost -= 0.3  # "organized by X": X did it
+            words = text[start:end].split()
+            latin = words[0][0].isascii()
+            if kind == "who" and latin and len(words) == 1 and not words[0].isupper():
+                cost += 0.1  # in English, one capitalised word is less often a name than two
+            if kind == "who":  # a run of many capitalised words is a headline, not a name
+                cost += 0.05 * max(0, len(words) - 4)
             if plural and _LIST_RE.search(text[start:end]):
                 cost -= 0.3
             if any(counted) and _counts_what_was_asked(piece, counted):
