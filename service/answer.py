@@ -33,7 +33,7 @@ from service.lexical import tokenize
 from service.records import Answer, Chunk, Citation, Hit
 from service.search import query_vector
 
-__all__ = ["Extractor", "candidate_spans", "question_type"]
+__all__ = ["Extractor", "byline_fields", "candidate_spans", "question_type"]
 
 # ----------------------------------------------------------------------------- question type
 
@@ -93,6 +93,7 @@ _MONTH = (
     r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
 )
 _DATE_RE = re.compile(
+    r"(?<!\d)(?:19|20)\d\d-\d{1,2}-\d{1,2}(?!\d)(?:\s+\d{1,2}:\d\d(?::\d\d)?)?|"  # 2024-06-12 10:17
     rf"{_MONTH}\s+\d{{1,2}}(?!\d)(?:st|nd|rd|th)?"
     rf"(?:\s*(?:-|–|and|to)\s*\d{{1,2}}(?!\d)(?:st|nd|rd|th)?)?"
     rf"(?:,?\s+(?:19|20)\d\d)?"
@@ -250,6 +251,58 @@ def _predicate_words(question: str) -> list[str]:
     return words
 
 
+# Words a news page's byline and dateline use for what questions ask in other words: "Who
+# wrote ...?" is stated by "Author: ...", "When was it published?" by "Release time: ...".
+_RELATED_WORDS = (
+    ("write", "wrote", "written", "writer", "author", "authors", "byline"),
+    # "Source: X | 2024-06-12" dates a page, so "source" answers "when was it published"
+    ("publish", "published", "release", "released", "post", "posted", "date", "time", "source"),
+    ("edit", "edited", "editor"),
+    ("photo", "photograph", "photographed", "picture", "image", "credit", "credited", "courtesy"),
+    ("source", "newspaper", "outlet", "publication"),
+)
+
+
+def _related_terms() -> dict[str, frozenset[str]]:
+    related: dict[str, frozenset[str]] = {}
+    for group in _RELATED_WORDS:
+        terms = frozenset().union(*(_terms(word) for word in group))
+        for term in terms:
+            related[term] = related.get(term, frozenset()) | terms
+    return related
+
+
+# Byline and dateline fields: "Author: GONG Qian", "Source: 科技日报 | 2024-06-12",
+# "Editor in charge: [Liu Xian]", "Photo by Liu Xu", "(PHOTO: BFSU)", "Author Liu Xu".
+_FIELD_RE = re.compile(
+    r"(?:^|(?<=[|｜(（\s]))(?P<key>[A-Za-z][A-Za-z ]{1,24}?|来源|來源|作者|编辑|編輯|责任编辑|"
+    r"責任編輯|记者|記者|摄影|攝影)\s*[:：]\s*\[?"
+    r"(?P<value>(?:[^|｜\[\]()（）\n:：]|(?<=\d)[:：](?=\d))+?)\]?\s*"
+    r"(?=$|[|｜)）]|\s+[A-Z][a-z]+(?: [a-z]+)*\s*[:：])"
+    r"|(?P<bykey>Photo|Photos|Photograph|Text|Story|Reported|Written|Edited)\s+by\s+"
+    r"(?P<byvalue>[^|｜\n]+?)\s*$"
+    r"|^(?P<linekey>Authors?|Editor|Source|Photo)\s+(?P<linevalue>[A-Z][^|｜\n:：]+?)\s*$"
+)
+
+
+def _asked_field(text: str, keys: frozenset[str]) -> tuple[int, int] | None:
+    """The value of the first byline field of ``text`` whose name is one of ``keys``."""
+    for key, start, end in byline_fields(text):
+        if _terms(key) & keys:
+            return start, end
+    return None
+
+
+def byline_fields(text: str) -> list[tuple[str, int, int]]:
+    """``(key, start, end)`` of each field value in a byline or dateline sentence."""
+    fields = []
+    for match in _FIELD_RE.finditer(text):
+        for key, value in (("key", "value"), ("bykey", "byvalue"), ("linekey", "linevalue")):
+            if match.group(key) and match.group(value) and match.group(value).strip():
+                fields.append((match.group(key), match.start(value), match.end(value)))
+    return fields
+
+
 def _predicate_terms(question: str) -> frozenset[str]:
     return frozenset(t for word in _predicate_words(question) for t in _terms(word))
 
@@ -268,6 +321,9 @@ def _terms(text: str) -> frozenset[str]:
         for token in tokenize(text)
         if not (CJK_RE.match(token) and len(token) == 1) and token not in _QUESTION_WORDS
     )
+
+
+_RELATED = _related_terms()
 
 
 @dataclass(frozen=True)
@@ -336,6 +392,8 @@ class Extractor:
         plural = bool(_PLURAL_QUESTION.search(question))
         counted = _counted(question) if kind == "number" else (frozenset(), ())
         predicate = _predicate_terms(question)
+        # what a byline field must be called to answer: "Author" for "who wrote"
+        byline_keys = frozenset().union(*(_RELATED.get(t, frozenset()) for t in predicate))
         idf = {term: self.index.lexical.idf(term) for term in q_terms | predicate}
         total_predicate = sum(idf[t] for t in predicate)
         total_idf = sum(idf.values())
@@ -363,7 +421,9 @@ class Extractor:
                     weights = {t: 1.0 if t in own else 0.5 for t in q_terms & (own | context)}
                     weighted = sum(idf[t] * w for t, w in weights.items())
                     coverage = weighted / total_idf if total_idf else 0.0
-                    stated = sum(idf[t] for t in predicate if t in own or t in context)
+                    stated = sum(
+                        idf[t] for t in predicate if _RELATED.get(t, {t}) & (own | context)
+                    )
                     support = stated / total_predicate if total_predicate else None
                 else:  # across scripts, shared terms cannot be counted: the vectors stand in,
                     coverage = self.cross_script * similarity  # discounted as weaker evidence
@@ -375,6 +435,11 @@ class Extractor:
                     typed = 0.5 if plural and not _LIST_RE.search(piece) else 1.0
                     if any(counted) and not _counts_what_was_asked(piece, counted):
                         typed = 0.5
+                field = _asked_field(text, byline_keys) if byline_keys else None
+                if field:  # "Author: GONG Qian" for "Who wrote ...?": the field says it
+                    if span is None or kind not in ("when", "number"):
+                        span = field
+                    typed, support = 2.0, 1.0
                 w_sim, w_cov, w_prior, w_typed = self.weights
                 score = w_sim * similarity + w_cov * coverage + w_prior * prior + w_typed * typed
                 located = (start + span[0], start + span[1]) if span else None

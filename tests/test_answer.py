@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.answer import candidate_spans, question_type
+from service.answer import byline_fields, candidate_spans, question_type
 from service.config import Settings
 from service.engine import Engine
 from service.errors import InputError
@@ -185,3 +185,37 @@ def test_a_confidence_floor_turns_answers_into_abstentions(
     assert result.answer is None and result.abstained
     assert result.abstain_reason is not None and "minimum of 0.99" in result.abstain_reason
     assert result.passages  # the nearest passages are still listed
+
+
+@pytest.mark.parametrize(
+    ("text", "fields"),
+    [
+        (
+            "Source: 科技日报 | 2024-06-12 10:17:40 | Author: GONG Qian",
+            [("Source", "科技日报"), ("Author", "GONG Qian")],
+        ),
+        (
+            "Release time: 15:23, May 25, 2024 Source: China News Network",
+            [("Release time", "15:23, May 25, 2024"), ("Source", "China News Network")],
+        ),
+        ("Editor in charge: [Liu Xian]", [("Editor in charge", "Liu Xian")]),
+        ("Photo by Liu Xu", [("Photo", "Liu Xu")]),
+        ("Author Liu Xu Liu Jingni", [("Author", "Liu Xu Liu Jingni")]),
+        ("a symposium on May 31. (PHOTO: BFSU)", [("PHOTO", "BFSU")]),
+        ("The leaders met in Seoul on May 27.", []),
+    ],
+)
+def test_byline_fields(text: str, fields: list[tuple[str, str]]) -> None:
+    assert [(key, text[a:b]) for key, a, b in byline_fields(text)] == fields
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Who edited the article about Li Xixie?", "Liu Xian"),
+        ("When was the Li Xixie interview released?", "May 25, 2024"),
+    ],
+)
+def test_byline_questions_quote_the_field(engine: Engine, question: str, expected: str) -> None:
+    answer = engine.ask(question).answer
+    assert answer is not None and answer.text == expected
