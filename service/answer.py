@@ -79,11 +79,14 @@ _TYPE_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 def question_type(question: str) -> str:
-    """``when``, ``number``, ``where``, ``who`` or ``other``."""
-    for kind, pattern in _TYPE_CUES:
-        if pattern.search(question):
-            return kind
-    return "other"
+    """``when``, ``number``, ``where``, ``who`` or ``other``: the kind whose cue comes first
+    ("How many ... when ...?" asks for a number)."""
+    found = [
+        (match.start(), order, kind)
+        for order, (kind, pattern) in enumerate(_TYPE_CUES)
+        if (match := pattern.search(question))
+    ]
+    return min(found)[2] if found else "other"
 
 
 # ----------------------------------------------------------------------------- typed spans
@@ -102,6 +105,8 @@ _DATE_RE = re.compile(
     r"|(?:19|20)\d\d年(?:至(?:19|20)?\d\d年)?(?:\d{1,2}月)?(?:\d{1,2}日)?"
     r"|(?<![\d.])(?:19|20)\d\d(?:\s*(?:-|–|to)\s*(?:19|20)\d\d)?(?:s)?(?![\d.年])"
     r"|\d{1,2}月(?:\d{1,2}日)?|(?:今年|去年|明年|當年|当年)(?:\d{1,2}月)?"
+    r"|\b(?:January|February|March|April|June|July|August|September|October|November|"
+    r"December)\b"  # a month alone ("In February this year"); not "May", a verb too
 )
 _NUMBER_WORDS = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
@@ -380,6 +385,9 @@ class Extractor:
     def url(self, doc_id: str, start: int, end: int) -> str:
         return f"{self.base_url}/view/{quote(doc_id)}#{start}-{end}"
 
+    def _sentence_text(self, scored: _Scored) -> str:
+        return self.index.documents[scored.chunk.doc_id].text[scored.start : scored.end]
+
     def _sentence_rows(self, chunk: Chunk) -> range:
         row = self._row_of[chunk.chunk_id]
         return range(int(self._first[row]), int(self._first[row + 1]))
@@ -519,6 +527,12 @@ class Extractor:
             return None, (
                 "The sources mention what the question is about but not what it asks: the "
                 f"closest passage says nothing of {missing}."
+            )
+        if best.span is None and kind in ("when", "number"):
+            asked = "date or time" if kind == "when" else "number"
+            return None, (
+                f"The closest passage is about the question but gives no {asked}: "
+                f"«{self._sentence_text(best)[:80]}»."
             )
         start, end = best.span or (best.start, best.end)
         document = self.index.documents[best.chunk.doc_id]

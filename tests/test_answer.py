@@ -21,6 +21,7 @@ from service.index import CorpusIndex
         ("Which kinds of economy will it focus on?", "other"),
         ("首次中日韓領導人會議於何時舉行？", "when"),
         ("目前已舉行幾次？", "number"),
+        ("How many towns took part when the forum opened?", "number"),  # the first cue wins
         ("由哪些机构举行？", "who"),
         ("第四次会议在哪个城市举行？", "where"),
     ],
@@ -219,3 +220,11 @@ def test_byline_fields(text: str, fields: list[tuple[str, str]]) -> None:
 def test_byline_questions_quote_the_field(engine: Engine, question: str, expected: str) -> None:
     answer = engine.ask(question).answer
     assert answer is not None and answer.text == expected
+
+
+def test_a_count_question_without_a_count_in_the_sources_abstains(engine: Engine) -> None:
+    result = engine.ask("How many students will compete in the youth speech contest?")
+    assert result.answer is None and result.abstain_reason is not None
+    assert "gives no number" in result.abstain_reason and "Youth Speech Contest" in (
+        result.abstain_reason
+    )
