@@ -290,6 +290,16 @@ _FIELD_RE = re.compile(
 )
 
 
+def _excerpt(text: str, limit: int = 90) -> str:
+    """``text`` cut to about ``limit`` characters at a word boundary, marked with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def _asked_field(text: str, keys: frozenset[str]) -> tuple[int, int] | None:
     """The value of the first byline field of ``text`` whose name is one of ``keys``."""
     for key, start, end in byline_fields(text):
@@ -532,7 +542,7 @@ class Extractor:
             asked = "date or time" if kind == "when" else "number"
             return None, (
                 f"The closest passage is about the question but gives no {asked}: "
-                f"«{self._sentence_text(best)[:80]}»."
+                f"«{_excerpt(self._sentence_text(best))}»."
             )
         start, end = best.span or (best.start, best.end)
         document = self.index.documents[best.chunk.doc_id]

@@ -225,6 +225,5 @@ def test_byline_questions_quote_the_field(engine: Engine, question: str, expecte
 def test_a_count_question_without_a_count_in_the_sources_abstains(engine: Engine) -> None:
     result = engine.ask("How many students will compete in the youth speech contest?")
     assert result.answer is None and result.abstain_reason is not None
-    assert "gives no number" in result.abstain_reason and "Youth Speech Contest" in (
-        result.abstain_reason
-    )
+    assert "gives no number" in result.abstain_reason
+    assert "«In February this year, the Secretariat will hold" in result.abstain_reason
