@@ -161,6 +161,23 @@ def _chart_abstention(curve: Sequence[Mapping[str, float]], current: float, path
     plt.close(figure)
 
 
+def _calibration(outcomes: Sequence[Outcome], bins: int = 5) -> list[str]:
+    rows = []
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        inside = [
+            o
+            for o in outcomes
+            if o.result.answer is not None
+            and low <= o.result.answer.confidence < (high if b < bins - 1 else 1.01)
+        ]
+        if inside:
+            mean = sum(o.result.answer.confidence for o in inside if o.result.answer) / len(inside)
+            right = sum(o.question.answerable and o.answer_right() for o in inside) / len(inside)
+            rows.append((f"{low:.1f}–{high:.1f}", len(inside), round(mean, 3), round(right, 3)))
+    return _table(("confidence", "answers", "mean confidence", "share right"), rows)
+
+
 def _misses(outcomes: Sequence[Outcome]) -> list[str]:
     rows = []
     for o in outcomes:
@@ -276,6 +293,13 @@ def write_report(
                 for p in marks
             ],
         ),
+        "",
+        "## Confidence calibration",
+        "",
+        "Of the product's answers, how often the span was right, by the confidence it gave "
+        "(an answer to an unanswerable question counts as wrong).",
+        "",
+        *_calibration(product),
         "",
         "## Where the product is wrong",
         "",
