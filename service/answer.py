@@ -563,6 +563,7 @@ class Extractor:
                 citation=Citation(
                     doc_id=document.doc_id,
                     title=document.title,
+                    source=document.source,
                     published=document.published,
                     char_start=start,
                     char_end=end,
@@ -585,7 +586,12 @@ class Extractor:
             return ()  # folding changed lengths (rare ligatures): offsets would not line up
         ranges = []
         for term in _terms(query):
-            for match in re.finditer(re.escape(term), folded):
+            # A Latin stem marks whole words it begins ("organiz" -> "organizations");
+            # Chinese terms mark where they occur.
+            pattern = (
+                rf"(?<![a-z0-9]){re.escape(term)}[a-z0-9]*" if term.isascii() else re.escape(term)
+            )
+            for match in re.finditer(pattern, folded):
                 ranges.append((match.start(), match.end()))
         return _merge(ranges)
 

@@ -38,7 +38,7 @@ from service.engine import Engine
 from service.evaluate import load_questions
 from service.index import load_index
 
-__all__ = ["run_bench"]
+__all__ = ["free_port", "run_bench", "running_server"]
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -51,16 +51,18 @@ def _questions(path: Path, count: int) -> list[str]:
     return [f"{base[i % len(base)]} (#{i})" for i in range(count)]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 @contextmanager
-def _server(settings: Settings, workers: int = 1) -> Iterator[str]:
-    """``citeqa serve`` in a child process on a free localhost port, ready when yielded."""
-    port = _free_port()
+def running_server(settings: Settings, workers: int = 1, port: int | None = None) -> Iterator[str]:
+    """``citeqa serve`` in a child process on localhost (a free port unless given); yields
+    its base URL once ``/readyz`` answers, and stops it on exit."""
+    port = port or free_port()
     env = dict(os.environ)
     env.update(
         {
@@ -161,7 +163,7 @@ def run_bench(
     report: dict[str, Any] = {
         "stages_in_process": _in_process(settings, questions[:requests]),
     }
-    with _server(settings, workers) as url:
+    with running_server(settings, workers) as url:
         _clients(url, _questions(questions_file, 50 * workers), 8)  # warm every worker
         one = _clients(url, questions[requests : 2 * requests], 1)
         report["http_one_client"] = one

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    cors_origins: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Web origins (e.g. https://news.example.org) whose pages may call the API, for "
+            "the widget on another site; the service's own origin and localhost always may."
+        ),
+    )
     workers: int = Field(
         default_factory=available_cores,
         ge=1,

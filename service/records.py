@@ -87,6 +87,7 @@ class Citation:
     char_end: int
     quote: str
     url: str
+    source: str | None = None  # the publisher, where the document names one
 
 
 @dataclass(frozen=True)

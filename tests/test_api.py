@@ -35,7 +35,7 @@ ANSWER_KEYS = {
     "confidence",
     "citation",
 }
-CITATION_KEYS = {"doc_id", "title", "published", "char_start", "char_end", "quote", "url"}
+CITATION_KEYS = {"doc_id", "title", "source", "published", "char_start", "char_end", "quote", "url"}
 PASSAGE_KEYS = {
     "rank",
     "score",
@@ -581,3 +581,49 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
     view = spec["paths"]["/view/{doc_id}"]["get"]["responses"]
     assert "text/html" in view["200"]["content"]
     assert list(view["404"]["content"]) == ["application/json"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("http://localhost:5173", True),
+        ("http://127.0.0.1:8080", True),
+        ("https://news.example.org", False),
+        ("http://localhost.evil.example", False),
+    ],
+)
+def test_cross_origin_calls_only_from_allowed_origins(
+    client: TestClient, origin: str, allowed: bool
+) -> None:
+    preflight = client.options(
+        "/ask",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert (preflight.headers.get("access-control-allow-origin") == origin) is allowed
+    response = client.post("/ask", json={"question": "NEAR forum"}, headers={"Origin": origin})
+    assert response.status_code == 200
+    assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+
+
+def test_configured_origins_may_call(settings: Settings, corpus_index: CorpusIndex) -> None:
+    configured = settings.model_copy(update={"cors_origins": ("https://news.example.org",)})
+    with TestClient(create_app(configured)) as other:
+        response = other.get(
+            "/search", params={"q": "NEAR"}, headers={"Origin": "https://news.example.org"}
+        )
+    assert response.headers.get("access-control-allow-origin") == "https://news.example.org"
+
+
+def test_widget_script_and_demo_page(client: TestClient) -> None:
+    script = client.get("/widget.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "customElements.define" in script.text and "innerHTML" not in script.text
+    page = client.get("/")
+    assert page.status_code == 200 and '<script src="/widget.js" defer></script>' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text  # no inline script: the CSP would block it

@@ -10,22 +10,25 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
 from service.api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
-from service.api.routes import ask, documents, ops, search, view
+from service.api.pages import STATIC_DIR
+from service.api.routes import ask, documents, ops, search, view, widget
 from service.config import Settings, get_settings
 from service.engine import Engine
 from service.index import load_index
 
-__all__ = ["create_app"]
+__all__ = ["LOCALHOST_ORIGIN", "create_app"]
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Pages on this machine may always call the API (the widget during development); other
+# origins only when listed in CITEQA_CORS_ORIGINS. Same-origin calls need no CORS at all.
+LOCALHOST_ORIGIN = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$"
+
 logger = logging.getLogger(__name__)
 
 
@@ -69,12 +72,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = None
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)
-    for module in (ask, search, documents, view, ops):
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_origin_regex=LOCALHOST_ORIGIN,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+    for module in (ask, search, documents, view, ops, widget):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
     return app

@@ -9,17 +9,31 @@ a carriage return (the parser turns CR LF into LF) and NUL (dropped from text).
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from urllib.parse import quote
 
 from service.records import Document
 
-__all__ = ["CONTENT_SECURITY_POLICY", "document_page", "segments"]
+__all__ = ["CONTENT_SECURITY_POLICY", "STATIC_DIR", "document_page", "page_headers", "segments"]
 
-# No inline script or style: the page runs only /static/view.js and reads /static/view.css.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# No inline script or style: pages run only our own scripts and style sheets (the widget's
+# styles are a constructed style sheet, which is no inline style). connect-src: the widget
+# on the demo page asks /ask on the same origin.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+
+def page_headers() -> dict[str, str]:
+    """Security headers of every HTML page."""
+    return {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
 
 
 def _text(text: str) -> str:

@@ -155,6 +155,7 @@ class CitationOut(BaseModel):
 
     doc_id: str
     title: str | None
+    source: str | None = Field(description="The publisher, where the document names one.")
     published: str | None
     char_start: int
     char_end: int

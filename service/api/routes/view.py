@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from service.api.deps import EngineDep
 from service.api.errors import responses
-from service.api.pages import CONTENT_SECURITY_POLICY, document_page
+from service.api.pages import document_page, page_headers
 
 router = APIRouter(tags=["documents"])
 
@@ -21,11 +21,4 @@ def view_document(doc_id: str, engine: EngineDep) -> HTMLResponse:
     """The document as a readable page. A citation url ends in ``#start-end``; the page
     wraps that range in ``<mark>`` and scrolls to it (``/static/view.js``)."""
     document = engine.document(doc_id)
-    return HTMLResponse(
-        document_page(document),
-        headers={
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+    return HTMLResponse(document_page(document), headers=page_headers())

@@ -1,0 +1,226 @@
+"""The chat widget in a real browser: Debian's chromium driven by playwright, against the
+real service (``citeqa serve``) started on a free localhost port.
+
+The index is built from the seeds plus one hostile document whose text holds HTML and
+script markup. A screenshot of the answered widget is saved under ``test-output/``.
+
+Without chromium these tests are skipped, unless ``CITEQA_REQUIRE_BROWSER=1`` (set by
+``.ci/run``, which installs chromium) makes a missing browser a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.bench import free_port, running_server
+from service.config import Settings
+from service.index import build_index
+
+playwright = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+HOSTILE = """Harbour Lantern Festival Notice
+
+Source: Test Wire | 2025-03-02
+
+The Harbour Lantern Festival opens on March 14 at the old ferry pier, the organisers said.
+Visitors should note the sign that reads <img src=x onerror="window.__pwned=1"> at the gate.
+The printed programme also shows <script>window.__pwned=2</script> on its back cover.
+"""
+
+if CHROMIUM is None and os.environ.get("CITEQA_REQUIRE_BROWSER") != "1":
+    pytest.skip(
+        "chromium is not installed (apt-get install chromium); .ci/run installs it",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    corpus = tmp_path_factory.mktemp("browser-corpus")
+    for path in SEEDS.iterdir():
+        shutil.copy(path, corpus / path.name)
+    (corpus / "900_hostile.txt").write_text(HOSTILE, encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path_factory.mktemp("browser-index"))
+    build_index(settings, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def service_url(browser_settings: Settings) -> Iterator[str]:
+    with running_server(browser_settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM, "chromium is required (CITEQA_REQUIRE_BROWSER=1): apt-get install chromium"
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert not errors, errors  # no script error on any page
+
+
+def _open_widget(page: Page, url: str) -> None:
+    page.goto(url + "/")
+    launcher = page.get_by_role("button", name="Ask the sources")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    launcher.click()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_role("textbox", name="Your question")).to_be_focused()
+
+
+def _ask(page: Page, question: str) -> None:
+    box = page.get_by_role("textbox", name="Your question")
+    box.fill(question)
+    box.press("Enter")
+
+
+def test_english_question_shows_the_answer_and_a_citation(page: Page, service_url: str) -> None:
+    _open_widget(page, service_url)
+    _ask(page, "Who organized the NEAR International Forum 2023?")
+    answer = page.locator("citeqa-chat .answer").last
+    expect(answer).to_be_visible(timeout=20_000)
+    expect(answer.locator("mark").first).to_contain_text("Gyeongsangbuk-do")
+    card = answer.locator("a.card").first
+    expect(card).to_contain_text("NEAR International Forum 2023")
+    href = card.get_attribute("href") or ""
+    assert href.startswith(f"{service_url}/view/003_94041ec9e2685c6c#")
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-answered.png"))
+
+
+def test_a_citation_opens_the_document_with_the_quote_highlighted(
+    page: Page, service_url: str
+) -> None:
+    _open_widget(page, service_url)
+    _ask(page, "Who organized the NEAR International Forum 2023?")
+    answer = page.locator("citeqa-chat .answer").last
+    expect(answer).to_be_visible(timeout=20_000)
+    quote = answer.locator(".in-context mark").inner_text()
+    with page.context.expect_page() as opened:
+        answer.locator("a.card").first.click()
+    view = opened.value
+    view.wait_for_load_state()
+    mark = view.locator("mark")
+    expect(mark).to_have_count(1)
+    expect(mark).to_have_text(quote)
+    expect(mark).to_be_in_viewport()
+
+
+def test_chinese_question_gets_a_chinese_answer(page: Page, service_url: str) -> None:
+    _open_widget(page, service_url)
+    _ask(page, "中日韩地震减灾三边会议由哪些机构举行？")
+    answer = page.locator("citeqa-chat .answer").last
+    expect(answer).to_be_visible(timeout=20_000)
+    expect(answer.locator(".answer-text")).to_contain_text("中國地震局")
+    expect(answer).to_contain_text("繁體中文")
+    expect(answer.locator("a.card").first).to_be_visible()
+
+
+def test_unanswerable_question_says_so_and_lists_nearest_passages(
+    page: Page, service_url: str
+) -> None:
+    _open_widget(page, service_url)
+    _ask(page, "What is the capital of Australia?")
+    reply = page.locator("citeqa-chat .noanswer").last
+    expect(reply).to_be_visible(timeout=20_000)
+    expect(reply).to_contain_text("No answer in the sources")
+    expect(reply.locator("a.card").first).to_be_visible()
+    expect(page.locator("citeqa-chat .answer")).to_have_count(0)
+
+
+def test_markup_in_a_document_is_shown_as_text_and_never_runs(page: Page, service_url: str) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    _open_widget(page, service_url)
+    _ask(page, "What sign is at the gate of the Harbour Lantern Festival?")
+    reply = page.locator("citeqa-chat .a").last
+    expect(reply).to_be_visible(timeout=20_000)
+    expect(reply).to_contain_text('<img src=x onerror="window.__pwned=1">')
+    assert page.locator("citeqa-chat img").count() == 0
+    assert page.locator("citeqa-chat script").count() == 0
+    # and in the document view the citation opens
+    with page.context.expect_page() as opened:
+        reply.locator("a.card").first.click()
+    view = opened.value
+    view.wait_for_load_state()
+    expect(view.locator("body")).to_contain_text("<script>window.__pwned=2</script>")
+    assert view.locator("img").count() == 0
+    for checked in (page, view):
+        assert checked.evaluate("() => window.__pwned === undefined")
+    assert not dialogs
+
+
+def test_keyboard_shift_enter_breaks_a_line_and_escape_closes(page: Page, service_url: str) -> None:
+    _open_widget(page, service_url)
+    box = page.get_by_role("textbox", name="Your question")
+    box.type("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    assert box.input_value() == "first line\nsecond line"
+    expect(page.locator("citeqa-chat .q")).to_have_count(0)  # nothing was sent
+    page.keyboard.press("Escape")
+    launcher = page.get_by_role("button", name="Ask the sources")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    expect(launcher).to_be_focused()
+    expect(page.get_by_role("dialog")).to_be_hidden()
+
+
+def test_usable_at_360_pixels(page: Page, service_url: str) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    _open_widget(page, service_url)
+    _ask(page, "三国人员交往目标是多少人次？")
+    expect(page.locator("citeqa-chat .answer").last).to_be_visible(timeout=20_000)
+    for part in ("citeqa-chat .panel", "citeqa-chat textarea", "citeqa-chat .send"):
+        box = page.locator(part).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360, part
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-360px.png"))
+
+
+def test_a_stopped_service_shows_an_error_with_retry(
+    page: Page, browser_settings: Settings
+) -> None:
+    port = free_port()
+    with running_server(browser_settings, port=port) as url:
+        _open_widget(page, url)
+    # the service is stopped now; the page it served is still open
+    _ask(page, "Who organized the NEAR International Forum 2023?")
+    error = page.locator("citeqa-chat .error")
+    expect(error).to_be_visible(timeout=20_000)
+    expect(error).to_have_attribute("role", "alert")
+    expect(error).to_contain_text("cannot be reached")
+    retry = error.get_by_role("button", name="Retry")
+    with running_server(browser_settings, port=port):
+        retry.click()
+        expect(page.locator("citeqa-chat .answer").last).to_be_visible(timeout=20_000)
+    expect(page.locator("citeqa-chat .error")).to_have_count(0)
