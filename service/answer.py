@@ -33,7 +33,7 @@ from service.lexical import tokenize
 from service.records import Answer, Chunk, Citation, Hit
 from service.search import query_vector
 
-__all__ = ["Extractor", "byline_fields", "candidate_spans", "question_type"]
+__all__ = ["Extractor", "ScoredSentence", "byline_fields", "candidate_spans", "question_type"]
 
 # ----------------------------------------------------------------------------- question type
 
@@ -342,7 +342,9 @@ _RELATED = _related_terms()
 
 
 @dataclass(frozen=True)
-class _Scored:
+class ScoredSentence:
+    """A candidate sentence for a question, with what its score is made of."""
+
     row: int  # sentence row in the index
     chunk: Chunk
     start: int
@@ -396,7 +398,7 @@ class Extractor:
     def url(self, doc_id: str, start: int, end: int) -> str:
         return f"{self.base_url}/view/{quote(doc_id)}#{start}-{end}"
 
-    def _sentence_text(self, scored: _Scored) -> str:
+    def _sentence_text(self, scored: ScoredSentence) -> str:
         return self.index.documents[scored.chunk.doc_id].text[scored.start : scored.end]
 
     def _sentence_rows(self, chunk: Chunk) -> range:
@@ -405,7 +407,16 @@ class Extractor:
 
     # -- scoring -------------------------------------------------------------------------
 
-    def _score_sentences(self, question: str, kind: str, hits: Iterable[Hit]) -> list[_Scored]:
+    def rank_sentences(self, text: str, hits: Iterable[Hit]) -> list[ScoredSentence]:
+        """The sentences of ``hits``, best first, scored against ``text`` (a claim)."""
+        return self._score_sentences(text, "other", hits)
+
+    def sentence_text(self, scored: ScoredSentence) -> str:
+        return self._sentence_text(scored)
+
+    def _score_sentences(
+        self, question: str, kind: str, hits: Iterable[Hit]
+    ) -> list[ScoredSentence]:
         multilingual = query_vector(self.index.multilingual_encoder, question)
         q_terms = _terms(question)
         plural = bool(_PLURAL_QUESTION.search(question))
@@ -464,7 +475,7 @@ class Extractor:
                 located = (start + span[0], start + span[1]) if span else None
                 context = own | title  # for the next sentence
                 scored.append(
-                    _Scored(
+                    ScoredSentence(
                         row, hit.chunk, start, end, similarity, coverage, support, located, score
                     )
                 )

@@ -67,9 +67,12 @@ class Engine:
         except KeyError:
             raise UnknownDocumentError(doc_id) from None
 
-    def _check(self, top_k: int, filters: Filters | None) -> None:
+    def check_top_k(self, top_k: int) -> None:
         if not 1 <= top_k <= MAX_TOP_K:
             raise InputError("top_k", f"top_k is {top_k}; it must be between 1 and {MAX_TOP_K}.")
+
+    def _check(self, top_k: int, filters: Filters | None) -> None:
+        self.check_top_k(top_k)
         if filters is None:
             return
         for doc_id in filters.doc_ids or ():

@@ -39,13 +39,16 @@ from service.records import AskResult, Chunk, Document
 
 __all__ = [
     "METRICS",
+    "Claim",
     "Outcome",
     "Question",
     "abstention_curve",
     "answer_matches",
     "dcg",
     "evaluate",
+    "evaluate_claims",
     "fold_for_match",
+    "load_claims",
     "load_questions",
     "ranking_metrics",
     "summarize",
@@ -306,3 +309,64 @@ def abstention_curve(outcomes: Sequence[Outcome], steps: int = 50) -> list[dict[
             }
         )
     return points
+
+
+# ----------------------------------------------------------------------------- claims
+
+LABELS = ("supported", "contradicted", "not_found")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    claim: str
+    label: str
+    doc_id: str | None
+
+
+def load_claims(path: Path) -> list[Claim]:
+    """Read and validate a claims file: ``{"id", "claim", "label", "doc_id"}`` per line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"claims file {path} does not exist")
+    claims, seen = [], set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from error
+        missing = [key for key in ("id", "claim", "label") if key not in row]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
+        if row["label"] not in LABELS:
+            raise ValueError(f"{path}:{number}: label must be one of {', '.join(LABELS)}")
+        if row["id"] in seen:
+            raise ValueError(f"{path}:{number}: duplicate id {row['id']!r}")
+        seen.add(row["id"])
+        claims.append(Claim(str(row["id"]), str(row["claim"]), row["label"], row.get("doc_id")))
+    return claims
+
+
+def evaluate_claims(
+    verify: Callable[[str], Any], claims: Sequence[Claim]
+) -> tuple[dict[str, Any], list[tuple[Claim, Any]]]:
+    """``{"label_accuracy", "evidence_recall", "confusion", "n"}`` and each claim's check.
+
+    ``confusion[label][verdict]`` counts claims; ``evidence_recall`` is the share of claims
+    with a gold document that find it among their evidence.
+    """
+    checks = [(claim, verify(claim.claim)) for claim in claims]
+    confusion = {label: dict.fromkeys(LABELS, 0) for label in LABELS}
+    for claim, check in checks:
+        confusion[claim.label][check.verdict] += 1
+    with_doc = [(c, k) for c, k in checks if c.doc_id]
+    found = sum(any(e.citation.doc_id == c.doc_id for e in k.evidence) for c, k in with_doc)
+    right = sum(claim.label == check.verdict for claim, check in checks)
+    summary = {
+        "label_accuracy": round(right / len(checks), 4) if checks else None,
+        "evidence_recall": round(found / len(with_doc), 4) if with_doc else None,
+        "confusion": confusion,
+        "n": len(checks),
+    }
+    return summary, checks
