@@ -414,6 +414,17 @@ class Extractor:
     def sentence_text(self, scored: ScoredSentence) -> str:
         return self._sentence_text(scored)
 
+    def context_text(self, scored: ScoredSentence) -> str:
+        """What a sentence leaves to its surroundings: the previous sentence of its passage
+        and, for the article itself, the document's title."""
+        document = self.index.documents[scored.chunk.doc_id]
+        parts = [document.title or ""] if scored.chunk.section == "main" else []
+        rows = self._sentence_rows(scored.chunk)
+        if scored.row - 1 in rows:
+            _, start, end = (int(v) for v in self.index.sentences[scored.row - 1])
+            parts.append(document.text[start:end])
+        return "\n".join(parts)
+
     def _score_sentences(
         self, question: str, kind: str, hits: Iterable[Hit]
     ) -> list[ScoredSentence]:

@@ -34,7 +34,7 @@ from service.facts import (
     same_number,
     translatable,
 )
-from service.language import detect_language
+from service.language import detect_language, fold
 from service.records import Citation
 
 __all__ = ["ClaimCheck", "Evidence", "Mismatch", "Verifier"]
@@ -71,6 +71,16 @@ class ClaimCheck:
 def _script(text: str) -> str:
     language = detect_language(text)
     return "han" if language.startswith("zh") or language == "ja" else "latin"
+
+
+_COUNTRIES = frozenset(
+    fold(name)
+    for name in (
+        "China", "Japan", "Korea", "South Korea", "Republic of Korea", "ROK", "PRC", "DPRK",
+        "Mongolia", "Russia", "United States", "US", "中国", "日本", "韩国", "韓國", "蒙古",
+        "俄罗斯", "美国", "China-Japan-ROK", "China-Japan-Korea", "中日韩", "中日韓",
+    )
+)  # fmt: skip
 
 
 def _other_edition(name: str, text: str) -> bool:
@@ -174,9 +184,11 @@ class Verifier:
 
     @lru_cache(maxsize=4096)  # noqa: B019 - one verifier lives as long as its index
     def _common(self, name: str) -> bool:
+        if fold(name) in _COUNTRIES:
+            return True  # a country names a party, not an event
         documents = self.engine.documents.values()
         mentioned = sum(mentions(d.text, name) for d in documents)
-        return mentioned >= max(2, len(documents) / 2)
+        return mentioned >= max(3, 0.8 * len(documents))  # China, Japan, Korea here
 
     def _compare(
         self, claim: str, facts: list[Fact], script: str, scored: ScoredSentence
@@ -188,6 +200,10 @@ class Verifier:
         found_numbers = [f for f in found if f.kind == "number"]
         found_dates = [f for f in found if f.kind == "date"]
         found_names = [f for f in found if f.kind not in ("number", "date")]
+        # names the sentence leaves to the one before or to the headline still tie it to
+        # the claim's event ("The forum ... five countries" after "NEAR ... in Gyeongju")
+        context = extractor.context_text(scored)
+        in_context = 0
         matched, matched_required, unknown_places, unknown, mismatches = 0, 0, 0, 0, []
         required = [f for f in facts if f.kind in ("number", "date")]
         for fact in facts:
@@ -200,7 +216,10 @@ class Verifier:
                 return self._evidence(scored, text, "related", (), 0)  # another year's event
             else:
                 name_script = "latin" if fact.text.isascii() else "han"
-                if name_script == evidence_script or translatable(fact.text):
+                if not mentions(text, fact.text) and mentions(context, fact.text):
+                    in_context += 1  # ties the sentence to the event, but is not stated in it
+                    result = None
+                elif name_script == evidence_script or translatable(fact.text):
                     result = self._name(fact, text, claim, found_names, scored.coverage)
             if result is True:
                 matched += 1
@@ -216,7 +235,7 @@ class Verifier:
         if unknown_places:  # where it happened is no detail: unstated, nothing is supported
             matched_required = -1
         stance = self._stance(
-            scored, facts, required, matched, matched_required, unknown, mismatches
+            scored, facts, required, matched, matched_required, unknown, mismatches, in_context
         )
         return self._evidence(scored, text, stance, tuple(mismatches), matched)
 
@@ -229,12 +248,14 @@ class Verifier:
         matched_required: int,
         unknown: int,
         mismatches: list[Mismatch],
+        in_context: int = 0,
     ) -> str:
         """supports, contradicts or related (see the module's description)."""
         if scored.score < self.min_closeness:
             return "related"
         if mismatches:
-            return "contradicts" if matched or scored.coverage >= 0.5 else "related"
+            same_event = matched or in_context or scored.coverage >= 0.5
+            return "contradicts" if same_event else "related"
         if not facts:
             return "supports" if scored.score >= self.min_closeness_without_facts else "related"
         if matched_required < len(required):
