@@ -419,10 +419,10 @@ class Extractor:
         and, for the article itself, the document's title."""
         document = self.index.documents[scored.chunk.doc_id]
         parts = [document.title or ""] if scored.chunk.section == "main" else []
-        rows = self._sentence_rows(scored.chunk)
-        if scored.row - 1 in rows:
-            _, start, end = (int(v) for v in self.index.sentences[scored.row - 1])
-            parts.append(document.text[start:end])
+        if scored.row > 0:  # the sentence before, in this passage or the one before it
+            chunk_row, start, end = (int(v) for v in self.index.sentences[scored.row - 1])
+            if self.index.chunks[chunk_row].doc_id == document.doc_id and end <= scored.start:
+                parts.append(document.text[start:end])
         return "\n".join(parts)
 
     def _score_sentences(

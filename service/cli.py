@@ -16,6 +16,9 @@ from service import __version__
 from service.config import Settings
 from service.errors import CiteqaError
 
+DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
+DEFAULT_CLAIMS = Path("eval/claims.jsonl")
+
 __all__ = ["main"]
 
 FUSIONS = ["competent_zscore", "competent_rrf", "rrf", "minmax"]
@@ -114,15 +117,56 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from service.api.schemas import VerifyResponse
+    from service.engine import MAX_TOP_K, Engine, clean_question
+    from service.index import load_index
+    from service.verify import Verifier
+
+    claim = clean_question(args.claim, "claim")  # refuse bad input before loading models
+    if args.k > MAX_TOP_K:
+        print(f"citeqa: error: -k must be at most {MAX_TOP_K}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    engine = Engine(load_index(settings), settings, base_url=settings.public_url)
+    check = Verifier(engine).verify(claim, top_k=args.k)
+    if args.json:
+        body = VerifyResponse.from_check(check).model_dump(mode="json")
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+        return 0
+    print(f"verdict: {check.verdict} (confidence {check.confidence:.2f})")
+    for evidence in check.evidence:
+        c = evidence.citation
+        source = ", ".join(part for part in (c.title, c.published) if part)
+        print(f"\n[{evidence.stance}] {c.doc_id} [{c.char_start}:{c.char_end}] {source}")
+        print(textwrap.indent(textwrap.fill(" ".join(evidence.quote.split()), 96), "   "))
+        for m in evidence.mismatches:
+            print(f"   {m.kind}: the claim says «{m.claim_text}», the source «{m.evidence_text}»")
+        print(f"   {c.url}")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from service.engine import Engine
-    from service.evaluate import METRICS, abstention_curve, evaluate, load_questions
+    from service.evaluate import (
+        METRICS,
+        abstention_curve,
+        evaluate,
+        evaluate_claims,
+        load_claims,
+        load_questions,
+    )
     from service.index import load_index
     from service.search import HybridRetriever
+    from service.verify import Verifier
 
     settings = _settings(args)
+    # Neither file named: both defaults. One named: only that one.
+    questions_file = args.questions or (None if args.claims else DEFAULT_QUESTIONS)
+    claims_file = args.claims or (None if args.questions else DEFAULT_CLAIMS)
     try:
-        questions = load_questions(args.questions)
+        questions = load_questions(questions_file) if questions_file else []
+        claims = load_claims(claims_file) if claims_file else []
     except (OSError, ValueError) as error:
         print(f"citeqa eval: error: {error}", file=sys.stderr)
         return 2
@@ -138,28 +182,54 @@ def _eval(args: argparse.Namespace) -> int:
         engines[f"hybrid:{fusion}"] = Engine(index, settings.model_copy(update={"fusion": fusion}))
     systems = {name: functools.partial(engine.ask, top_k=10) for name, engine in engines.items()}
     progress = not (args.json or args.quiet)
-    if progress:
-        print(f"asking {len(questions)} questions of {len(systems)} systems ...", file=sys.stderr)
-    report, outcomes = evaluate(systems, questions, index.chunks, index.documents)
+    report: dict[str, Any] = {}
+    outcomes: dict[str, Any] = {}
+    if questions:
+        if progress:
+            print(
+                f"asking {len(questions)} questions of {len(systems)} systems ...", file=sys.stderr
+            )
+        report, outcomes = evaluate(systems, questions, index.chunks, index.documents)
+    checks: list[Any] = []
+    if claims:
+        if progress:
+            print(f"checking {len(claims)} claims ...", file=sys.stderr)
+        verifier = Verifier(product)
+        report["claims"], checks = evaluate_claims(verifier.verify, claims)
     if args.report:
         from service.report import write_report
 
+        if not questions:
+            print("citeqa eval: error: --report needs questions as well", file=sys.stderr)
+            return 2
         written = write_report(
             args.report,
             report,
             outcomes,
             abstention_curve(outcomes["hybrid"]),
-            questions_file=args.questions,
+            questions_file=questions_file or DEFAULT_QUESTIONS,
             min_confidence=settings.min_confidence,
+            claims=(report.get("claims"), checks, claims_file),
         )
         print(f"wrote {written[0]} and {len(written) - 1} charts", file=sys.stderr)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
-    print(f"{len(questions)} questions from {args.questions}\n")
-    print(_table(report["systems"], "overall", METRICS))
-    print("\nhybrid (the product) by category")
-    print(_table(report["by_category"], None, METRICS))
+    if questions:
+        print(f"{len(questions)} questions from {questions_file}\n")
+        print(_table(report["systems"], "overall", METRICS))
+        print("\nhybrid (the product) by category")
+        print(_table(report["by_category"], None, METRICS))
+    if claims:
+        summary = report["claims"]
+        print(
+            f"\n{summary['n']} claims from {claims_file}: label accuracy "
+            f"{summary['label_accuracy']:.3f}, evidence recall {summary['evidence_recall']:.3f}"
+        )
+        corner = "label / verdict"
+        print(f"{corner:<16}" + "".join(f"{v:>14}" for v in summary["confusion"]))
+        for label, row in summary["confusion"].items():
+            print(f"{label:<16}" + "".join(f"{n:>14}" for n in row.values()))
     return 0
 
 
@@ -258,9 +328,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--questions",
         type=Path,
-        default=Path("eval/questions.jsonl"),
         help="JSON-lines file of {id, question, answers, doc_id, category} "
-        "(default eval/questions.jsonl)",
+        f"(default {DEFAULT_QUESTIONS} when --claims is not given)",
+    )
+    evaluate.add_argument(
+        "--claims",
+        type=Path,
+        help="JSON-lines file of {id, claim, label, doc_id} "
+        f"(default {DEFAULT_CLAIMS} when --questions is not given)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument(
@@ -278,6 +353,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also run the hybrid with these fusions, side by side",
     )
     evaluate.set_defaults(handler=_eval)
+
+    verify = add("verify", "Check a claim: supported, contradicted or not found, with evidence.")
+    verify.add_argument("claim", help="the claim, in any language")
+    verify.add_argument("-k", type=int, default=5, help="how many evidence sentences (default 5)")
+    verify.add_argument("--json", action="store_true", help="print the JSON body of POST /verify")
+    verify.set_defaults(handler=_verify)
 
     bench = add("bench", "Measure /ask: per stage in-process, and over HTTP on localhost.")
     bench.add_argument(

@@ -337,6 +337,7 @@ _ORG_WORDS = re.compile(
     r"Service|Government|Administration|Bureau|Department|League|WeGo|NEAR|JETRO|TCS)\b"
 )
 _PLACE_BEFORE = re.compile(r"\b(?:in|at|to|from|near)\s+$")
+_REGION = re.compile(r"\b(?:Asia|Europe|Africa|America|Pacific|Atlantic|World|Region)\b")
 _COMMON_CAPS = frozenset(
     [
         "The",
@@ -425,6 +426,8 @@ def names(text: str) -> list[Fact]:
         if _ORG_WORDS.search(name) or re.fullmatch(r"[A-Z]{2,6}", name):
             kind = "organization"
         elif _PLACE_BEFORE.search(text[max(0, start - 6) : start]):
+            if _REGION.search(name):
+                continue  # "in Northeast Asia": a region, no venue to compare
             kind = "place"
         else:
             kind = "person"

@@ -178,6 +178,47 @@ def _calibration(outcomes: Sequence[Outcome], bins: int = 5) -> list[str]:
     return _table(("confidence", "answers", "mean confidence", "share right"), rows)
 
 
+def _claims_section(
+    summary: dict[str, Any] | None, checks: Sequence[Any], path: Path | None
+) -> list[str]:
+    """Label accuracy, evidence recall, the confusion matrix and the claims it got wrong."""
+    if not summary:
+        return []
+    labels = list(summary["confusion"])
+    wrong = [
+        (c.id, c.label, check.verdict, _text(c.claim))
+        for c, check in checks
+        if c.label != check.verdict
+    ]
+    false_support = summary["confusion"].get("contradicted", {}).get("supported", 0)
+    accuracy = summary["label_accuracy"]
+    gap = "met" if accuracy >= 0.85 else f"**missed by {0.85 - accuracy:.3f}**"
+    return [
+        "## Claim check",
+        "",
+        f"`POST /verify` on the {summary['n']} claims of `{path}`, written from the documents "
+        "(the comparison rules were tuned on them). Target: label accuracy >= 0.85 "
+        f"({gap}) and no `supported` verdict on a contradicted claim ({false_support}).",
+        "",
+        *_table(
+            ("label accuracy", "evidence recall", "claims"),
+            [(accuracy, summary["evidence_recall"], summary["n"])],
+        ),
+        "",
+        "Confusion matrix (rows: the label; columns: the verdict):",
+        "",
+        *_table(
+            ("label", *labels),
+            [(label, *summary["confusion"][label].values()) for label in labels],
+        ),
+        "",
+        "Claims with the wrong verdict:",
+        "",
+        *_table(("id", "label", "verdict", "claim"), wrong),
+        "",
+    ]
+
+
 def _misses(outcomes: Sequence[Outcome]) -> list[str]:
     rows = []
     for o in outcomes:
@@ -204,6 +245,7 @@ def write_report(
     *,
     questions_file: Path,
     min_confidence: float,
+    claims: tuple[dict[str, Any] | None, Sequence[Any], Path | None] = (None, (), None),
 ) -> list[Path]:
     """Write the page and its charts; returns their paths, the page first."""
     charts = path.parent / path.stem
@@ -301,6 +343,7 @@ def write_report(
         "",
         *_calibration(product),
         "",
+        *_claims_section(*claims),
         "## Where the product is wrong",
         "",
         "Answerable questions whose answer span holds no gold answer (or that it abstained "

@@ -627,3 +627,41 @@ def test_widget_script_and_demo_page(client: TestClient) -> None:
     assert page.status_code == 200 and '<script src="/widget.js" defer></script>' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert "<script>" not in page.text  # no inline script: the CSP would block it
+
+
+def test_verify_contract(client: TestClient) -> None:
+    claim = "The NEAR forum in Gyeongju drew delegates from seven countries."
+    response = client.post("/verify", json={"claim": claim, "top_k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"claim", "verdict", "confidence", "evidence", "timings_ms"}
+    assert body["claim"] == claim and body["verdict"] == "contradicted"
+    assert 0 <= body["confidence"] <= 1 and 1 <= len(body["evidence"]) <= 3
+    for evidence in body["evidence"]:
+        assert set(evidence) == {"quote", "citation", "stance", "mismatches"}
+        assert set(evidence["citation"]) == CITATION_KEYS
+        assert evidence["stance"] in ("supports", "contradicts", "related")
+        c = evidence["citation"]
+        text = client.get(f"/documents/{c['doc_id']}").json()["text"]
+        assert text[c["char_start"] : c["char_end"]] == evidence["quote"]
+        for m in evidence["mismatches"]:
+            assert set(m) == {"kind", "claim_text", "evidence_text"}
+    mismatches = [m for e in body["evidence"] for m in e["mismatches"]]
+    assert {"kind": "number", "claim_text": "seven", "evidence_text": "five"} in mismatches
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"claim": "  "}, "claim"),
+        ({"claim": "x" * 2001}, "claim"),
+        ({"claim": "a claim", "top_k": 0}, "top_k"),
+        ({"claim": "a claim", "top_k": 51}, "top_k"),
+        ({"claim": "a claim", "extra": 1}, "extra"),
+        ({}, "claim"),
+    ],
+)
+def test_verify_bad_input(client: TestClient, body: dict[str, Any], field: str) -> None:
+    response = client.post("/verify", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"].endswith(field)

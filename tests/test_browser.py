@@ -224,3 +224,22 @@ def test_a_stopped_service_shows_an_error_with_retry(
         retry.click()
         expect(page.locator("citeqa-chat .answer").last).to_be_visible(timeout=20_000)
     expect(page.locator("citeqa-chat .error")).to_have_count(0)
+
+
+def test_check_a_claim_shows_the_verdict_and_the_mismatch(page: Page, service_url: str) -> None:
+    _open_widget(page, service_url)
+    page.get_by_role("button", name="Check a claim").click()
+    expect(page.get_by_role("button", name="Check a claim")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    box = page.get_by_role("textbox", name="Claim to check")
+    box.fill("The NEAR forum in Gyeongju drew delegates from seven countries.")
+    box.press("Enter")
+    reply = page.locator("citeqa-chat .claim").last
+    expect(reply).to_be_visible(timeout=20_000)
+    expect(reply.locator(".verdict")).to_have_text("Contradicted by the sources")
+    expect(reply.locator(".mismatches")).to_contain_text("seven")
+    expect(reply.locator("mark.mismatch").first).to_have_text("five")
+    expect(reply.locator("a.card").first).to_be_visible()
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-claim.png"))

@@ -104,3 +104,33 @@ def test_eval_json_has_the_documented_shape(
     assert set(printed["systems"]) == {"dense", "multilingual", "bm25", "hybrid"}
     assert set(printed["overall"]) == {*METRICS, "n"} and printed["overall"]["n"] == 9
     assert report.is_file() and (tmp_path / "out" / "report" / "abstention.png").is_file()
+
+
+def test_verify_json_is_the_api_body(
+    settings: Settings, corpus_index: CorpusIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    claim = "中日韓核安全監管高官會目前已舉行六次。"
+    assert main(["verify", claim, *_args(settings), "--json", "-k", "2"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["verdict"] == "contradicted" and len(body["evidence"]) <= 2
+    assert main(["verify", "  ", *_args(settings)]) == 2
+    assert "claim is empty" in capsys.readouterr().err
+
+
+def test_eval_claims_json(
+    settings: Settings,
+    corpus_index: CorpusIndex,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = Path(__file__).resolve().parent.parent / "eval" / "claims.jsonl"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    claims = tmp_path / "claims.jsonl"
+    claims.write_text("\n".join(lines[:3] + lines[30:33] + lines[-3:]) + "\n", encoding="utf-8")
+    assert main(["eval", *_args(settings), "--claims", str(claims), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"claims"}
+    summary = printed["claims"]
+    assert set(summary) == {"label_accuracy", "evidence_recall", "confusion", "n"}
+    assert summary["n"] == 9
+    assert sum(sum(row.values()) for row in summary["confusion"].values()) == 9

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from service import __version__
 from service.api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from service.api.pages import STATIC_DIR
-from service.api.routes import ask, documents, ops, search, view, widget
+from service.api.routes import ask, documents, ops, search, verify, view, widget
 from service.config import Settings, get_settings
 from service.engine import Engine
 from service.index import load_index
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Content-Type"],
         max_age=600,
     )
-    for module in (ask, search, documents, view, ops, widget):
+    for module in (ask, verify, search, documents, view, ops, widget):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

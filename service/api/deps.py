@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from service.engine import Engine
+from service.verify import Verifier
 
-__all__ = ["EngineDep", "get_engine"]
+__all__ = ["EngineDep", "VerifierDep", "get_engine", "get_verifier"]
 
 
 def get_engine(request: Request) -> Engine:
@@ -23,3 +24,15 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_verifier(request: Request, engine: EngineDep) -> Verifier:
+    """The claim checker over the app's engine (made once, it caches name statistics)."""
+    verifier: Verifier | None = getattr(request.app.state, "verifier", None)
+    if verifier is None or verifier.engine is not engine:
+        verifier = Verifier(engine)
+        request.app.state.verifier = verifier
+    return verifier
+
+
+VerifierDep = Annotated[Verifier, Depends(get_verifier)]

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K
 from service.records import Answer, AskResult, Document, Filters, Passage
+from service.verify import ClaimCheck, Evidence
 
 __all__ = [
     "AnswerOut",
@@ -29,6 +30,8 @@ __all__ = [
     "PassageOut",
     "SearchParams",
     "SliceOut",
+    "VerifyRequest",
+    "VerifyResponse",
 ]
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -248,6 +251,75 @@ class AskResponse(BaseModel):
             abstain_reason=result.abstain_reason,
             passages=[PassageOut.from_passage(p, documents) for p in result.passages],
             timings_ms=dict(result.timings_ms),
+        )
+
+
+class VerifyRequest(BaseModel):
+    """A claim to check against the sources."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"claim": "The NEAR forum in Gyeongju drew delegates from seven countries."},
+                {"claim": "中日韓核安全監管高官會機制於2008年啟動。", "top_k": 3},
+            ]
+        },
+    )
+
+    claim: str = Field(
+        description=(
+            f"The claim, in any language: 1 to {MAX_QUESTION_CHARS} characters once control "
+            "characters are removed."
+        )
+    )
+    top_k: int = Field(
+        5, ge=1, le=MAX_TOP_K, strict=True, description="How many evidence sentences to return."
+    )
+
+
+class MismatchOut(BaseModel):
+    kind: str = Field(description="number, date, person, place or organization.")
+    claim_text: str = Field(description="The value as the claim states it.")
+    evidence_text: str = Field(description="The value as the evidence states it (in its quote).")
+
+
+class EvidenceOut(BaseModel):
+    quote: str = Field(description="The evidence sentence, verbatim.")
+    citation: CitationOut
+    stance: str = Field(description="supports, contradicts or related.")
+    mismatches: list[MismatchOut]
+
+    @classmethod
+    def from_evidence(cls, evidence: Evidence) -> EvidenceOut:
+        return cls(
+            quote=evidence.quote,
+            citation=CitationOut(**asdict(evidence.citation)),
+            stance=evidence.stance,
+            mismatches=[
+                MismatchOut(kind=m.kind, claim_text=m.claim_text, evidence_text=m.evidence_text)
+                for m in evidence.mismatches
+            ],
+        )
+
+
+class VerifyResponse(BaseModel):
+    """The verdict on a claim and the evidence quoted for it."""
+
+    claim: str = Field(description="The claim as checked (control characters removed).")
+    verdict: str = Field(description="supported, contradicted or not_found.")
+    confidence: float
+    evidence: list[EvidenceOut]
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def from_check(cls, check: ClaimCheck) -> VerifyResponse:
+        return cls(
+            claim=check.claim,
+            verdict=check.verdict,
+            confidence=check.confidence,
+            evidence=[EvidenceOut.from_evidence(e) for e in check.evidence],
+            timings_ms=dict(check.timings_ms),
         )
 
 

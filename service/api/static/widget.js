@@ -139,6 +139,23 @@ textarea {
 .send:disabled { opacity: .5; cursor: default; }
 .hint { margin: 0; padding: 0 14px 10px; font-size: 11.5px; color: var(--muted);
   background: var(--paper); }
+.modes { display: flex; gap: 4px; padding: 8px 12px 0; background: var(--paper); }
+.modes button {
+  flex: 1; padding: 6px 10px; border: 1px solid var(--line); border-radius: 999px;
+  background: var(--paper); color: var(--muted); font-size: 13px; font-weight: 600;
+  cursor: pointer;
+}
+.modes button[aria-pressed="true"] { background: var(--accent); border-color: var(--accent);
+  color: var(--accent-ink); }
+.verdict { display: inline-block; margin: 0 0 6px; padding: 3px 10px; border-radius: 999px;
+  font-weight: 700; font-size: 14px; }
+.verdict.supported { background: #e3f4e8; color: #1d6b34; }
+.verdict.contradicted { background: #fde8e8; color: #a4161a; }
+.verdict.not_found { background: #eceff2; color: #3d4650; }
+.stance { display: inline-block; margin-left: 6px; font-size: 11.5px; font-weight: 700;
+  text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
+.mismatches { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden;
   clip: rect(0 0 0 0); white-space: nowrap; }
 @media (max-width: 480px) {
@@ -210,6 +227,7 @@ textarea {
       super();
       this.attachShadow({ mode: "open" });
       this.pending = null;
+      this.mode = "ask";
     }
 
     get api() {
@@ -273,7 +291,7 @@ textarea {
       const form = h(
         "form",
         { onsubmit: (event) => { event.preventDefault(); this.submit(); } },
-        h("label", { class: "sr-only", for: "citeqa-question" }, "Your question"),
+        (this.inputLabel = h("label", { class: "sr-only", for: "citeqa-question" }, "Your question")),
         this.input,
         this.send
       );
@@ -303,6 +321,12 @@ textarea {
             "×"
           )
         ),
+        h(
+          "div",
+          { class: "modes", role: "group", "aria-label": "Mode" },
+          this.modeButton("ask", "Ask a question"),
+          this.modeButton("verify", "Check a claim")
+        ),
         this.log,
         form,
         h(
@@ -312,6 +336,30 @@ textarea {
         )
       );
       this.shadowRoot.append(h("div", { class: "root" }, this.panel, this.launcher));
+    }
+
+    modeButton(mode, label) {
+      const button = h(
+        "button",
+        { type: "button", "aria-pressed": mode === "ask" ? "true" : "false", "data-mode": mode,
+          onclick: () => this.setMode(mode) },
+        label
+      );
+      return button;
+    }
+
+    setMode(mode) {
+      this.mode = mode;
+      for (const button of this.shadowRoot.querySelectorAll(".modes button")) {
+        button.setAttribute("aria-pressed", button.dataset.mode === mode ? "true" : "false");
+      }
+      this.input.placeholder =
+        mode === "verify"
+          ? "Paste a claim to check against the sources…"
+          : "Ask about China–Japan–ROK cooperation…";
+      this.inputLabel.textContent = mode === "verify" ? "Claim to check" : "Your question";
+      this.send.textContent = mode === "verify" ? "Check" : "Ask";
+      this.input.focus();
     }
 
     icon() {
@@ -380,7 +428,8 @@ textarea {
       this.log.scrollTop = Math.max(0, node.offsetTop - this.log.offsetTop - 8);
     }
 
-    async ask(question, retryOf) {
+    async ask(question, retryOf, mode) {
+      mode = mode || this.mode;
       if (this.pending) return;
       if (this.panel.hidden) this.open();
       const empty = this.log.querySelector(".empty");
@@ -391,7 +440,7 @@ textarea {
         "p",
         { class: "status", role: "status" },
         h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")),
-        "Searching the sources…"
+        mode === "verify" ? "Checking the claim against the sources…" : "Searching the sources…"
       );
       const slot = retryOf || h("div");
       slot.replaceChildren(status);
@@ -406,10 +455,12 @@ textarea {
       let body = null;
       let problem = null;
       try {
-        const response = await fetch(this.api + "/ask", {
+        const path = mode === "verify" ? "/verify" : "/ask";
+        const payload = mode === "verify" ? { claim: question, top_k: 4 } : { question, top_k: 5 };
+        const response = await fetch(this.api + path, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ question, top_k: 5 }),
+          body: JSON.stringify(payload),
           signal: controller.signal,
         });
         body = await response.json().catch(() => null);
@@ -430,17 +481,18 @@ textarea {
         this.send.disabled = false;
         this.log.removeAttribute("aria-busy");
       }
-      slot.replaceChildren(problem ? this.errorView(problem, question, slot) : this.resultView(body));
+      const view = mode === "verify" ? (b) => this.verdictView(b) : (b) => this.resultView(b);
+      slot.replaceChildren(problem ? this.errorView(problem, question, slot, mode) : view(body));
       this.reveal(bubble);
     }
 
-    errorView(message, question, slot) {
+    errorView(message, question, slot, mode) {
       return h(
         "div",
         { class: "a error", role: "alert" },
         h("p", { class: "headline" }, "No answer: something went wrong"),
         h("p", { class: "reason" }, message),
-        h("button", { class: "retry", type: "button", onclick: () => this.ask(question, slot) }, "Retry")
+        h("button", { class: "retry", type: "button", onclick: () => this.ask(question, slot, mode) }, "Retry")
       );
     }
 
@@ -489,6 +541,56 @@ textarea {
         others.length ? h("p", { class: "label" }, "Also relevant") : null,
         others.slice(0, 2).map((passage) => this.passageCard(passage))
       );
+    }
+
+    verdictView(body) {
+      const labels = {
+        supported: "Supported by the sources",
+        contradicted: "Contradicted by the sources",
+        not_found: "Not found in the sources",
+      };
+      const evidence = body.evidence || [];
+      const mismatches = evidence.flatMap((e) => e.mismatches);
+      return h(
+        "div",
+        { class: "a claim" },
+        h("p", { class: `verdict ${body.verdict}` }, labels[body.verdict] || body.verdict),
+        h("p", { class: "meta" }, `Confidence ${Math.round(body.confidence * 100)}%`),
+        mismatches.length
+          ? h(
+              "ul",
+              { class: "mismatches" },
+              mismatches.map((m) =>
+                h("li", {}, `${m.kind}: the claim says “${m.claim_text}”, the source says “${m.evidence_text}”`)
+              )
+            )
+          : null,
+        evidence.length ? h("p", { class: "label" }, "Evidence") : null,
+        evidence.map((item) => this.evidenceCard(item))
+      );
+    }
+
+    evidenceCard(item) {
+      const c = item.citation;
+      const ranges = [];
+      for (const m of item.mismatches) {
+        const at = item.quote.indexOf(m.evidence_text);
+        if (at >= 0) ranges.push([at, at + m.evidence_text.length]);
+      }
+      const quote = marked(item.quote, ranges);
+      for (const node of quote) if (node instanceof HTMLElement) node.className = "mismatch";
+      const stances = { supports: "supports", contradicts: "contradicts", related: "related" };
+      const card = this.card({
+        title: c.title || c.doc_id,
+        source: c.source,
+        published: c.published,
+        language: null,
+        quote,
+        href: this.link(c.url),
+        cta: "Open the source at this quote",
+      });
+      card.querySelector(".title").append(h("span", { class: "stance" }, stances[item.stance] || item.stance));
+      return card;
     }
 
     passageCard(passage) {
