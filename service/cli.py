@@ -117,6 +117,22 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add(args: argparse.Namespace) -> int:
+    from service.live import add_files
+
+    result = add_files(_settings(args), args.paths)
+    print(f"published {result.path.name}: {result.documents} documents, {result.chunks} chunks")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from service.live import remove_documents
+
+    result = remove_documents(_settings(args), args.doc_ids)
+    print(f"published {result.path.name}: {result.documents} documents, {result.chunks} chunks")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from service.api.schemas import VerifyResponse
     from service.engine import MAX_TOP_K, Engine, clean_question
@@ -306,6 +322,22 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(handler=_build)
+
+    add_command = add(
+        "add",
+        "Add (or replace) documents while the service runs: copies the files into the corpus "
+        "and publishes a new index generation, encoding only new text.",
+    )
+    add_command.add_argument("paths", nargs="+", type=Path, help=".txt or .md files")
+    add_command.set_defaults(handler=_add)
+
+    remove = add(
+        "remove",
+        "Remove documents by id (the file name without suffix) and publish the index "
+        "without them; their citation links then answer 410 Gone.",
+    )
+    remove.add_argument("doc_ids", nargs="+", help="document ids")
+    remove.set_defaults(handler=_remove)
 
     search = add("search", "Print the ranked passages for a query.")
     search.add_argument("query", help="the question or keywords, in any language")

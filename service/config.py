@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    admin_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Key for the /admin routes (add, remove, rebuild), sent as 'Authorization: "
+            "Bearer KEY' or 'X-API-Key: KEY'. Unset: the admin routes are off."
+        ),
+    )
     cors_origins: tuple[str, ...] = Field(
         (),
         description=(

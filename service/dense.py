@@ -39,6 +39,10 @@ class DenseIndex:
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         return cls(faiss.read_index(str(path), flags))
 
+    def vectors(self) -> np.ndarray:
+        """Every stored vector, in row order (an exact index keeps them as they were)."""
+        return self._index.reconstruct_n(0, self.size) if self.size else np.zeros((0, self.dim))
+
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         k = min(k, self.size)
         if k <= 0:

@@ -12,7 +12,7 @@ import unicodedata
 
 from service.answer import Extractor
 from service.config import Settings
-from service.errors import InputError, UnknownDocumentError
+from service.errors import DocumentGoneError, InputError, UnknownDocumentError
 from service.index import CorpusIndex
 from service.records import AskResult, Chunk, Document, Filters, Hit, Passage
 from service.search import HybridRetriever
@@ -65,6 +65,9 @@ class Engine:
         try:
             return self.index.documents[doc_id]
         except KeyError:
+            removed = self.index.removed.get(doc_id)
+            if removed is not None:
+                raise DocumentGoneError(doc_id, removed) from None
             raise UnknownDocumentError(doc_id) from None
 
     def check_top_k(self, top_k: int) -> None:

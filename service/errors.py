@@ -67,3 +67,16 @@ class UnknownDocumentError(InputError):
             field, f"no document with id {doc_id!r}; GET /documents lists the ids that exist."
         )
         self.doc_id = doc_id
+
+
+class DocumentGoneError(UnknownDocumentError):
+    """A document that was in the corpus and was removed: its links answer 410 Gone."""
+
+    def __init__(self, doc_id: str, removed_at: str) -> None:
+        InputError.__init__(
+            self,
+            "doc_id",
+            f"document {doc_id!r} was removed from the corpus on {removed_at}; "
+            "its citations no longer resolve.",
+        )
+        self.doc_id = doc_id

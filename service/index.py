@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -91,6 +92,12 @@ class CorpusIndex:
     multilingual_encoder: Encoder
     sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
     sentence_vectors: dict[str, np.ndarray]  # "dense" / "multilingual" -> (n, dim) float32
+    warning: str | None = None  # set when a damaged current generation was passed over
+
+    @property
+    def removed(self) -> dict[str, str]:
+        """Documents removed from the corpus (id -> when): their links answer 410 Gone."""
+        return dict(self.manifest.get("removed", {}))
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ def _file_table(directory: Path) -> dict[str, dict[str, Any]]:
 
 def _document_row(document: Document) -> dict[str, Any]:
     row = asdict(document)
-    row["content"] = [[s.start, s.end, s.label] for s in document.content]
+    row["content"] = [[s.start, s.end, s.label, s.section] for s in document.content]
     row["boilerplate"] = [[s.start, s.end, s.label] for s in document.boilerplate]
     return row
 
@@ -224,6 +231,21 @@ def _publish(index_dir: Path, generation: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _removed(index_dir: Path, now: Iterable[str], present: set[str]) -> dict[str, str]:
+    """Removed document ids and when, carried from the current generation's manifest."""
+    removed: dict[str, str] = {}
+    generation = current_generation(index_dir)
+    if generation is not None:
+        try:
+            manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+            removed = dict(manifest.get("removed", {}))
+        except (OSError, json.JSONDecodeError):
+            pass
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    removed.update(dict.fromkeys(now, stamp))
+    return {doc_id: when for doc_id, when in removed.items() if doc_id not in present}
+
+
 def _up_to_date(index_dir: Path, config: dict[str, Any], corpus: str) -> Path | None:
     generation = current_generation(index_dir)
     if generation is None or not (generation / MANIFEST).is_file():
@@ -237,8 +259,72 @@ def _up_to_date(index_dir: Path, config: dict[str, Any], corpus: str) -> Path | 
     return None
 
 
-def build_index(settings: Settings, *, force: bool = False, progress: bool = True) -> BuildResult:
-    """Build all three indexes from the corpus, unless an up-to-date build exists."""
+def _text_key(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8")).digest()
+
+
+def _previous_vectors(index_dir: Path, config: dict[str, Any]) -> dict[str, dict[bytes, Any]]:
+    """Vectors of the current generation by the hash of the text they encode, so a rebuild
+    after adding or removing documents encodes only new text. Empty if there is no usable
+    generation (another model or chunking, or damaged files)."""
+    cache: dict[str, dict[bytes, Any]] = {"dense": {}, "multilingual": {}}
+    generation = current_generation(index_dir)
+    try:
+        if generation is None:
+            return cache
+        manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("config") != config:
+            return cache
+        _check_files(manifest, generation)
+        documents = {
+            d.doc_id: d for d in map(_document_from_row, _read_jsonl(generation / DOCUMENTS))
+        }
+        chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
+        texts = [indexed_text(c, documents[c.doc_id]) for c in chunks]
+        sentences = np.load(generation / SENTENCES, allow_pickle=False)
+        sentence_texts = [documents[chunks[r].doc_id].text[a:b] for r, a, b in sentences.tolist()]
+        for name, file, sentence_file in (
+            ("dense", DENSE, SENTENCE_VECTORS["dense"]),
+            ("multilingual", MULTILINGUAL, SENTENCE_VECTORS["multilingual"]),
+        ):
+            vectors = DenseIndex.load(generation / file, mmap=False).vectors()
+            cache[name].update(zip(map(_text_key, texts), vectors, strict=True))
+            sentence_vectors = np.load(generation / sentence_file, allow_pickle=False)
+            cache[name].update(zip(map(_text_key, sentence_texts), sentence_vectors, strict=True))
+    except (OSError, ValueError, KeyError, TypeError, IndexCorruptError):
+        return {"dense": {}, "multilingual": {}}  # no reuse: encode everything
+    return cache
+
+
+def _encode_new(
+    encoder: Encoder, texts: list[str], cache: dict[bytes, Any], progress: bool
+) -> np.ndarray:
+    """Vectors for ``texts``: from ``cache`` where known, encoded (and cached) otherwise."""
+    keys = [_text_key(t) for t in texts]
+    missing = list(dict.fromkeys(k for k in keys if k not in cache))
+    if missing:
+        first = {k: t for k, t in zip(keys, texts, strict=True)}
+        fresh = encoder.encode([first[k] for k in missing], progress=progress)
+        cache.update(zip(missing, fresh, strict=True))
+    if not keys:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    return np.stack([cache[k] for k in keys]).astype(np.float32)
+
+
+def build_index(
+    settings: Settings,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    removed: Iterable[str] = (),
+) -> BuildResult:
+    """Build all three indexes from the corpus, unless an up-to-date build exists.
+
+    Text whose vectors the current generation already holds is not encoded again, so
+    adding a document costs its own encoding. ``removed`` names documents taken out by
+    this change; the manifest keeps every removed id (so their links answer 410 Gone)
+    until a document with that id comes back.
+    """
     started = time.perf_counter()
     files = corpus_files(settings.corpus_dir)
     config = expected_config(settings)
@@ -276,13 +362,18 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
     dense_encoder, multilingual_encoder = _encoders(settings, threads, query=False)
     steps.update()
 
+    cache = {"dense": {}, "multilingual": {}} if force else _previous_vectors(index_dir, config)
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
-    dense = DenseIndex.build(dense_encoder.encode(texts, progress=progress))
-    sentence_dense = dense_encoder.encode(sentence_texts, progress=progress)
+    dense = DenseIndex.build(_encode_new(dense_encoder, texts, cache["dense"], progress))
+    sentence_dense = _encode_new(dense_encoder, sentence_texts, cache["dense"], progress)
     steps.update()
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.multilingual_model})")
-    multilingual = DenseIndex.build(multilingual_encoder.encode(texts, progress=progress))
-    sentence_multilingual = multilingual_encoder.encode(sentence_texts, progress=progress)
+    multilingual = DenseIndex.build(
+        _encode_new(multilingual_encoder, texts, cache["multilingual"], progress)
+    )
+    sentence_multilingual = _encode_new(
+        multilingual_encoder, sentence_texts, cache["multilingual"], progress
+    )
     steps.update()
     steps.set_postfix_str("BM25")
     lexical = LexicalIndex.build(texts)
@@ -315,6 +406,7 @@ def build_index(settings: Settings, *, force: bool = False, progress: bool = Tru
             "chunks": len(chunks),
             "sentences": len(sentences),
         },
+        "removed": _removed(index_dir, removed, {d.doc_id for d in documents}),
         "files": _file_table(work),
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -368,10 +460,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def check_index(settings: Settings) -> tuple[Path, dict[str, Any]]:
-    """The current generation and its manifest, checked against the settings and the files,
-    without loading any model. Raises the error that says what to do."""
-    generation = current_generation(settings.index_dir)
+def check_index(settings: Settings, generation: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The current generation (or ``generation``) and its manifest, checked against the
+    settings and the files, without loading any model. Raises the error that says what to
+    do."""
+    generation = generation or current_generation(settings.index_dir)
     if generation is None or not (generation / MANIFEST).is_file():
         raise IndexNotBuiltError(
             f"no index in {settings.index_dir}; build one with `citeqa build` "
@@ -389,9 +482,37 @@ def check_index(settings: Settings) -> tuple[Path, dict[str, Any]]:
     return generation, manifest
 
 
-def load_index(settings: Settings) -> CorpusIndex:
-    """Load the current generation, checked against the settings and its manifest."""
-    generation, manifest = check_index(settings)
+def _last_good(settings: Settings, failure: IndexCorruptError) -> tuple[Path, dict[str, Any]]:
+    """The newest older generation that passes every check, or the original failure."""
+    current = current_generation(settings.index_dir)
+    older = sorted(
+        (p for p in settings.index_dir.glob("gen-*") if p.is_dir() and p != current),
+        reverse=True,
+    )
+    for generation in older:
+        try:
+            return check_index(settings, generation)
+        except (IndexCorruptError, IndexMismatchError, IndexNotBuiltError):
+            continue
+    raise failure
+
+
+def load_index(
+    settings: Settings, *, encoders: tuple[Encoder, Encoder] | None = None
+) -> CorpusIndex:
+    """Load the current generation, checked against the settings and its manifest.
+
+    A damaged current generation is refused; the newest older one that passes every check
+    is served instead (``CorpusIndex.warning`` says so), and only if there is none does
+    loading fail. ``encoders`` reuses models already loaded (a reload after a change).
+    """
+    warning = None
+    try:
+        generation, manifest = check_index(settings)
+    except IndexCorruptError as error:
+        generation, manifest = _last_good(settings, error)
+        warning = f"{error} Serving the last good generation, {generation.name}."
+        logging.getLogger(__name__).error(warning)
     documents = [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
     chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
     dense = DenseIndex.load(generation / DENSE)
@@ -435,7 +556,7 @@ def load_index(settings: Settings) -> CorpusIndex:
     # threads that starve the other encoder and concurrent requests (measured in the README).
     threads = min(settings.query_threads, settings.effective_threads())
     set_threads(threads)
-    dense_encoder, multilingual_encoder = _encoders(settings, threads, query=True)
+    dense_encoder, multilingual_encoder = encoders or _encoders(settings, threads, query=True)
     for name, encoder, index in (
         ("dense", dense_encoder, dense),
         ("multilingual", multilingual_encoder, multilingual),
@@ -457,4 +578,5 @@ def load_index(settings: Settings) -> CorpusIndex:
         multilingual_encoder=multilingual_encoder,
         sentences=sentences,
         sentence_vectors=sentence_vectors,
+        warning=warning,
     )

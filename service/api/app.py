@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from service import __version__
 from service.api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from service.api.pages import STATIC_DIR
-from service.api.routes import ask, documents, ops, search, verify, view, widget
+from service.api.routes import admin, ask, documents, ops, search, verify, view, widget
 from service.config import Settings, get_settings
 from service.engine import Engine
 from service.index import load_index
@@ -38,6 +39,19 @@ def _load_engine(settings: Settings) -> Engine:
     # The first calls allocate buffers and fill caches: make them before reporting ready.
     engine.ask("warm up 预热", top_k=1)
     return engine
+
+
+ADMIN_MAX_BODY_BYTES = 8 * 1024 * 1024  # a whole article, not a question
+
+
+class PublicCORS(CORSMiddleware):
+    """CORS for the public routes; the admin routes never answer a cross-origin browser."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/admin"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,17 +84,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.engine = None
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.state.settings = settings
+    app.add_middleware(
+        BodySizeLimit, max_bytes=MAX_BODY_BYTES, admin_max_bytes=ADMIN_MAX_BODY_BYTES
+    )
     install_error_handlers(app)
     app.add_middleware(
-        CORSMiddleware,
+        PublicCORS,
         allow_origins=list(settings.cors_origins),
         allow_origin_regex=LOCALHOST_ORIGIN,
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type"],
         max_age=600,
     )
-    for module in (ask, verify, search, documents, view, ops, widget):
+    for module in (ask, verify, search, documents, view, ops, widget, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.schemas import ErrorBody, ErrorDetail
-from service.errors import CiteqaError, InputError, UnknownDocumentError
+from service.errors import CiteqaError, DocumentGoneError, InputError, UnknownDocumentError
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -68,7 +68,9 @@ def responses(*codes: int, html: bool = False) -> dict[int | str, dict[str, Any]
     own media type, so those entries point at the schema explicitly.
     """
     described = {
-        404: "No document with that id.",
+        401: "The admin key is missing or wrong.",
+        404: "No document with that id (or, on /admin, the admin routes are off).",
+        410: "The document was removed from the corpus; its citations no longer resolve.",
         413: f"The body is over {MAX_BODY_BYTES // 1024} KiB.",
         422: "A field is missing, malformed or out of range; `error.field` names it.",
         503: "The index is not loaded yet.",
@@ -148,7 +150,8 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> Error
 
 
 async def _on_unknown_document(request: Request, exc: UnknownDocumentError) -> ErrorResponse:
-    return error_response(404, [ErrorDetail(field=exc.field, message=exc.message)])
+    status = 410 if isinstance(exc, DocumentGoneError) else 404
+    return error_response(status, [ErrorDetail(field=exc.field, message=exc.message)])
 
 
 async def _on_input(request: Request, exc: InputError) -> ErrorResponse:
@@ -205,14 +208,17 @@ class BodySizeLimit:
     and replayed to the app once complete, so no route ever sees more than the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, admin_max_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.admin_max_bytes = admin_max_bytes or max_bytes
 
-    def _too_large(self, size: str) -> ErrorResponse:
+    def _too_large(self, size: str, limit: int) -> ErrorResponse:
         message = (
-            f"the body is {size} bytes; the limit is {self.max_bytes} bytes "
-            f"({self.max_bytes // 1024} KiB). Send a shorter question or fewer filters."
+            f"the body is {size} bytes; the limit is {limit} bytes "
+            f"({limit // 1024} KiB). Send a shorter question or fewer filters."
         )
         return error_response(413, [ErrorDetail(field="body", message=message)])
 
@@ -220,6 +226,8 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        admin = scope["path"].startswith("/admin")
+        limit = self.admin_max_bytes if admin else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             try:
@@ -233,8 +241,8 @@ class BodySizeLimit:
                 )
                 await response(scope, receive, send)
                 return
-            if length > self.max_bytes:
-                await self._too_large(str(length))(scope, receive, send)
+            if length > limit:
+                await self._too_large(str(length), limit)(scope, receive, send)
                 return
 
         parts: list[bytes] = []
@@ -246,8 +254,8 @@ class BodySizeLimit:
                 return  # the client went away; nobody is waiting for an answer
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(f"over {self.max_bytes}")(scope, receive, send)
+            if size > limit:
+                await self._too_large(f"over {limit}", limit)(scope, receive, send)
                 return
             parts.append(chunk)
             more = message.get("more_body", False)

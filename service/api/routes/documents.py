@@ -37,7 +37,9 @@ def _slice(text: str, start: int | None, end: int | None) -> SliceOut | None:
     return SliceOut(start=first, end=last, text=text[first:last])
 
 
-@router.get("/documents/{doc_id}", response_model=DocumentOut, responses=responses(404, 422, 503))
+@router.get(
+    "/documents/{doc_id}", response_model=DocumentOut, responses=responses(404, 410, 422, 503)
+)
 def get_document(
     doc_id: str,
     engine: EngineDep,

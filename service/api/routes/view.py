@@ -15,7 +15,7 @@ router = APIRouter(tags=["documents"])
 @router.get(
     "/view/{doc_id}",
     response_class=HTMLResponse,
-    responses=responses(404, 422, 503, html=True),
+    responses=responses(404, 410, 422, 503, html=True),
 )
 def view_document(doc_id: str, engine: EngineDep) -> HTMLResponse:
     """The document as a readable page. A citation url ends in ``#start-end``; the page
