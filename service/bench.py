@@ -68,6 +68,7 @@ def running_server(settings: Settings, workers: int = 1, port: int | None = None
         {
             "CITEQA_INDEX_DIR": str(settings.index_dir.resolve()),
             "CITEQA_CORPUS_DIR": str(settings.corpus_dir.resolve()),
+            "CITEQA_RATE_LIMIT_PER_MINUTE": "0",  # the load generator is one client
         }
     )
     process = subprocess.Popen(

@@ -112,6 +112,27 @@ class Settings(BaseSettings):
             "Bearer KEY' or 'X-API-Key: KEY'. Unset: the admin routes are off."
         ),
     )
+    rate_limit_per_minute: int = Field(
+        1200, ge=0, description="Requests a minute one client may make (0: no limit)."
+    )
+    rate_limit_burst: int = Field(60, ge=1, description="Requests one client may make at once.")
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Addresses of reverse proxies whose X-Forwarded-For names the client (for the "
+            "rate limit); from anyone else the header is ignored."
+        ),
+    )
+    request_budget_seconds: float = Field(
+        10.0, gt=0, description="Longest a question may take before the answer is a 503."
+    )
+    frame_ancestors: str = Field(
+        "'none'",
+        description=(
+            "The pages' CSP frame-ancestors: who may embed /, /view in a frame (e.g. "
+            "\"'self' https://news.example.org\")."
+        ),
+    )
     cors_origins: tuple[str, ...] = Field(
         (),
         description=(

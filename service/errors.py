@@ -80,3 +80,7 @@ class DocumentGoneError(UnknownDocumentError):
             "its citations no longer resolve.",
         )
         self.doc_id = doc_id
+
+
+class BudgetExceededError(CiteqaError):
+    """A request's work took longer than its time budget (answered 503)."""

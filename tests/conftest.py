@@ -28,7 +28,10 @@ def documents() -> dict[str, Document]:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(corpus_dir=SEEDS, index_dir=tmp_path_factory.mktemp("index"))
+    # the tests are one fast client: the rate limit has its own test
+    return Settings(
+        corpus_dir=SEEDS, index_dir=tmp_path_factory.mktemp("index"), rate_limit_per_minute=0
+    )
 
 
 @pytest.fixture(scope="session")

@@ -221,11 +221,18 @@ def test_concurrent_asks_agree_with_serial_ones(client: TestClient) -> None:
     assert parallel == serial
 
 
-def test_routes_run_in_the_thread_pool() -> None:
-    modules = (routes.ask, routes.search, routes.documents, routes.view, routes.ops)
+def test_model_work_never_runs_on_the_event_loop() -> None:
+    """A route is plain ``def`` (FastAPI runs it in the thread pool), or ``async def`` that
+    hands its work to the thread pool through ``within_budget``."""
+    modules = (
+        routes.ask, routes.verify, routes.search, routes.documents, routes.view, routes.ops,
+        routes.admin, routes.widget,
+    )  # fmt: skip
     api = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
-    assert {"/ask", "/search", "/documents/{doc_id}", "/view/{doc_id}"} <= {r.path for r in api}
-    assert not [r.path for r in api if inspect.iscoroutinefunction(r.endpoint)]
+    assert {"/ask", "/verify", "/search", "/view/{doc_id}"} <= {r.path for r in api}
+    for route in api:
+        if inspect.iscoroutinefunction(route.endpoint):
+            assert "await within_budget(" in inspect.getsource(route.endpoint), route.path
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -665,3 +672,47 @@ def test_verify_bad_input(client: TestClient, body: dict[str, Any], field: str) 
     response = client.post("/verify", json=body)
     assert response.status_code == 422
     assert response.json()["error"]["field"].endswith(field)
+
+
+def test_every_response_says_nosniff(client: TestClient) -> None:
+    for path in ("/healthz", "/documents", "/documents/nope", "/widget.js", "/"):
+        assert client.get(path).headers["x-content-type-options"] == "nosniff", path
+
+
+def test_rate_limit_answers_429_with_retry_after(
+    settings: Settings, corpus_index: CorpusIndex
+) -> None:
+    strict = settings.model_copy(update={"rate_limit_per_minute": 60, "rate_limit_burst": 3})
+    with TestClient(create_app(strict)) as limited:
+        statuses = [limited.get("/documents").status_code for _ in range(5)]
+        assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429]
+        refused = limited.get("/documents")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert "too many requests" in refused.json()["error"]["message"]
+        assert limited.get("/healthz").status_code == 200  # probes are not counted
+        # a proxy's X-Forwarded-For is ignored unless the proxy is trusted
+        spoofed = limited.get("/documents", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert spoofed.status_code == 429
+    trusting = strict.model_copy(update={"trusted_proxies": ("testclient",)})
+    with TestClient(create_app(trusting)) as proxied:
+        for n in range(5):
+            forwarded = {"X-Forwarded-For": f"203.0.113.{n}, 10.0.0.1"}
+            assert proxied.get("/documents", headers=forwarded).status_code == 200
+
+
+def test_a_request_over_its_budget_is_a_503_and_the_worker_recovers(
+    settings: Settings, corpus_index: CorpusIndex
+) -> None:
+    hurried = settings.model_copy(update={"request_budget_seconds": 0.0005})
+    with TestClient(create_app(hurried)) as client:
+        slow = client.post("/ask", json={"question": "Who organized the NEAR forum in 2023?"})
+        assert slow.status_code == 503
+        assert "budget" in slow.json()["error"]["message"]
+        assert client.get("/healthz").status_code == 200
+
+
+def test_frame_ancestors_are_configurable(settings: Settings, corpus_index: CorpusIndex) -> None:
+    framed = settings.model_copy(update={"frame_ancestors": "'self' https://news.example.org"})
+    with TestClient(create_app(framed)) as client:
+        policy = client.get("/").headers["content-security-policy"]
+    assert "frame-ancestors 'self' https://news.example.org" in policy

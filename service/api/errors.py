@@ -71,9 +71,10 @@ def responses(*codes: int, html: bool = False) -> dict[int | str, dict[str, Any]
         401: "The admin key is missing or wrong.",
         404: "No document with that id (or, on /admin, the admin routes are off).",
         410: "The document was removed from the corpus; its citations no longer resolve.",
+        429: "Too many requests from this client; `Retry-After` says when to retry.",
         413: f"The body is over {MAX_BODY_BYTES // 1024} KiB.",
         422: "A field is missing, malformed or out of range; `error.field` names it.",
-        503: "The index is not loaded yet.",
+        503: "The index is not loaded yet, or the request outlasted its time budget.",
     }
     if html:
         schema = {"$ref": "#/components/schemas/ErrorBody"}

@@ -23,14 +23,14 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 # on the demo page asks /ask on the same origin.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
 )
 
 
-def page_headers() -> dict[str, str]:
-    """Security headers of every HTML page."""
+def page_headers(frame_ancestors: str = "'none'") -> dict[str, str]:
+    """Security headers of every HTML page (``frame_ancestors``: who may frame it)."""
     return {
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY.format(ancestors=frame_ancestors),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service.api.deps import EngineDep
 from service.api.errors import responses
+from service.api.limits import within_budget
 from service.api.schemas import AskRequest, AskResponse
 
 router = APIRouter(tags=["answer"])
 
 
-@router.post("/ask", response_model=AskResponse, responses=responses(404, 413, 422, 503))
-def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
+@router.post("/ask", response_model=AskResponse, responses=responses(404, 413, 422, 429, 503))
+async def ask(body: AskRequest, engine: EngineDep, request: Request) -> AskResponse:
     """Answer the question from the corpus, quoting one document, or abstain and say why.
 
     Every offset is a Python string index into the document's original text, so
     ``GET /documents/{doc_id}`` sliced at ``citation.char_start:char_end`` is the quote.
     """
     filters = body.filters.to_filters() if body.filters else None
-    result = engine.ask(body.question, top_k=body.top_k, filters=filters)
+    result = await within_budget(
+        request, engine.ask, body.question, top_k=body.top_k, filters=filters
+    )
     return AskResponse.from_result(result, engine.documents)

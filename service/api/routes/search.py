@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from service.api.deps import EngineDep
 from service.api.errors import responses
+from service.api.limits import within_budget
 from service.api.schemas import PassageOut, SearchParams
 from service.errors import InputError, UnknownDocumentError
 
@@ -18,10 +19,14 @@ _PARAMETER = {"filters.doc_ids": "doc_id", "filters.languages": "language"}
 
 
 @router.get("/search", response_model=list[PassageOut], responses=responses(404, 422, 503))
-def search(params: Annotated[SearchParams, Query()], engine: EngineDep) -> list[PassageOut]:
+async def search(
+    params: Annotated[SearchParams, Query()], engine: EngineDep, request: Request
+) -> list[PassageOut]:
     """The top ``k`` passages for ``q``, best first, with highlights on the query's terms."""
     try:
-        passages = engine.search(params.q, top_k=params.k, filters=params.to_filters())
+        passages = await within_budget(
+            request, engine.search, params.q, top_k=params.k, filters=params.to_filters()
+        )
     except UnknownDocumentError as error:
         raise UnknownDocumentError(error.doc_id, field="doc_id") from error
     except InputError as error:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service.api.deps import VerifierDep
 from service.api.errors import responses
+from service.api.limits import within_budget
 from service.api.schemas import VerifyRequest, VerifyResponse
 
 router = APIRouter(tags=["claims"])
 
 
-@router.post("/verify", response_model=VerifyResponse, responses=responses(413, 422, 503))
-def verify(body: VerifyRequest, verifier: VerifierDep) -> VerifyResponse:
+@router.post("/verify", response_model=VerifyResponse, responses=responses(413, 422, 429, 503))
+async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -> VerifyResponse:
     """Check a claim against the closest sentences of the sources.
 
     ``supported``: a sentence about the same event states the claim's numbers, dates and
@@ -21,4 +22,5 @@ def verify(body: VerifyRequest, verifier: VerifierDep) -> VerifyResponse:
     ``not_found``: no sentence is about the same event. Quotes slice their documents
     exactly at ``citation.char_start:char_end``.
     """
-    return VerifyResponse.from_check(verifier.verify(body.claim, top_k=body.top_k))
+    check = await within_budget(request, verifier.verify, body.claim, top_k=body.top_k)
+    return VerifyResponse.from_check(check)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from service.api.deps import EngineDep
@@ -17,8 +17,9 @@ router = APIRouter(tags=["documents"])
     response_class=HTMLResponse,
     responses=responses(404, 410, 422, 503, html=True),
 )
-def view_document(doc_id: str, engine: EngineDep) -> HTMLResponse:
+def view_document(doc_id: str, engine: EngineDep, request: Request) -> HTMLResponse:
     """The document as a readable page. A citation url ends in ``#start-end``; the page
     wraps that range in ``<mark>`` and scrolls to it (``/static/view.js``)."""
     document = engine.document(doc_id)
-    return HTMLResponse(document_page(document), headers=page_headers())
+    ancestors = request.app.state.settings.frame_ancestors
+    return HTMLResponse(document_page(document), headers=page_headers(ancestors))

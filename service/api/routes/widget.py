@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from service.api.deps import EngineDep
@@ -30,7 +30,7 @@ def favicon() -> Response:
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-def demo(engine: EngineDep) -> HTMLResponse:
+def demo(engine: EngineDep, request: Request) -> HTMLResponse:
     """A page hosting the widget, saying in two lines what the service covers."""
     documents = engine.documents.values()
     names = {"en": "English", "zh-Hans": "Simplified Chinese", "zh-Hant": "Traditional Chinese"}
@@ -65,4 +65,4 @@ Simplified-Chinese question finds Traditional text.</p>
 </body>
 </html>
 """
-    return HTMLResponse(page, headers=page_headers())
+    return HTMLResponse(page, headers=page_headers(request.app.state.settings.frame_ancestors))
