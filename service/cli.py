@@ -274,6 +274,35 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace) -> int:
+    from service.index import build_index
+    from service.load import load_suite
+
+    settings = _settings(args)
+    build_index(settings, progress=False)  # serve what the corpus holds now
+    soak = args.soak is not None
+    seconds = args.soak if soak else args.seconds
+    clients = [8] if soak and not args.clients else (args.clients or [8, 32])
+    invalid = args.invalid_share if args.invalid_share is not None else (0.3 if soak else 0.0)
+    results, growth = load_suite(
+        settings,
+        clients=clients,
+        seconds=seconds,
+        questions=args.questions,
+        claims=DEFAULT_CLAIMS if soak and DEFAULT_CLAIMS.is_file() else None,
+        out_dir=args.out,
+        workers=args.workers or settings.workers,
+        invalid_share=invalid,
+        check_share=0.05 if soak else 0.0,
+        sample_every=args.sample_every,
+        warmup_seconds=min(120.0, seconds / 5) if soak else 0.0,
+    )
+    print((args.out / "load.md").read_text(encoding="utf-8"))
+    print(f"written to {args.out}/load.json and load.md")
+    failed = any(r.failures for r in results) or (growth is not None and growth >= 0.05)
+    return 1 if failed else 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -402,6 +431,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", type=Path, default=Path("eval/bench"), help="output folder")
     bench.set_defaults(handler=_bench)
+
+    load = add(
+        "load",
+        "Load test over loopback with locust: requests/s, p50/p99 and errors at each client "
+        "count; --soak runs long with mixed valid and invalid input and checks memory.",
+    )
+    load.add_argument(
+        "--clients", type=int, nargs="+", help="concurrent clients per run (default 8 32)"
+    )
+    load.add_argument("--seconds", type=float, default=60, help="length of each run (default 60)")
+    load.add_argument(
+        "--soak",
+        type=float,
+        nargs="?",
+        const=1800.0,
+        metavar="SECONDS",
+        help="soak instead: 8 clients for SECONDS (default 1800), 30%% invalid input, "
+        "citations checked, server RSS sampled; fails on any error or on RSS growth >= 5%% "
+        "after warm-up",
+    )
+    load.add_argument(
+        "--invalid-share", type=float, help="share of malformed or hostile requests (0 to 1)"
+    )
+    load.add_argument(
+        "--sample-every", type=float, default=10.0, help="seconds between RSS samples"
+    )
+    load.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question source")
+    load.add_argument("--workers", type=int, help="server worker processes (default: one per core)")
+    load.add_argument("--out", type=Path, default=Path("eval/load"), help="output folder")
+    load.set_defaults(handler=_load)
 
     serve = add("serve", "Start the HTTP service.")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")

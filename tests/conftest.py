@@ -16,6 +16,20 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak-seconds",
+        type=float,
+        default=1800.0,
+        help="length of the soak test (run with -m slow); default 30 minutes",
+    )
+
+
+@pytest.fixture(scope="session")
+def soak_seconds(request: pytest.FixtureRequest) -> float:
+    return float(request.config.getoption("--soak-seconds"))
+
+
 @pytest.fixture(scope="session")
 def seeds_dir() -> Path:
     return SEEDS
