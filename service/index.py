@@ -482,7 +482,80 @@ def check_index(settings: Settings, generation: Path | None = None) -> tuple[Pat
     return generation, manifest
 
 
-def _last_good(settings: Settings, failure: IndexCorruptError) -> tuple[Path, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Files:
+    """A generation's files, read and checked against its manifest (no models yet)."""
+
+    documents: list[Document]
+    chunks: list[Chunk]
+    dense: DenseIndex
+    multilingual: DenseIndex
+    lexical: LexicalIndex
+    sentences: np.ndarray
+    sentence_vectors: dict[str, np.ndarray]
+
+
+def _read_generation(generation: Path, manifest: dict[str, Any]) -> _Files:
+    """Read a generation whose checksums passed; refuse it when its contents disagree with
+    the manifest (counts of vectors, BM25 documents, sentences; chunk and document ids)."""
+    documents = [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
+    chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
+    files = _Files(
+        documents=documents,
+        chunks=chunks,
+        dense=DenseIndex.load(generation / DENSE),
+        multilingual=DenseIndex.load(generation / MULTILINGUAL),
+        lexical=LexicalIndex.load(generation / BM25_DIR),
+        sentences=np.load(generation / SENTENCES, allow_pickle=False),
+        sentence_vectors={
+            name: np.load(generation / file, mmap_mode="r", allow_pickle=False)
+            for name, file in SENTENCE_VECTORS.items()
+        },
+    )
+    counts = manifest["counts"]
+    sizes = {
+        "documents": (len(documents), counts["documents"]),
+        "chunks": (len(chunks), counts["chunks"]),
+        "dense vectors": (files.dense.size, counts["chunks"]),
+        "multilingual vectors": (files.multilingual.size, counts["chunks"]),
+        "BM25 documents": (files.lexical.size, counts["chunks"]),
+        "sentences": (len(files.sentences), counts["sentences"]),
+        "distinct chunk ids": (len({c.chunk_id for c in chunks}), counts["chunks"]),
+        "distinct document ids": (len({d.doc_id for d in documents}), counts["documents"]),
+    }
+    sizes |= {
+        f"{name} sentence vectors": (len(vectors), counts["sentences"])
+        for name, vectors in files.sentence_vectors.items()
+    }
+    for what, (size, expected) in sizes.items():
+        if size != expected:
+            raise IndexCorruptError(
+                f"the index at {generation} has {size} {what} but its manifest says "
+                f"{expected}; rebuild it with `citeqa build --force`."
+            )
+    known = {d.doc_id for d in documents}
+    if stray := next((c.chunk_id for c in chunks if c.doc_id not in known), None):
+        raise IndexCorruptError(
+            f"the index at {generation} has chunk {stray} of a document it does not hold; "
+            "rebuild it with `citeqa build --force`."
+        )
+    return files
+
+
+def _open(settings: Settings, generation: Path | None) -> tuple[Path, dict[str, Any], _Files]:
+    generation, manifest = check_index(settings, generation)
+    try:
+        return generation, manifest, _read_generation(generation, manifest)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:  # faiss: Runtime
+        raise IndexCorruptError(
+            f"the index at {generation} cannot be read ({error}); rebuild it with "
+            "`citeqa build --force`."
+        ) from error
+
+
+def _last_good(
+    settings: Settings, failure: IndexCorruptError
+) -> tuple[Path, dict[str, Any], _Files]:
     """The newest older generation that passes every check, or the original failure."""
     current = current_generation(settings.index_dir)
     older = sorted(
@@ -491,7 +564,7 @@ def _last_good(settings: Settings, failure: IndexCorruptError) -> tuple[Path, di
     )
     for generation in older:
         try:
-            return check_index(settings, generation)
+            return _open(settings, generation)
         except (IndexCorruptError, IndexMismatchError, IndexNotBuiltError):
             continue
     raise failure
@@ -502,55 +575,19 @@ def load_index(
 ) -> CorpusIndex:
     """Load the current generation, checked against the settings and its manifest.
 
-    A damaged current generation is refused; the newest older one that passes every check
-    is served instead (``CorpusIndex.warning`` says so), and only if there is none does
-    loading fail. ``encoders`` reuses models already loaded (a reload after a change).
+    A damaged current generation (checksums, or contents that disagree with the manifest)
+    is refused; the newest older one that passes every check is served instead
+    (``CorpusIndex.warning`` says so), and only if there is none does loading fail.
+    ``encoders`` reuses models already loaded (a reload after a change).
     """
     warning = None
     try:
-        generation, manifest = check_index(settings)
+        generation, manifest, files = _open(settings, None)
     except IndexCorruptError as error:
-        generation, manifest = _last_good(settings, error)
+        generation, manifest, files = _last_good(settings, error)
         warning = f"{error} Serving the last good generation, {generation.name}."
         logging.getLogger(__name__).error(warning)
-    documents = [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
-    chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
-    dense = DenseIndex.load(generation / DENSE)
-    multilingual = DenseIndex.load(generation / MULTILINGUAL)
-    lexical = LexicalIndex.load(generation / BM25_DIR)
-    sentences = np.load(generation / SENTENCES, allow_pickle=False)
-    sentence_vectors = {
-        name: np.load(generation / file, mmap_mode="r", allow_pickle=False)
-        for name, file in SENTENCE_VECTORS.items()
-    }
-    counts = manifest["counts"]
-    sizes = {
-        "documents": len(documents),
-        "chunks": len(chunks),
-        "dense vectors": dense.size,
-        "multilingual vectors": multilingual.size,
-        "BM25 documents": lexical.size,
-        "sentences": len(sentences),
-        "dense sentence vectors": len(sentence_vectors["dense"]),
-        "multilingual sentence vectors": len(sentence_vectors["multilingual"]),
-    }
-    expected_sizes = (
-        {"documents": counts["documents"]}
-        | dict.fromkeys(
-            ("chunks", "dense vectors", "multilingual vectors", "BM25 documents"),
-            counts["chunks"],
-        )
-        | dict.fromkeys(
-            ("sentences", "dense sentence vectors", "multilingual sentence vectors"),
-            counts["sentences"],
-        )
-    )
-    for what, size in sizes.items():
-        if size != expected_sizes[what]:
-            raise IndexCorruptError(
-                f"the index at {generation} has {size} {what} but its manifest says "
-                f"{expected_sizes[what]}; rebuild it with `citeqa build --force`."
-            )
+    dense, multilingual = files.dense, files.multilingual
 
     # Serving encodes one short question at a time: parallel kernels only add spin-waiting
     # threads that starve the other encoder and concurrent requests (measured in the README).
@@ -569,14 +606,14 @@ def load_index(
     return CorpusIndex(
         path=generation,
         manifest=manifest,
-        documents={d.doc_id: d for d in documents},
-        chunks=chunks,
+        documents={d.doc_id: d for d in files.documents},
+        chunks=files.chunks,
         dense=dense,
         multilingual=multilingual,
-        lexical=lexical,
+        lexical=files.lexical,
         dense_encoder=dense_encoder,
         multilingual_encoder=multilingual_encoder,
-        sentences=sentences,
-        sentence_vectors=sentence_vectors,
+        sentences=files.sentences,
+        sentence_vectors=files.sentence_vectors,
         warning=warning,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -176,3 +177,40 @@ def test_a_damaged_generation_is_refused_and_the_last_good_one_served(
         path.write_bytes(original)
     assert load_index(settings).path == damaged
     assert (index_dir / CURRENT).read_text().strip() == damaged.name
+
+
+def test_a_manifest_that_disagrees_with_its_files_is_refused(
+    live: Settings, tmp_path: Path
+) -> None:
+    """Checksums pass, but the manifest's counts or the chunk ids say otherwise: the
+    generation is refused with the count named, and the last good one is served."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(live.index_dir, index_dir)
+    settings = live.model_copy(update={"index_dir": index_dir})
+    good = current_generation(index_dir)
+    add_text(settings, "The Westbank Ferry runs every 30 minutes.", doc_id="950_ferry")
+    changed = current_generation(index_dir)
+    assert changed is not None and changed != good
+    manifest_path = changed / MANIFEST
+    original = manifest_path.read_text()
+    for key, what in (("chunks", "chunks"), ("sentences", "sentences"), ("documents", "docu")):
+        manifest = json.loads(original)
+        manifest["counts"][key] += 1
+        manifest_path.write_text(json.dumps(manifest))
+        index = load_index(settings)
+        assert index.path == good, key
+        assert index.warning and "manifest says" in index.warning and what in index.warning
+    chunks_path = changed / "chunks.jsonl"  # a duplicated chunk id, checksum updated
+    rows = chunks_path.read_text(encoding="utf-8").splitlines()
+    first, second = json.loads(rows[0]), json.loads(rows[1])
+    second["chunk_id"] = first["chunk_id"]
+    rows[1] = json.dumps(second, ensure_ascii=False)
+    chunks_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    manifest = json.loads(original)
+    manifest["files"]["chunks.jsonl"] = {
+        "bytes": chunks_path.stat().st_size,
+        "sha256": hashlib.sha256(chunks_path.read_bytes()).hexdigest(),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    index = load_index(settings)
+    assert index.path == good and index.warning and "distinct chunk ids" in index.warning
