@@ -16,6 +16,7 @@ does not slice out of its document.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import shutil
@@ -309,25 +310,20 @@ def load_suite(
     results: list[LoadResult] = []
     with running_server(settings, workers) as url:
         pids = server_processes()
-        common = {
-            "questions": questions,
-            "out_dir": out_dir,
-            "claims": claims,
-            "invalid_share": invalid_share,
-            "check_share": check_share,
-            "admin_key_set": admin,
-        }
-        run_load(url, clients=max(clients), seconds=5, **common)  # every worker warm
+        run = functools.partial(
+            run_load,
+            url,
+            questions=questions,
+            out_dir=out_dir,
+            claims=claims,
+            invalid_share=invalid_share,
+            check_share=check_share,
+            admin_key_set=admin,
+        )
+        run(clients=max(clients), seconds=5)  # every worker warm
         for count in clients:
             results.append(
-                run_load(
-                    url,
-                    clients=count,
-                    seconds=seconds,
-                    sample_every=sample_every,
-                    server_pids=pids,
-                    **common,
-                )
+                run(clients=count, seconds=seconds, sample_every=sample_every, server_pids=pids)
             )
     growth = rss_growth(results[-1].rss, warmup_seconds) if warmup_seconds else None
     report = {
