@@ -6,6 +6,7 @@
      ├── IndexMismatchError    the index was built with other settings or another format
      ├── IndexCorruptError     the index files disagree with their manifest
      ├── ModelLoadError        an embedding model could not be loaded
+     ├── VectorStoreError      a vector store (Milvus) cannot be reached, opened or used
      └── InputError            a request asks for something invalid (field, message)
           └── UnknownDocumentError   no document with that id
 
@@ -23,6 +24,7 @@ __all__ = [
     "InputError",
     "ModelLoadError",
     "UnknownDocumentError",
+    "VectorStoreError",
 ]
 
 
@@ -48,6 +50,11 @@ class IndexCorruptError(CiteqaError):
 
 class ModelLoadError(CiteqaError):
     """An embedding model could not be loaded."""
+
+
+class VectorStoreError(CiteqaError):
+    """A Milvus store (a server by URI, or a Milvus Lite data directory) cannot be reached,
+    is held by another process, or lacks the collection asked for."""
 
 
 class InputError(CiteqaError):

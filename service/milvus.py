@@ -1,0 +1,798 @@
+"""Milvus: the dense vectors in a Milvus collection, embedded (Milvus Lite) or on a server.
+
+``MilvusStore`` keeps the contract of ``service.dense.VectorStore`` that the FAISS
+``DenseIndex`` keeps: rows are chunk row numbers (the int64 primary key), ``search`` returns
+(row, score) pairs best first with inner-product scores (cosine: the vectors are
+L2-normalised), ``vectors()`` every vector in row order.
+
+Where the vectors live is the ``uri``:
+
+- a path ending in ``.db``: **Milvus Lite**, embedded. pymilvus starts its gRPC server in
+  this process (threads, a free port on 127.0.0.1). For an index generation the path is
+  ``<generation>/milvus.db``, holding the collections ``dense`` and ``multilingual``, so a
+  generation stays one self-contained directory;
+- ``http://host:19530`` or ``https://...`` (with ``token``: ``user:password`` or an API
+  key): a **Milvus server or cluster**. The collection name carries the generation's name
+  (``collection_name``), and collections of generations no longer kept are dropped with
+  ``drop_stale_collections``.
+
+A collection holds ``row`` (INT64, primary key) and ``vector`` (FLOAT_VECTOR), metric IP.
+Its index is chosen and configured by the same rule as FAISS (``DenseParams.spec_for``, the
+``CITEQA_DENSE_*`` settings): under ``dense_ann_threshold`` vectors ``FLAT`` (exact), from
+there ``HNSW`` (``M``, ``efConstruction``; a query keeps ``max(efSearch, k)`` candidates) or
+``IVF_PQ`` (servers only: Milvus Lite has no IVF_PQ). The spec is stored as JSON in the
+collection property ``citeqa.dense_spec`` (Milvus Lite drops collection descriptions), so
+``open`` knows the search parameters without the manifest.
+
+What Milvus Lite (milvus-lite 3.x, pure Python over FAISS and Parquet) means for the index
+generations, each point tested in ``tests/test_milvus.py``:
+
+- ``milvus.db`` is a directory (``LOCK``, per collection ``schema.json``,
+  ``manifest.json``, Parquet segments and index files), so the generation's manifest
+  checksums every file in it like any other (its file table must skip only its own
+  top-level ``manifest.json``, not Milvus Lite's);
+- opening, loading, searching, reading the vectors and closing change no file (size,
+  sha256 and mtime alike; a process killed while holding it changes none either). Building
+  writes, so a build must ``close()`` the store before the files are checksummed or the
+  directory renamed: closing drains Milvus Lite's background compaction and index builds
+  and deletes its empty write-ahead log. Paths inside are relative: a closed directory may
+  be renamed (``.building-*`` to ``gen-*``) or copied;
+- one process at a time: Milvus Lite takes an exclusive ``flock`` on ``milvus.db/LOCK``.
+  A second process (a second ``citeqa serve`` worker) gets ``VectorStoreError``, which
+  says to run one worker or a Milvus server. Within a process, stores on the same path
+  share one embedded server, released when the last of them is closed or collected;
+- slow past a small corpus: every search walks every row in Python (deduplicating primary
+  keys across segments and checking deletions: ``milvus_lite/search/executor_indexed.py``)
+  before the index is asked, so a query over 100,000 vectors took about 100 ms even with
+  HNSW, against 2 ms for FAISS HNSW (``python -m service.milvus``, which runs
+  ``compare_stores``). Milvus Lite suits development, tests and small corpora; serving a
+  large one from Milvus means a Milvus server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import math
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from service.dense import DenseIndex, DenseParams, VectorStore
+from service.errors import IndexCorruptError, IndexMismatchError, VectorStoreError
+
+__all__ = [
+    "LITE_FILE",
+    "MilvusStore",
+    "StoreMeasurement",
+    "collection_name",
+    "compare_stores",
+    "drop_stale_collections",
+    "is_local",
+    "synthetic_vectors",
+]
+
+LITE_FILE = "milvus.db"  # the Milvus Lite data directory inside a generation
+# Seconds for connecting and for each call that reads. The calls that write a build
+# (insert, flush, index, load) have none: Milvus Lite (pure Python) took 39 s for 100,000
+# vectors of 512 dims on 2 shared cores, one 16 MiB insert over 10 s while others ran, and
+# its HNSW build 200 s.
+DEFAULT_TIMEOUT = 10.0
+_ROW = "row"
+_VECTOR = "vector"
+_METRIC = "IP"
+_MILVUS_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "ivfpq": "IVF_PQ"}
+_SPEC_KEY = "citeqa.dense_spec"  # collection property: the spec, JSON
+_MAX_TOPK = 16_384  # Milvus's cap on a search's limit and a query's offset + limit
+_MESSAGE_BYTES = 16 << 20  # per insert or query batch; Milvus refuses messages over 64 MiB
+_NAME_RE = re.compile(r"[^0-9A-Za-z_]")
+
+
+def is_local(uri: str) -> bool:
+    """True for a Milvus Lite path (anything that is not an http(s), tcp or unix URI)."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def collection_name(generation: str, name: str, prefix: str = "citeqa") -> str:
+    """The collection of index ``name`` ("dense", "multilingual") of ``generation``
+    ("gen-...") on a Milvus server: ``<prefix>_<generation>_<name>`` with every character
+    Milvus does not allow in a name (anything but letters, digits and ``_``) turned into
+    ``_``. Deployments sharing a server need distinct prefixes."""
+    result = _NAME_RE.sub("_", f"{prefix}_{generation}_{name}")
+    if len(result) > 255:
+        raise ValueError(f"collection name {result!r} is longer than Milvus's 255 characters")
+    return result
+
+
+# ------------------------------------------------------------------------- connections
+
+# Stores open on each Milvus Lite path in this process: they share one embedded server,
+# which is stopped (and its lock released) when the last of them closes.
+_local_lock = threading.Lock()
+_local_users: dict[str, int] = {}
+
+
+def _acquire_local(path: str) -> None:
+    with _local_lock:
+        _local_users[path] = _local_users.get(path, 0) + 1
+
+
+def _release_local(path: str) -> None:
+    from milvus_lite import server_manager_instance
+
+    with _local_lock:
+        users = _local_users.get(path, 0) - 1
+        if users > 0:
+            _local_users[path] = users
+            return
+        _local_users.pop(path, None)
+        server_manager_instance.release_server(path)
+
+
+def _lite_locked(path: str) -> bool:
+    """Whether another process holds the Milvus Lite lock of ``path`` (checked after a
+    failed open only: it takes the lock for an instant)."""
+    lock = Path(path, "LOCK")
+    if not lock.is_file():
+        return False
+    with lock.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def _describe(uri: str, local: str | None) -> str:
+    return f"Milvus Lite data at {local}" if local else f"the Milvus server at {uri}"
+
+
+def _connect(
+    uri: str, token: str, timeout: float, *, must_exist: bool
+) -> tuple[MilvusClient, str | None]:
+    """A client for ``uri``, and the absolute Milvus Lite path if it is one."""
+    local = None
+    if is_local(uri):
+        if not uri.endswith(".db"):
+            raise VectorStoreError(
+                f"{uri!r} is neither a Milvus URI (http://host:19530) nor a Milvus Lite path "
+                "(ending in .db); fix CITEQA_MILVUS_URI."
+            )
+        local = str(Path(uri).resolve())
+        if must_exist and not Path(local).is_dir():
+            raise VectorStoreError(
+                f"there is no Milvus Lite data at {local}; the index was built without it or "
+                "it was deleted. Rebuild with `citeqa build --force`."
+            )
+        if not Path(local).parent.is_dir():
+            raise VectorStoreError(
+                f"the folder {Path(local).parent} for Milvus Lite data does not exist."
+            )
+        try:
+            import milvus_lite  # noqa: F401  (pymilvus needs it for a .db path)
+        except ImportError as error:
+            raise VectorStoreError(
+                "Milvus Lite is not installed; install it with `pip install 'citeqa[milvus]'` "
+                "or point CITEQA_MILVUS_URI at a Milvus server."
+            ) from error
+        _acquire_local(local)
+    try:
+        client = MilvusClient(uri=local or uri, token=token, timeout=timeout)
+    except MilvusException as error:
+        if local is not None:
+            _release_local(local)
+            if _lite_locked(local):
+                raise VectorStoreError(
+                    f"Milvus Lite data at {local} is open in another process, and Milvus Lite "
+                    "lets one process open it at a time. Serve with one worker "
+                    "(CITEQA_WORKERS=1), or run a Milvus server and set CITEQA_MILVUS_URI "
+                    "to it (http://host:19530)."
+                ) from error
+            raise VectorStoreError(
+                f"could not open Milvus Lite data at {local} ({error.message}). If it timed "
+                "out, raise CITEQA_MILVUS_TIMEOUT_SECONDS; else rebuild with "
+                "`citeqa build --force`."
+            ) from error
+        raise VectorStoreError(
+            f"cannot reach the Milvus server at {uri} ({error.message}). Start it, or fix "
+            "CITEQA_MILVUS_URI (http://host:19530) and CITEQA_MILVUS_TOKEN."
+        ) from error
+    return client, local
+
+
+def _close(client: MilvusClient, local: str | None) -> None:
+    try:
+        client.close()
+    finally:
+        if local is not None:
+            _release_local(local)
+
+
+@contextmanager
+def _calls(uri: str, local: str | None, collection: str, what: str) -> Iterator[None]:
+    """Turn a failed Milvus call into a ``VectorStoreError`` that names the place. pymilvus
+    raises its own exceptions, but lets some gRPC ones through as they are (a deadline
+    exceeded, a connection lost mid-call)."""
+    try:
+        yield
+    except (MilvusException, grpc.RpcError) as error:
+        if isinstance(error, MilvusException):
+            reason = error.message or type(error).__name__
+        else:
+            code = error.code() if isinstance(error, grpc.Call) else None
+            reason = f"gRPC {code.name if code else type(error).__name__}"
+        raise VectorStoreError(
+            f"{_describe(uri, local)} failed to {what} collection {collection!r}: {reason}. "
+            "Check that the server is up and reachable (CITEQA_MILVUS_URI, "
+            "CITEQA_MILVUS_TOKEN, CITEQA_MILVUS_TIMEOUT_SECONDS), or rebuild with "
+            "`citeqa build --force`."
+        ) from error
+
+
+# ------------------------------------------------------------------------------ indexes
+
+
+def _index_params(spec: dict[str, Any], local: bool) -> tuple[str, dict[str, Any]]:
+    """The Milvus index type and build parameters of a dense spec."""
+    kind = spec["kind"]
+    if kind == "flat":
+        return "FLAT", {}
+    if kind == "hnsw":
+        return "HNSW", {"M": int(spec["M"]), "efConstruction": int(spec["efConstruction"])}
+    if kind == "ivfpq":
+        if local:
+            raise VectorStoreError(
+                "Milvus Lite has no IVF_PQ index; use CITEQA_DENSE_ANN_KIND=hnsw, or a Milvus "
+                "server (CITEQA_MILVUS_URI=http://host:19530)."
+            )
+        return "IVF_PQ", {
+            "nlist": int(spec["nlist"]),
+            "m": int(spec["pq_m"]),
+            "nbits": int(spec["pq_nbits"]),
+        }
+    raise ValueError(f"unknown dense index kind {kind!r}")
+
+
+def _search_params(spec: dict[str, Any], k: int) -> dict[str, Any]:
+    if spec["kind"] == "hnsw":
+        return {"ef": max(int(spec["efSearch"]), k)}  # Milvus refuses ef < k
+    if spec["kind"] == "ivfpq":
+        return {"nprobe": int(spec["nprobe"])}
+    return {}
+
+
+class MilvusStore:
+    """Chunk vectors in a Milvus collection; ``search`` returns (row, score) pairs, best
+    first. Make one with ``build`` or ``open``; ``close`` it (or drop it) when done."""
+
+    def __init__(
+        self,
+        client: MilvusClient,
+        *,
+        uri: str,
+        local: str | None,
+        collection: str,
+        dim: int,
+        size: int,
+        spec: dict[str, Any],
+        timeout: float,
+    ) -> None:
+        self._client = client
+        self._uri = uri
+        self._local = local
+        self._collection = collection
+        self._dim = dim
+        self._size = size
+        self._spec = dict(spec)
+        self._timeout = timeout
+        # A store dropped without close() (an engine replaced by a reload) still lets go
+        # of its connection and, for Milvus Lite, of the embedded server and its lock.
+        self._finalizer = weakref.finalize(self, _close, client, local)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def kind(self) -> str:
+        return str(self._spec["kind"])
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The kind and its parameters (``DenseParams.spec_for``), as the manifest records."""
+        return dict(self._spec)
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        *,
+        uri: str,
+        collection: str,
+        token: str = "",
+        kind: str = "auto",
+        params: DenseParams | None = None,
+        batch_rows: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> MilvusStore:
+        """A new collection over ``vectors`` (L2-normalised rows; row i gets key i), indexed
+        and loaded. ``kind="auto"`` picks exact or approximate by the number of rows, as
+        for FAISS. ``batch_rows``: vectors per insert call (default: what fits in 16 MiB).
+        With Milvus Lite, ``close()`` the store before checksumming, copying or moving its
+        directory."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] < 2:
+            raise ValueError(
+                f"vectors must be an (n, d) array with d >= 2 (Milvus's minimum); "
+                f"got shape {vectors.shape}"
+            )
+        n, dim = (int(x) for x in vectors.shape)
+        spec = (params or DenseParams.defaults()).spec_for(n, dim, kind)
+        index_type, index_build = _index_params(spec, is_local(uri))
+        client, local = _connect(uri, token, timeout, must_exist=False)
+        try:
+            with _calls(uri, local, collection, "create"):
+                if client.has_collection(collection, timeout=timeout):
+                    raise VectorStoreError(
+                        f"{_describe(uri, local)} already has a collection {collection!r}; "
+                        "every build makes a new one. Drop it or build a new generation."
+                    )
+                schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+                schema.add_field(_ROW, DataType.INT64, is_primary=True)
+                schema.add_field(_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+                client.create_collection(
+                    collection,
+                    schema=schema,
+                    consistency_level="Strong",
+                    properties={_SPEC_KEY: json.dumps(spec, sort_keys=True)},
+                    timeout=timeout,
+                )
+            with _calls(uri, local, collection, "insert into"):
+                batch = batch_rows or max(1, _MESSAGE_BYTES // (4 * dim + 8))
+                for start in range(0, n, batch):
+                    rows = range(start, min(n, start + batch))
+                    client.insert(collection, [{_ROW: i, _VECTOR: vectors[i]} for i in rows])
+                client.flush(collection)
+            with _calls(uri, local, collection, "index"):
+                index = client.prepare_index_params()
+                index.add_index(
+                    field_name=_VECTOR,
+                    index_type=index_type,
+                    metric_type=_METRIC,
+                    params=index_build,
+                )
+                client.create_index(collection, index)
+                client.load_collection(collection)
+        except BaseException:
+            _close(client, local)
+            raise
+        return cls(
+            client,
+            uri=uri,
+            local=local,
+            collection=collection,
+            dim=dim,
+            size=n,
+            spec=spec,
+            timeout=timeout,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        uri: str,
+        collection: str,
+        token: str = "",
+        spec: dict[str, Any] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> MilvusStore:
+        """An existing collection, loaded. ``spec`` (the manifest's) must agree with the one
+        the collection was built with; None takes the collection's own."""
+        client, local = _connect(uri, token, timeout, must_exist=True)
+        try:
+            with _calls(uri, local, collection, "open"):
+                if not client.has_collection(collection, timeout=timeout):
+                    raise VectorStoreError(
+                        f"{_describe(uri, local)} has no collection {collection!r}; the index "
+                        "was built elsewhere or its collection was dropped. Rebuild with "
+                        "`citeqa build --force`, or fix CITEQA_MILVUS_URI."
+                    )
+                described = client.describe_collection(collection, timeout=timeout)
+                stored, dim = _stored_spec(described, collection)
+                index = client.describe_index(collection, _VECTOR, timeout=timeout)
+                index_type = str(index.get("index_type", ""))
+                if index_type != _MILVUS_TYPES[stored["kind"]] or index.get("metric_type") != (
+                    _METRIC
+                ):
+                    raise IndexCorruptError(
+                        f"collection {collection!r} has a {index_type} "
+                        f"{index.get('metric_type')} index but was built as {stored}; rebuild "
+                        "with `citeqa build --force`."
+                    )
+                if spec is not None and _build_part(spec) != _build_part(stored):
+                    raise IndexMismatchError(
+                        f"collection {collection!r} was built as {stored}, the manifest says "
+                        f"{spec}; rebuild with `citeqa build --force`."
+                    )
+                client.load_collection(collection)
+                counted = client.query(
+                    collection, filter="", output_fields=["count(*)"], timeout=timeout
+                )
+                size = int(counted[0]["count(*)"])
+        except BaseException:
+            _close(client, local)
+            raise
+        return cls(
+            client,
+            uri=uri,
+            local=local,
+            collection=collection,
+            dim=dim,
+            size=size,
+            spec=spec if spec is not None else stored,
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        """Let go of the connection (and of the embedded Milvus Lite server when this was
+        its last store). Idempotent."""
+        self._finalizer()
+
+    def drop(self) -> None:
+        """Drop the collection and close."""
+        with _calls(self._uri, self._local, self._collection, "drop"):
+            self._client.drop_collection(self._collection, timeout=self._timeout)
+        self.close()
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        k = min(k, self._size, _MAX_TOPK)
+        if k <= 0:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self._dim:
+            raise ValueError(f"the query has {query.shape[0]} dimensions, the store {self._dim}")
+        with _calls(self._uri, self._local, self._collection, "search"):
+            result = self._client.search(
+                self._collection,
+                data=[query],
+                limit=k,
+                anns_field=_VECTOR,
+                output_fields=[_ROW],
+                search_params={"metric_type": _METRIC, "params": _search_params(self._spec, k)},
+                timeout=self._timeout,
+            )
+        return [(int(hit[_ROW]), float(hit["distance"])) for hit in result[0]]
+
+    def vectors(self) -> np.ndarray:
+        """Every stored vector, in row order, as it was inserted (Milvus keeps the floats)."""
+        out = np.zeros((self._size, self._dim), dtype=np.float32)
+        seen = np.zeros(self._size, dtype=bool)
+        batch = max(1, min(_MAX_TOPK, _MESSAGE_BYTES // (4 * self._dim + 8)))
+        with _calls(self._uri, self._local, self._collection, "read"):
+            for start in range(0, self._size, batch):
+                stop = min(self._size, start + batch)
+                rows = self._client.query(
+                    self._collection,
+                    filter=f"{_ROW} >= {start} and {_ROW} < {stop}",
+                    output_fields=[_VECTOR],
+                    limit=stop - start,
+                    timeout=self._timeout,
+                )
+                for row in rows:
+                    out[row[_ROW]] = row[_VECTOR]
+                    seen[row[_ROW]] = True
+        if not seen.all():
+            missing = np.flatnonzero(~seen)
+            raise IndexCorruptError(
+                f"collection {self._collection!r} counts {self._size} vectors but lacks rows "
+                f"{missing[:5].tolist()} ({len(missing)} in all); rebuild with "
+                "`citeqa build --force`."
+            )
+        return out
+
+
+def _stored_spec(described: dict[str, Any], collection: str) -> tuple[dict[str, Any], int]:
+    """The spec a collection was built with (a collection property) and its dimension;
+    a collection citeqa did not make is refused."""
+    stored = described.get("properties", {}).get(_SPEC_KEY)
+    fields = {field["name"]: field for field in described.get("fields", [])}
+    vector, row = fields.get(_VECTOR), fields.get(_ROW)
+    if (
+        stored is None
+        or vector is None
+        or row is None
+        or vector.get("type") != DataType.FLOAT_VECTOR
+        or not row.get("is_primary")
+    ):
+        raise IndexMismatchError(
+            f"collection {collection!r} was not made by citeqa (it needs an INT64 primary key "
+            f"{_ROW!r}, a FLOAT_VECTOR {_VECTOR!r} and the property {_SPEC_KEY!r}); point "
+            "CITEQA_MILVUS_URI elsewhere or rebuild with `citeqa build --force`."
+        )
+    try:
+        spec = json.loads(stored)
+    except json.JSONDecodeError as error:
+        raise IndexCorruptError(
+            f"collection {collection!r} has an unreadable {_SPEC_KEY!r} ({error}); "
+            "rebuild with `citeqa build --force`."
+        ) from error
+    if spec.get("kind") not in _MILVUS_TYPES:
+        raise IndexCorruptError(
+            f"collection {collection!r} names an unknown index kind {spec.get('kind')!r}; "
+            "rebuild with `citeqa build --force`."
+        )
+    return spec, int(vector["params"]["dim"])
+
+
+def _build_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """What of a spec the built index fixes (search-time settings may differ)."""
+    search_time = {"efSearch", "nprobe", "refine"}
+    return {key: value for key, value in spec.items() if key not in search_time}
+
+
+def drop_stale_collections(
+    *,
+    uri: str,
+    keep: Iterable[str],
+    prefix: str = "citeqa",
+    token: str = "",
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[str]:
+    """Drop every collection of a generation of this deployment (``<prefix>_gen_*``, see
+    ``collection_name``) that is not in ``keep``: those of generations no longer kept and
+    of builds that died. Returns their names."""
+    keep = set(keep)
+    mine = _NAME_RE.sub("_", f"{prefix}_gen_")
+    client, local = _connect(uri, token, timeout, must_exist=True)
+    try:
+        with _calls(uri, local, f"{mine}*", "drop stale"):
+            stale = [
+                name
+                for name in client.list_collections(timeout=timeout)
+                if name.startswith(mine) and name not in keep
+            ]
+            for name in stale:
+                client.drop_collection(name, timeout=timeout)
+    finally:
+        _close(client, local)
+    return stale
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class StoreMeasurement:
+    """One store over one set of vectors (``compare_stores``)."""
+
+    store: str
+    kind: str
+    build_seconds: float  # from the array in memory to an index saved on disk
+    open_seconds: float  # from disk to the first answer
+    query_p50_ms: float  # one query vector a call, k rows
+    query_p99_ms: float
+    recall_at_k: float  # share of the exact top k found, averaged over the queries
+    max_score_error: float  # largest |score - exact score| of a row both found
+    vectors_seconds: float  # vectors(): what a rebuild reads to reuse the encodings
+    bytes_on_disk: int
+    unchanged_by_open: bool  # every file the same (size, sha256) after open/search/close
+
+
+def _tree(path: Path) -> dict[str, tuple[int, str]]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {
+        p.relative_to(path).as_posix() if p != path else p.name: (
+            p.stat().st_size,
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+        )
+        for p in files
+    }
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def compare_stores(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int = 10,
+    *,
+    workdir: Path,
+    stores: Iterable[str] = ("faiss-flat", "milvus-lite-flat", "faiss-hnsw", "milvus-lite-hnsw"),
+    params: DenseParams | None = None,
+    build_threads: int = 2,
+    query_threads: int = 1,
+) -> dict[str, StoreMeasurement]:
+    """Build each store over ``vectors``, then search it once per row of ``queries``.
+
+    Stores are ``faiss-<kind>`` (``DenseIndex``, saved to a file and memory-mapped back)
+    and ``milvus-lite-<kind>`` (``MilvusStore`` in ``workdir``, closed after the build and
+    opened again), kinds as in ``DenseParams`` (``flat``, ``hnsw``, ``ivfpq``). Recall and
+    score error are against exact inner-product search (FAISS ``IndexFlatIP``). Builds run
+    on ``build_threads``, queries on ``query_threads`` (serving uses one a question).
+    """
+    from service.embed import set_threads  # torch, FAISS and BLAS threads together
+
+    params = params or DenseParams.defaults()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    set_threads(build_threads)
+    exact = DenseIndex.build(vectors, kind="flat", params=params)
+    truth = [dict(exact.search(q, k)) for q in queries]
+    results: dict[str, StoreMeasurement] = {}
+    for name in stores:
+        engine, _, kind = name.rpartition("-")
+        set_threads(build_threads)
+        started = time.perf_counter()
+        if engine == "faiss":
+            path = workdir / f"{name}.faiss"
+            index = DenseIndex.build(vectors, kind=kind, params=params)
+            spec = index.spec
+            index.save(path)
+            del index
+        elif engine == "milvus-lite":
+            path = workdir / name / LITE_FILE
+            path.parent.mkdir(parents=True)
+            built = MilvusStore.build(
+                vectors, uri=str(path), collection="dense", kind=kind, params=params
+            )
+            spec = built.spec
+            built.close()
+        else:
+            raise ValueError(f"unknown store {name!r}; use faiss-<kind> or milvus-lite-<kind>")
+        build_seconds = time.perf_counter() - started
+        before = _tree(path)
+        set_threads(query_threads)
+        started = time.perf_counter()
+        store: VectorStore
+        if engine == "faiss":
+            store = DenseIndex.load(path, spec)
+        else:
+            store = MilvusStore.open(uri=str(path), collection="dense", spec=spec)
+        store.search(queries[0], k)
+        open_seconds = time.perf_counter() - started
+        for query in queries[: min(20, len(queries))]:  # warm caches and code paths
+            store.search(query, k)
+        times, found, errors = [], [], [0.0]
+        for query, expected in zip(queries, truth, strict=True):
+            started = time.perf_counter()
+            hits = store.search(query, k)
+            times.append((time.perf_counter() - started) * 1000)
+            found.append(len({row for row, _ in hits} & expected.keys()) / max(1, len(expected)))
+            errors += [abs(score - expected[row]) for row, score in hits if row in expected]
+        started = time.perf_counter()
+        copy = store.vectors()
+        vectors_seconds = time.perf_counter() - started
+        if not np.array_equal(copy, vectors):
+            raise IndexCorruptError(f"{name} gave back other vectors than it was given")
+        if isinstance(store, MilvusStore):
+            store.close()
+        del store
+        results[name] = StoreMeasurement(
+            store=name,
+            kind=kind,
+            build_seconds=build_seconds,
+            open_seconds=open_seconds,
+            query_p50_ms=statistics.median(times),
+            query_p99_ms=_percentile(times, 0.99),
+            recall_at_k=float(np.mean(found)),
+            max_score_error=max(errors),
+            vectors_seconds=vectors_seconds,
+            bytes_on_disk=sum(size for size, _ in before.values()),
+            unchanged_by_open=_tree(path) == before,
+        )
+    return results
+
+
+def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    rows = rng.standard_normal((n, dim), dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def synthetic_vectors(
+    n: int, queries: int, dim: int, *, clustered: bool, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised vectors and queries. ``clustered=False``: uniform on the sphere, where
+    every pair is nearly orthogonal and nearest neighbours barely stand out (the worst case
+    for approximate search). ``clustered=True``: around ``n // 50`` random centres, each
+    point at cosine about 0.7 from its centre, queries drawn the same way (closer to real
+    embeddings, whose neighbours stand out)."""
+    rng = np.random.default_rng(seed)
+    if not clustered:
+        return _unit_rows(rng, n, dim), _unit_rows(rng, queries, dim)
+    centres = _unit_rows(rng, max(1, n // 50), dim)
+
+    def draw(m: int) -> np.ndarray:
+        noise = rng.standard_normal((m, dim), dtype=np.float32) / np.sqrt(dim)
+        rows = centres[rng.integers(0, len(centres), m)] + noise
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+    return draw(n), draw(queries)
+
+
+def _table(results: dict[str, StoreMeasurement]) -> str:
+    lines = [
+        "| store | build s | open s | query p50 ms | query p99 ms | recall@k | max score error "
+        "| vectors() s | MB on disk | files unchanged by open |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in results.values():
+        lines.append(
+            f"| {m.store} | {m.build_seconds:.2f} | {m.open_seconds:.2f} | {m.query_p50_ms:.3f} "
+            f"| {m.query_p99_ms:.3f} | {m.recall_at_k:.3f} | {m.max_score_error:.1e} "
+            f"| {m.vectors_seconds:.2f} | {m.bytes_on_disk / 1e6:.1f} | {m.unchanged_by_open} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m service.milvus``: FAISS and Milvus Lite side by side on synthetic
+    vectors (until ``citeqa bench`` calls ``compare_stores``). Run it under
+    ``flock /tmp/citeqa-measure.lock`` on a shared machine."""
+    parser = argparse.ArgumentParser(prog="python -m service.milvus", description=main.__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--data", choices=("uniform", "clustered"), default="uniform")
+    parser.add_argument(
+        "--stores", nargs="+", default=None, help="e.g. faiss-flat milvus-lite-hnsw"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    vectors, queries = synthetic_vectors(
+        args.rows, args.queries, args.dim, clustered=args.data == "clustered"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="citeqa-stores-"))
+    try:
+        kwargs = {"stores": args.stores} if args.stores else {}
+        results = compare_stores(vectors, queries, args.k, workdir=workdir, **kwargs)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"{args.rows} {args.data} unit vectors of {args.dim} dims, {args.queries} queries, "
+        f"k={args.k}, defaults {DenseParams.defaults()}"
+    )
+    print(_table(results))
+    if args.json:
+        args.json.write_text(
+            json.dumps({name: asdict(m) for name, m in results.items()}, indent=2) + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
