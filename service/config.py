@@ -82,6 +82,37 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     retriever_depth: int = Field(50, ge=1, description="Hits taken from each retriever.")
 
+    # Dense index kind by corpus size (service.dense). Defaults from `python -m service.scale`
+    # on synthetic corpora (service/scale.py has the figures and the command).
+    dense_ann_threshold: int = Field(
+        50_000,
+        ge=1,
+        description=(
+            "Chunks from which the dense indexes are approximate (dense_ann_kind) instead "
+            "of exact (IndexFlatIP). Changing it rebuilds the indexes, not the vectors."
+        ),
+    )
+    dense_ann_kind: Literal["hnsw", "ivfpq"] = Field(
+        "hnsw", description="The approximate index: 'hnsw' (IndexHNSWFlat) or 'ivfpq'."
+    )
+    dense_hnsw_m: int = Field(32, ge=4, description="HNSW: links a vector (2M on layer 0).")
+    dense_hnsw_ef_construction: int = Field(
+        80, ge=8, description="HNSW: candidate list while building (graph quality)."
+    )
+    dense_hnsw_ef_search: int = Field(
+        64, ge=1, description="HNSW: candidate list a query keeps (recall against speed)."
+    )
+    dense_ivf_nlist: int = Field(
+        0, ge=0, description="IVF-PQ: k-means cells (0: about 4 sqrt(chunks))."
+    )
+    dense_ivf_nprobe: int = Field(32, ge=1, description="IVF-PQ: cells a query visits.")
+    dense_pq_m: int = Field(
+        64, ge=1, description="IVF-PQ: code bytes a vector (must divide the dimension)."
+    )
+    dense_ivfpq_refine: int = Field(
+        10, ge=1, description="IVF-PQ: re-score refine x k candidates with the exact vectors."
+    )
+
     threads: int = Field(
         default_factory=available_cores,
         ge=1,

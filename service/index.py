@@ -46,7 +46,7 @@ from service.chunk import (
     sentence_spans,
 )
 from service.config import Settings
-from service.dense import DenseIndex
+from service.dense import DenseIndex, DenseParams
 from service.embed import Encoder, load_encoder, set_threads
 from service.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
 from service.ingest import corpus_files, read_document
@@ -246,7 +246,23 @@ def _removed(index_dir: Path, now: Iterable[str], present: set[str]) -> dict[str
     return {doc_id: when for doc_id, when in removed.items() if doc_id not in present}
 
 
-def _up_to_date(index_dir: Path, config: dict[str, Any], corpus: str) -> Path | None:
+def _dense_specs(params: DenseParams, chunks: int, dims: dict[str, int]) -> dict[str, Any]:
+    """The dense index kinds and parameters ``params`` choose for ``chunks`` chunks; the
+    manifest records them as ``dense_index`` and loading applies them."""
+    return {name: params.spec_for(chunks, dims[name]) for name in ("dense", "multilingual")}
+
+
+def _dense_spec(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The recorded spec of one dense index (None: built before specs were recorded: exact)."""
+    spec: dict[str, Any] | None = manifest.get("dense_index", {}).get(name)
+    return spec
+
+
+def _up_to_date(
+    index_dir: Path, config: dict[str, Any], corpus: str, params: DenseParams
+) -> Path | None:
+    """The current generation if it was built from this corpus with these settings, dense
+    index kinds included (changed ones rebuild the indexes from the same vectors)."""
     generation = current_generation(index_dir)
     if generation is None or not (generation / MANIFEST).is_file():
         return None
@@ -254,9 +270,13 @@ def _up_to_date(index_dir: Path, config: dict[str, Any], corpus: str) -> Path | 
         manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if manifest.get("config") == config and manifest.get("corpus_hash") == corpus:
-        return generation
-    return None
+    if manifest.get("config") != config or manifest.get("corpus_hash") != corpus:
+        return None
+    try:
+        wanted = _dense_specs(params, manifest["counts"]["chunks"], manifest["dims"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return generation if manifest.get("dense_index") == wanted else None
 
 
 def _text_key(text: str) -> bytes:
@@ -287,7 +307,8 @@ def _previous_vectors(index_dir: Path, config: dict[str, Any]) -> dict[str, dict
             ("dense", DENSE, SENTENCE_VECTORS["dense"]),
             ("multilingual", MULTILINGUAL, SENTENCE_VECTORS["multilingual"]),
         ):
-            vectors = DenseIndex.load(generation / file, mmap=False).vectors()
+            spec = _dense_spec(manifest, name)
+            vectors = DenseIndex.load(generation / file, spec, mmap=False).vectors()
             cache[name].update(zip(map(_text_key, texts), vectors, strict=True))
             sentence_vectors = np.load(generation / sentence_file, allow_pickle=False)
             cache[name].update(zip(map(_text_key, sentence_texts), sentence_vectors, strict=True))
@@ -330,7 +351,8 @@ def build_index(
     config = expected_config(settings)
     corpus = corpus_hash(files)
     index_dir = settings.index_dir
-    if not force and (existing := _up_to_date(index_dir, config, corpus)):
+    dense_params = DenseParams.from_settings(settings)
+    if not force and (existing := _up_to_date(index_dir, config, corpus, dense_params)):
         manifest = json.loads((existing / MANIFEST).read_text(encoding="utf-8"))
         counts = manifest["counts"]
         return BuildResult(
@@ -364,12 +386,15 @@ def build_index(
 
     cache = {"dense": {}, "multilingual": {}} if force else _previous_vectors(index_dir, config)
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
-    dense = DenseIndex.build(_encode_new(dense_encoder, texts, cache["dense"], progress))
+    dense = DenseIndex.build(
+        _encode_new(dense_encoder, texts, cache["dense"], progress), params=dense_params
+    )
     sentence_dense = _encode_new(dense_encoder, sentence_texts, cache["dense"], progress)
     steps.update()
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.multilingual_model})")
     multilingual = DenseIndex.build(
-        _encode_new(multilingual_encoder, texts, cache["multilingual"], progress)
+        _encode_new(multilingual_encoder, texts, cache["multilingual"], progress),
+        params=dense_params,
     )
     sentence_multilingual = _encode_new(
         multilingual_encoder, sentence_texts, cache["multilingual"], progress
@@ -401,6 +426,7 @@ def build_index(
         "corpus_hash": corpus,
         "config": config,
         "dims": {"dense": dense_encoder.dim, "multilingual": multilingual_encoder.dim},
+        "dense_index": {"dense": dense.spec, "multilingual": multilingual.spec},
         "counts": {
             "documents": len(documents),
             "chunks": len(chunks),
@@ -503,8 +529,10 @@ def _read_generation(generation: Path, manifest: dict[str, Any]) -> _Files:
     files = _Files(
         documents=documents,
         chunks=chunks,
-        dense=DenseIndex.load(generation / DENSE),
-        multilingual=DenseIndex.load(generation / MULTILINGUAL),
+        dense=DenseIndex.load(generation / DENSE, _dense_spec(manifest, "dense")),
+        multilingual=DenseIndex.load(
+            generation / MULTILINGUAL, _dense_spec(manifest, "multilingual")
+        ),
         lexical=LexicalIndex.load(generation / BM25_DIR),
         sentences=np.load(generation / SENTENCES, allow_pickle=False),
         sentence_vectors={

@@ -14,6 +14,7 @@ a script with the question, the multilingual encoder on everything.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 
 from service.config import Settings
 from service.dense import DenseIndex
-from service.embed import Encoder
+from service.embed import Encoder, UseEncoder
 from service.fuse import competent_rrf, competent_zscore, minmax_fusion, reciprocal_rank_fusion
 from service.index import CorpusIndex
 from service.language import detect_language
@@ -55,10 +56,63 @@ def _hits(rows: Sequence[tuple[int, float]], chunks: Sequence[Chunk], name: str)
     ]
 
 
+class _Pending:
+    __slots__ = ("error", "text", "vector")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.vector: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class _Batcher:
+    """Concurrent question encodes for one encoder, run as one batch.
+
+    A thread that finds the encoder busy leaves its question in the queue; whichever thread
+    gets the encoder next encodes everything queued at once. A question alone never waits
+    for company. USE's forward pass streams its weights once per batch, so a batch of short
+    questions costs little more than one; its vectors do not depend on the batch."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._encoder_lock = threading.Lock()
+
+    def encode(self, text: str) -> np.ndarray:
+        pending = _Pending(text)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._encoder_lock:
+            if pending.vector is None and pending.error is None:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    vectors = self.encoder.encode([p.text for p in batch])
+                except BaseException as error:
+                    for p in batch:
+                        p.error = error
+                else:
+                    for p, vector in zip(batch, vectors, strict=True):
+                        p.vector = vector
+        if pending.vector is None:
+            raise pending.error or RuntimeError(f"no vector came back for {text!r}")
+        return pending.vector
+
+
+_batchers: dict[Encoder, _Batcher] = {}
+_batchers_lock = threading.Lock()
+
+
 @lru_cache(maxsize=1024)
 def query_vector(encoder: Encoder, query: str) -> np.ndarray:
     """A query's vector, cached: search and answer extraction share one encode call."""
-    vector = encoder.encode([query])[0]
+    if isinstance(encoder, UseEncoder):
+        with _batchers_lock:
+            batcher = _batchers.setdefault(encoder, _Batcher(encoder))
+        vector = batcher.encode(query).copy()
+    else:
+        vector = encoder.encode([query])[0]
     vector.flags.writeable = False  # shared by every caller of the cache
     return vector
 

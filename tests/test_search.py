@@ -1,11 +1,16 @@
 """Search quality on the seeds, through the real models and the real index."""
 
 import itertools
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
+from service.index import CorpusIndex
 from service.records import Hit
-from service.search import HybridRetriever
+from service.search import HybridRetriever, _Batcher, query_vector
 
 EARTHQUAKE_AGENCIES = "中國地震局、日本氣象廳和韓國氣象廳"
 
@@ -90,3 +95,35 @@ def test_a_chinese_query_does_not_ask_the_english_encoder(retriever: HybridRetri
     english: dict[str, float] = {}
     assert retriever.runs("earthquake cooperation", english)["dense"]
     assert {"encode_dense", "search_dense", "search_bm25"} <= english.keys()
+
+
+def test_concurrent_questions_share_a_use_batch_with_the_same_vectors(
+    corpus_index: CorpusIndex,
+) -> None:
+    encoder = corpus_index.multilingual_encoder
+    questions = [f"Which agencies met in round {i} of the trilateral talks?" for i in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda q: query_vector(encoder, q), questions))
+    for question, vector in zip(questions, together, strict=True):
+        alone = encoder.encode([question])[0]
+        assert np.abs(vector - alone).max() < 1e-5  # batching changes no vector
+        assert not vector.flags.writeable  # shared through the cache
+
+
+class _Broken:
+    """An encoder that fails: every question of its batch must see the failure."""
+
+    name, dim = "broken", 2
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        time.sleep(0.01)  # long enough for the other threads to queue behind it
+        raise ValueError(f"cannot encode {len(texts)} texts")
+
+
+def test_a_failed_batch_fails_every_question_in_it() -> None:
+    batcher = _Batcher(_Broken())
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(batcher.encode, f"question {i}") for i in range(6)]
+    for future in futures:
+        with pytest.raises(ValueError, match="cannot encode"):
+            future.result()

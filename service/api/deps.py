@@ -14,6 +14,7 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
 from service.engine import Engine
@@ -59,15 +60,20 @@ def _maybe_reload(request: Request) -> None:
         _reload_lock.release()
 
 
-def get_engine(request: Request) -> Engine:
-    """The app's engine, or 503 while the lifespan has not loaded it."""
-    if getattr(request.app.state, "engine", None) is None:
+async def get_engine(request: Request) -> Engine:
+    """The app's engine, or 503 while the lifespan has not loaded it.
+
+    Asynchronous, so a request does not cross to the thread pool and back just to read
+    the engine; the once-a-second look for a new generation runs there (it may load one)."""
+    state = request.app.state
+    if getattr(state, "engine", None) is None:
         raise HTTPException(
             status_code=503,
             detail="the index is not loaded yet; retry once GET /readyz answers 200.",
         )
-    _maybe_reload(request)
-    engine: Engine = request.app.state.engine
+    if time.monotonic() - getattr(state, "checked_at", 0.0) >= RELOAD_CHECK_SECONDS:
+        await run_in_threadpool(_maybe_reload, request)
+    engine: Engine = state.engine
     return engine
 
 

@@ -1,0 +1,1054 @@
+"""Scale: synthetic corpora of N chunks, and what building and searching them costs.
+
+Nothing is downloaded. A synthetic chunk recombines sentences of the seed corpus
+(``seeds/``: English, Simplified and Traditional Chinese) in one language, to the length of
+a real chunk of that language, with every number, English month and seed person name
+varied. The same seed gives the same texts, and the first N texts of a larger corpus are
+the corpus of N (so vectors encoded for 100k serve 10k too).
+
+``run_scale`` builds, for each N, what ``citeqa build`` builds (the encoders' vectors, the
+dense indexes of the kind ``service.dense`` picks for N, BM25), saves it, and then, in a
+fresh process that loads the files the way the server does (memory-mapped, query threads),
+measures:
+
+- seconds per part: generating, encoding per encoder, each dense index, BM25, saving;
+- bytes on disk per part; the build's peak RSS; the serving process's RSS with the indexes
+  and the query encoders loaded, after every query;
+- dense search p50/p99 (k = the retriever depth, one thread) and recall@10 against exact
+  search (``IndexFlatIP`` over the same vectors) on held-out queries; the exact search's
+  own p50/p99 beside it;
+- each dense index's memory (RSS growth when it is read into memory without mmap) against
+  its theoretical bytes (``service.dense.theoretical_bytes``);
+- BM25 query p50/p99 (``LexicalIndex.search``, same depth).
+
+Encoding is the expensive part: vectors are cached under ``work_dir/vectors`` (a growing
+prefix per encoder and seed, with the measured seconds of each block), so reruns and
+smaller N skip it. Encoders run in one single-threaded process per core (``USE`` runs its
+numpy forward pass several times faster that way than with two BLAS threads in one
+process; measured in the README). The English encoder is skipped above
+``dense_encoder_limit`` chunks; the result says which encoders ran.
+
+``python -m service.scale 10000 100000`` prints the results as JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from service.chunk import ChunkingParams, chunk_document, indexed_text, sentence_spans
+from service.chunk import weighted_length as _weighted_length
+from service.config import Settings
+from service.dense import DenseIndex, DenseParams, theoretical_bytes
+from service.embed import Encoder, load_encoder, set_threads
+from service.ingest import read_corpus
+from service.lexical import LexicalIndex
+
+__all__ = [
+    "DenseFigures",
+    "ScaleResult",
+    "SeedPool",
+    "compare_dense",
+    "comparison_grid",
+    "encode_throughput",
+    "held_out",
+    "recall_at_k",
+    "run_scale",
+    "seed_pool",
+    "synthetic_queries",
+    "synthetic_texts",
+]
+
+# Bump when synthetic_texts() changes: cached vectors are keyed by it.
+GENERATOR_VERSION = 2
+RECALL_K = 10
+_BLOCK = 1000  # texts per encode task and per cached block
+
+# Person names in the seeds, by script; each occurrence is swapped for a made-up name.
+_SEED_NAMES_LATIN = (
+    "Ou Boqian", "Li Xixie", "Liu Xu", "Liu Jingni", "Liu Xian", "GONG Qian", "LEE Dal-hee",
+    "LEE Hee-sup", "LEE Kang-deok", "PARK Jung Sook", "SHIN Bong-seop", "SHIN Bongkil",
+    "YU Shenfei", "Ni Yueju", "Osamu Onodera", "Wang Jiayi", "Wang Dongqian", "Yan Liang",
+    "Nam Eunyoung",
+)  # fmt: skip
+_SEED_NAMES_HAN = ("欧渤芊",)
+_SURNAMES = ("Zhang", "Wang", "Chen", "Kim", "Park", "Choi", "Sato", "Suzuki", "Tanaka", "Zhao")
+_GIVEN = ("Wei", "Min-jun", "Haruto", "Jiayi", "Seo-yeon", "Yui", "Hao", "Ji-ho", "Ren", "Lin")
+_HAN_SURNAMES = "张王李赵陈刘杨黄周吴"
+_HAN_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超"
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+_NUMBER_RE = re.compile(r"\d+")
+_MONTH_RE = re.compile(r"\b(?:" + "|".join(_MONTHS) + r")\b")
+_NAME_RE = re.compile("|".join(map(re.escape, _SEED_NAMES_LATIN + _SEED_NAMES_HAN)))
+
+
+# ------------------------------------------------------------------------ synthetic text
+
+
+@dataclass(frozen=True)
+class SeedPool:
+    """What synthetic chunks are made of: the seed sentences per language, and the language
+    and weighted length of every real chunk (the shape each synthetic chunk copies)."""
+
+    sentences: dict[str, tuple[str, ...]]
+    profiles: tuple[tuple[str, int], ...]
+
+
+def seed_pool(corpus_dir: Path, params: ChunkingParams) -> SeedPool:
+    """Sentences and chunk shapes of the corpus in ``corpus_dir``, chunked with ``params``."""
+    sentences: dict[str, list[str]] = {}
+    profiles = []
+    for document in read_corpus(corpus_dir):
+        for chunk in chunk_document(document, params):
+            profiles.append((chunk.language, _weighted_length(indexed_text(chunk, document))))
+            sentences.setdefault(chunk.language, []).extend(
+                document.text[start:end]
+                for start, end in sentence_spans(chunk.text, chunk.char_start)
+            )
+    if not profiles:
+        raise ValueError(f"no chunks in {corpus_dir}; synthetic corpora recombine its sentences.")
+    return SeedPool({k: tuple(v) for k, v in sentences.items()}, tuple(profiles))
+
+
+def held_out(queries: Sequence[str], texts: Sequence[str]) -> list[str]:
+    """``queries`` without those that are, letter for letter, the text of a chunk."""
+    corpus = set(texts)
+    return [query for query in queries if query not in corpus]
+
+
+def _made_up_name(rng: random.Random, han: bool) -> str:
+    if han:
+        return rng.choice(_HAN_SURNAMES) + "".join(rng.choices(_HAN_GIVEN, k=rng.randint(1, 2)))
+    return f"{rng.choice(_SURNAMES)} {rng.choice(_GIVEN)}"
+
+
+def _number_like(rng: random.Random, digits: str) -> str:
+    if len(digits) == 4 and digits[:2] in ("19", "20"):
+        return str(rng.randint(1990, 2035))
+    if len(digits) == 1:
+        return str(rng.randint(1, 9))
+    return str(rng.randint(10 ** (len(digits) - 1), 10 ** len(digits) - 1))
+
+
+def _vary(sentence: str, rng: random.Random) -> str:
+    """The sentence with each number, English month and seed person name replaced."""
+    sentence = _NUMBER_RE.sub(lambda m: _number_like(rng, m.group()), sentence)
+    sentence = _MONTH_RE.sub(lambda _m: rng.choice(_MONTHS), sentence)
+    return _NAME_RE.sub(lambda m: _made_up_name(rng, not m.group().isascii()), sentence)
+
+
+def _compose(pool: SeedPool, n: int, seed: int) -> Iterator[tuple[str, list[int], str]]:
+    """The ``n`` synthetic chunks of ``seed``: language, the seed sentences used (indexes
+    into ``pool.sentences[language]``) and the text. Texts are distinct: a draw that
+    repeats an earlier text (seed sentences without a number or name to vary) is drawn
+    again."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    while len(seen) < n:
+        language, target = rng.choice(pool.profiles)
+        sentences = pool.sentences[language]
+        joiner = " " if language == "en" else ""
+        picks: list[int] = []
+        parts: list[str] = []
+        length = 0
+        while length < target:  # sentences while they bring the length closer to target
+            pick = rng.randrange(len(sentences))
+            part = _vary(sentences[pick], rng)
+            grown = length + _weighted_length(part) + (len(joiner) if parts else 0)
+            if parts and grown - target > target - length:
+                break
+            picks.append(pick)
+            parts.append(part)
+            length = grown
+        text = joiner.join(parts)
+        if text not in seen:
+            seen.add(text)
+            yield language, picks, text
+
+
+def synthetic_texts(pool: SeedPool, n: int, seed: int) -> list[str]:
+    """``n`` distinct chunk texts: each copies the language of a random real chunk and comes
+    as close to its length as whole varied seed sentences of that language allow. A prefix
+    of a longer list made with the same seed."""
+    return [text for _, _, text in _compose(pool, n, seed)]
+
+
+def synthetic_queries(pool: SeedPool, n: int, seed: int) -> list[str]:
+    """``n`` distinct held-out queries from their own random stream: the first two thirds of a
+    varied seed sentence of at least 40 (weighted) characters, cut at a word (in Chinese,
+    at a character). A chunk is whole sentences, so a query shares words with many chunks
+    but is never one."""
+    rng = random.Random(f"queries-{seed}")
+    candidates = {
+        language: [s for s in sentences if _weighted_length(s) >= 40]
+        for language, sentences in pool.sentences.items()
+    }
+    languages = [language for language, _ in pool.profiles if candidates[language]]
+    queries: dict[str, None] = {}  # distinct, in order
+    while len(queries) < n:
+        language = rng.choice(languages)
+        sentence = _vary(rng.choice(candidates[language]), rng)
+        if language == "en":
+            words = sentence.split()
+            queries[" ".join(words[: max(3, 2 * len(words) // 3)])] = None
+        else:
+            queries[sentence[: max(8, 2 * len(sentence) // 3)]] = None
+    return list(queries)
+
+
+# ------------------------------------------------------------------------------ encoding
+
+_worker_encoder: Encoder | None = None
+
+
+def _start_worker(name: str, backend: str, cache_dir: str) -> None:
+    global _worker_encoder
+    set_threads(1)
+    _worker_encoder = load_encoder(name, threads=1, backend=backend, cache_dir=Path(cache_dir))
+
+
+def _encode_block(texts: Sequence[str]) -> np.ndarray:
+    if _worker_encoder is None:
+        raise RuntimeError("encode worker was not initialised")
+    return _worker_encoder.encode(texts)
+
+
+def _digest(texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class _VectorCache:
+    """A growing prefix of one encoder's vectors for one text stream: ``<key>.f32`` (raw
+    float32 rows, appended 1,000 at a time) and ``<key>.json`` (dim, each block's text
+    digest and the wall seconds it took)."""
+
+    directory: Path
+    key: str
+    dim: int = 0
+    digests: list[str] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def data(self) -> Path:
+        return self.directory / f"{self.key}.f32"
+
+    @property
+    def meta(self) -> Path:
+        return self.directory / f"{self.key}.json"
+
+    def open(self, texts: Sequence[str]) -> None:
+        """Read the metadata; drop every block from the first whose texts differ from
+        ``texts`` (blocks past the end of ``texts`` stay: a longer run checks them)."""
+        if not (self.meta.is_file() and self.data.is_file()):
+            return
+        meta = json.loads(self.meta.read_text())
+        self.dim, self.digests, self.seconds = int(meta["dim"]), meta["digests"], meta["seconds"]
+        for i, digest in enumerate(self.digests):
+            block = texts[i * _BLOCK : (i + 1) * _BLOCK]
+            if len(block) < _BLOCK:
+                break
+            if _digest(block) != digest:
+                del self.digests[i:], self.seconds[i:]
+                with self.data.open("r+b") as handle:
+                    handle.truncate(i * _BLOCK * self.dim * 4)
+                self._write_meta()
+                break
+
+    def append(self, vectors: np.ndarray, digest: str, seconds: float) -> None:
+        self.dim = int(vectors.shape[1])
+        with self.data.open("ab") as handle:
+            handle.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        self.digests.append(digest)
+        self.seconds.append(seconds)
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        payload = {"dim": self.dim, "digests": self.digests, "seconds": self.seconds}
+        staging = self.meta.with_suffix(".tmp")
+        staging.write_text(json.dumps(payload))
+        os.replace(staging, self.meta)
+
+    def rows(self, n: int) -> np.ndarray:
+        return np.fromfile(self.data, dtype=np.float32, count=n * self.dim).reshape(n, self.dim)
+
+
+def encode_cached(
+    name: str,
+    texts: Sequence[str],
+    *,
+    settings: Settings,
+    cache_dir: Path,
+    key: str,
+    progress: bool,
+) -> tuple[np.ndarray, float, int]:
+    """Vectors of ``texts`` by the encoder ``name``: one single-threaded process per core
+    encodes blocks of 1,000, and whole blocks are cached under ``cache_dir`` by ``key``.
+    Returns the vectors, the wall seconds encoding them took (measured when each block was
+    encoded, model loading included) and how many texts were encoded now."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = _VectorCache(cache_dir, re.sub(r"[^A-Za-z0-9._-]+", "_", key))
+    cache.open(texts)
+    full = len(texts) // _BLOCK
+    cached = min(len(cache.digests), full)
+    todo = [texts[i : i + _BLOCK] for i in range(cached * _BLOCK, len(texts), _BLOCK)]
+    seconds = sum(cache.seconds[:cached])
+    parts = [cache.rows(cached * _BLOCK)] if cached else []
+    if todo:
+        bar = tqdm(total=len(texts), initial=cached * _BLOCK, desc=f"encode {name}",
+                   unit="text", disable=not progress)  # fmt: skip
+        with ProcessPoolExecutor(
+            max(1, min(settings.effective_threads(), len(todo))),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(name, settings.dense_backend, str(settings.index_dir / "onnx")),
+        ) as pool:
+            started = time.perf_counter()
+            for block, vectors in zip(todo, pool.map(_encode_block, todo), strict=True):
+                # wall time between finished blocks: what the processes together took
+                now = time.perf_counter()
+                elapsed, started = now - started, now
+                seconds += elapsed
+                if len(block) == _BLOCK:
+                    cache.append(vectors, _digest(block), elapsed)
+                parts.append(vectors)
+                bar.update(len(block))
+        bar.close()
+    if not parts:
+        return np.zeros((0, cache.dim), dtype=np.float32), 0.0, 0
+    vectors = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    return vectors, seconds, sum(map(len, todo))
+
+
+def _encode_in_process(
+    name: str, settings: Settings, threads: int, texts: list[str], start: Any = None
+) -> float:
+    """Seconds one process with ``threads`` threads takes to encode ``texts`` (the model is
+    loaded and warmed first, then the process waits at the barrier ``start`` if given)."""
+    set_threads(threads)
+    encoder = load_encoder(
+        name, threads=threads, backend=settings.dense_backend, cache_dir=settings.index_dir / "onnx"
+    )
+    encoder.encode(texts[:32])
+    if start is not None:
+        start.wait()
+    started = time.perf_counter()
+    encoder.encode(texts)
+    return time.perf_counter() - started
+
+
+def _encode_share(name: str, settings: Settings, texts: list[str], start: Any, out: Any) -> None:
+    out.put(_encode_in_process(name, settings, 1, texts, start))
+
+
+def encode_throughput(
+    name: str, settings: Settings, n: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """Chunks a second the encoder ``name`` encodes synthetic chunks at, three ways: one
+    process with one thread, one process with a thread per core, and one single-threaded
+    process per core (each on its share of the texts, started together; loading excluded).
+    """
+    cores = settings.effective_threads()
+    pool = seed_pool(
+        settings.corpus_dir, ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    )
+    texts = synthetic_texts(pool, n, seed)
+    rates = {
+        "1 process, 1 thread": n / _in_process(_encode_in_process, name, settings, 1, texts),
+        f"1 process, {cores} threads": n
+        / _in_process(_encode_in_process, name, settings, cores, texts),
+    }
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Barrier(cores), context.Queue()
+    workers = [
+        context.Process(target=_encode_share, args=(name, settings, texts[i::cores], start, out))
+        for i in range(cores)
+    ]
+    for worker in workers:
+        worker.start()
+    seconds = [out.get() for _ in workers]  # all start encoding together: the slowest paces
+    for worker in workers:
+        worker.join()
+    rates[f"{cores} processes, 1 thread each"] = n / max(seconds)
+    return {k: round(v, 1) for k, v in rates.items()}
+
+
+# ------------------------------------------------------------------ approximated vectors
+
+BANK_VARIANTS = 8  # encoded variants of every seed sentence
+
+
+def _cache_key(model: str, seed: int, *, bank: bool = False) -> str:
+    kind = f"bank{BANK_VARIANTS}-" if bank else ""
+    return f"{model}-{kind}seed{seed}-gen{GENERATOR_VERSION}"
+
+
+def _bank(pool: SeedPool, seed: int) -> tuple[list[str], dict[str, int]]:
+    """``BANK_VARIANTS`` varied copies of every seed sentence, and where each language's
+    sentences start: variant ``v`` of sentence ``i`` is at ``offsets[language] + i * V + v``."""
+    rng = random.Random(f"bank-{seed}")
+    texts: list[str] = []
+    offsets = {}
+    for language in sorted(pool.sentences):
+        offsets[language] = len(texts)
+        for sentence in pool.sentences[language]:
+            texts.extend(_vary(sentence, rng) for _ in range(BANK_VARIANTS))
+    return texts, offsets
+
+
+def approximate_vectors(
+    pool: SeedPool, n: int, seed: int, bank: np.ndarray, offsets: dict[str, int]
+) -> np.ndarray:
+    """Stand-ins for the encoded vectors of the ``n`` chunks of ``seed``, when encoding them
+    all would take hours: each chunk's vector is the L2-normalized sum of the vectors of
+    the seed sentences it is made of (a random encoded variant of each), weighted by their
+    length. On real USE vectors of the same chunks the cosine is about 0.89 on average;
+    ``run_scale`` reports the figures of both at a size where both exist."""
+    rng = np.random.default_rng(seed)
+    lengths = {
+        language: np.array([_weighted_length(s) for s in sentences], dtype=np.float32)
+        for language, sentences in pool.sentences.items()
+    }
+    out = np.empty((n, bank.shape[1]), dtype=np.float32)
+    for row, (language, picks, _) in enumerate(_compose(pool, n, seed)):
+        variants = rng.integers(0, BANK_VARIANTS, len(picks))
+        rows = offsets[language] + np.asarray(picks) * BANK_VARIANTS + variants
+        vector = lengths[language][picks] @ bank[rows]
+        out[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return out
+
+
+def _estimate(cache_dir: Path, model: str, seed: int, n: int) -> str:
+    """How long encoding ``n`` chunks would take, at the rate the cached ones took."""
+    meta = _VectorCache(cache_dir, _cache_key(model, seed)).meta
+    seconds = json.loads(meta.read_text())["seconds"] if meta.is_file() else []
+    if not seconds or sum(seconds) <= 0:
+        return " (no encoding of this model was measured yet to estimate the time)"
+    rate = len(seconds) * _BLOCK / sum(seconds)
+    needed = n / rate
+    duration = f"{needed / 3600:.1f} h" if needed >= 3600 else f"{needed / 60:.0f} min"
+    return (
+        f" (encoding them would take about {duration} at the {rate:.1f} chunks/s "
+        f"measured on {len(seconds) * _BLOCK} cached chunks)"
+    )
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class DenseFigures:
+    """One dense index at one N."""
+
+    model: str
+    dim: int
+    spec: dict[str, Any]  # kind and parameters, as the manifest records them
+    build_seconds: float
+    bytes_on_disk: int
+    memory_bytes: int  # RSS growth when read into memory without mmap
+    theoretical_bytes: int  # service.dense.theoretical_bytes
+    memory_ratio: float
+    p50_ms: float  # search at k = retriever depth, one thread, loaded as the server does
+    p99_ms: float
+    exact_p50_ms: float  # IndexFlatIP over the same vectors, same queries and k
+    exact_p99_ms: float
+    recall_at_10: dict[str, float]  # per query set, ties with the 10th exact score count
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    """What a synthetic corpus of ``chunks`` chunks costs to build, hold and search."""
+
+    chunks: int
+    seed: int
+    queries: dict[str, int]  # query set -> how many
+    encoders: dict[str, str]  # index name -> model, for the encoders that ran
+    approximated: tuple[str, ...]  # index names whose vectors are approximated
+    skipped: tuple[str, ...]  # what was not measured, and why
+    seconds: dict[str, float]  # per part of the build
+    encoded_now: dict[str, int]  # texts encoded in this run (the rest came from the cache)
+    bytes_on_disk: dict[str, int]  # per part, and "total"
+    rss_build_peak_bytes: int
+    rss_service_bytes: int  # serving process: indexes (mmap) and query encoders, after queries
+    rss_service_anon_bytes: int  # the part that is not file-backed (not shared by workers)
+    dense: dict[str, DenseFigures]
+    bm25_p50_ms: float
+    bm25_p99_ms: float
+    threads: int
+    load_average: tuple[float, float, float]  # of the machine when the measurement began
+
+
+def _status(field_name: str) -> int:
+    """A memory figure of this process from /proc/self/status, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _percentiles(values_ms: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(values_ms)
+    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
+    return statistics.median(ordered), p99
+
+
+def _bytes_under(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def recall_at_k(
+    found: Sequence[int], exact: Sequence[int], score: Callable[[int], float], k: int
+) -> float:
+    """Share of the exact top ``k`` that ``found`` (an approximate top ``k``) holds. A row
+    not in the exact list still counts when its exact score ties the ``k``-th one (equal
+    vectors come in any order). ``score(row)`` is a row's exact score for this query."""
+    exact_top = list(exact)[:k]
+    if not exact_top:
+        return 1.0
+    bar = score(exact_top[-1]) - 1e-6
+    wanted = set(exact_top)
+    hits = sum(1 for row in list(found)[:k] if row in wanted or score(row) >= bar)
+    return min(hits, len(exact_top)) / len(exact_top)
+
+
+def _in_process(function: Any, *args: Any) -> Any:
+    """Run ``function(*args)`` in a fresh interpreter, so its memory is its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    n: int
+    seed: int
+    settings: Settings
+    directory: Path  # the built files of this N
+    cache_dir: Path  # encoded vectors, shared by every N
+    encoders: dict[str, str]
+    query_sets: dict[str, list[str]]
+    progress: bool
+    approximate: frozenset[str] = frozenset()  # index names whose vectors are approximated
+
+
+def _build(plan: _Plan) -> dict[str, Any]:
+    """Generate, encode, index and save the corpus of ``plan.n`` chunks (own process)."""
+    settings = plan.settings
+    set_threads(settings.effective_threads())
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    pool = seed_pool(
+        settings.corpus_dir, ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    )
+    texts = synthetic_texts(pool, plan.n, plan.seed)
+    seconds["generate"] = time.perf_counter() - started
+    plan.directory.mkdir(parents=True, exist_ok=True)
+    encoded_now, specs, dims = {}, {}, {}
+    params = DenseParams.from_settings(settings)
+    for name, model in plan.encoders.items():
+        if name in plan.approximate:
+            bank_texts, offsets = _bank(pool, plan.seed)
+            bank, bank_seconds, encoded_now[name] = encode_cached(
+                model, bank_texts, settings=settings, cache_dir=plan.cache_dir,
+                key=_cache_key(model, plan.seed, bank=True), progress=plan.progress,
+            )  # fmt: skip
+            started = time.perf_counter()
+            vectors = approximate_vectors(pool, plan.n, plan.seed, bank, offsets)
+            seconds[f"encode {name}"] = bank_seconds + time.perf_counter() - started
+        else:
+            vectors, seconds[f"encode {name}"], encoded_now[name] = encode_cached(
+                model, texts, settings=settings, cache_dir=plan.cache_dir,
+                key=_cache_key(model, plan.seed), progress=plan.progress,
+            )  # fmt: skip
+        started = time.perf_counter()
+        index = DenseIndex.build(vectors, params=params, progress=plan.progress)
+        seconds[f"index {name}"] = time.perf_counter() - started
+        index.save(plan.directory / f"{name}.faiss")
+        np.save(plan.directory / f"exact.{name}.npy", vectors, allow_pickle=False)
+        specs[name], dims[name] = index.spec, index.dim
+        del index, vectors
+    started = time.perf_counter()
+    lexical = LexicalIndex.build(texts)
+    seconds["bm25"] = time.perf_counter() - started
+    started = time.perf_counter()
+    (plan.directory / "bm25").mkdir(exist_ok=True)
+    lexical.save(plan.directory / "bm25")
+    seconds["save bm25"] = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "encoded_now": encoded_now,
+        "specs": specs,
+        "dims": dims,
+        "rss_build_peak_bytes": _status("VmHWM"),
+        "query_sets": {name: held_out(qs, texts) for name, qs in plan.query_sets.items()},
+    }
+
+
+def _timed(search: Any, items: Sequence[Any], depth: int) -> tuple[list[list[int]], list[float]]:
+    rows, times = [], []
+    for item in items:
+        started = time.perf_counter()
+        hits = search(item, depth)
+        times.append((time.perf_counter() - started) * 1000)
+        rows.append([row for row, _ in hits])
+    return rows, times
+
+
+def _index_memory(path: Path, spec: dict[str, Any]) -> int:
+    """RSS growth of this process when the index at ``path`` is read into memory."""
+    before = _status("VmRSS")
+    index = DenseIndex.load(path, spec, mmap=False)
+    grown = _status("VmRSS") - before
+    del index
+    return grown
+
+
+def _exact_search(
+    vectors: np.ndarray, query_vectors: np.ndarray, depth: int
+) -> tuple[list[list[int]], float, float]:
+    """Exact search (``IndexFlatIP``, this process's threads) over ``vectors``: the rows
+    found for each query, and its p50 and p99 in milliseconds."""
+    exact = DenseIndex.build(vectors, kind="flat")
+    rows, times = _timed(exact.search, list(query_vectors), depth)
+    return (rows, *_percentiles(times))
+
+
+def _recalls(
+    vectors: np.ndarray,
+    query_vectors: np.ndarray,
+    found: Sequence[Sequence[int]],
+    exact: Sequence[Sequence[int]],
+    set_sizes: dict[str, int],
+) -> dict[str, float]:
+    """Mean recall@10 of ``found`` against ``exact`` per query set (queries in the order of
+    ``set_sizes``)."""
+    recalls: dict[str, list[float]] = {}
+    offset = 0
+    for set_name, size in set_sizes.items():
+        for i in range(offset, offset + size):
+
+            def score(row: int, query: np.ndarray = query_vectors[i]) -> float:
+                return float(vectors[row] @ query)
+
+            recalls.setdefault(set_name, []).append(
+                recall_at_k(found[i], exact[i], score, RECALL_K)
+            )
+        offset += size
+    return {name: float(np.mean(values)) for name, values in recalls.items()}
+
+
+def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Load the built files as the server does and query them (own process)."""
+    settings = plan.settings
+    threads = min(settings.query_threads, settings.effective_threads())
+    set_threads(threads)
+    depth = settings.retriever_depth
+    queries = [q for texts in plan.query_sets.values() for q in texts]
+    # each index alone, read into memory: its own footprint
+    figures: dict[str, Any] = {
+        "dense": {
+            name: {"memory_bytes": _index_memory(plan.directory / f"{name}.faiss", spec)}
+            for name, spec in specs.items()
+        }
+    }
+
+    # as the server holds them: mapped indexes, mapped BM25, the query encoders
+    dense = {
+        name: DenseIndex.load(plan.directory / f"{name}.faiss", spec)
+        for name, spec in specs.items()
+    }
+    lexical = LexicalIndex.load(plan.directory / "bm25")
+    query_vectors = {
+        name: _query_encoder(model, settings, threads).encode(queries)
+        for name, model in plan.encoders.items()
+    }
+    found = {}
+    for name, index in dense.items():
+        index.search(query_vectors[name][0], depth)  # first touch of the mapped file
+        found[name], times = _timed(index.search, list(query_vectors[name]), depth)
+        figures["dense"][name] |= dict(zip(("p50_ms", "p99_ms"), _percentiles(times), strict=True))
+    _, times = _timed(lexical.search, queries, depth)
+    figures["bm25_p50_ms"], figures["bm25_p99_ms"] = _percentiles(times)
+    figures["rss_service_bytes"] = _status("VmRSS")
+    figures["rss_service_anon_bytes"] = _status("RssAnon")
+    del dense, lexical
+
+    # exact search over the same vectors, for recall and as the baseline
+    set_sizes = {name: len(texts) for name, texts in plan.query_sets.items()}
+    for name in specs:
+        vectors = np.load(plan.directory / f"exact.{name}.npy", allow_pickle=False)
+        exact, p50, p99 = _exact_search(vectors, query_vectors[name], depth)
+        figures["dense"][name] |= {
+            "exact_p50_ms": p50,
+            "exact_p99_ms": p99,
+            "recall_at_10": _recalls(vectors, query_vectors[name], found[name], exact, set_sizes),
+        }
+        del vectors
+    return figures
+
+
+def _query_encoder(model: str, settings: Settings, threads: int) -> Encoder:
+    """The encoder the server encodes questions with."""
+    return load_encoder(
+        model,
+        threads=threads,
+        backend=settings.dense_backend,
+        cache_dir=settings.index_dir / "onnx",
+        int8=settings.query_int8,
+    )
+
+
+def run_scale(
+    sizes: Sequence[int],
+    settings: Settings,
+    work_dir: Path,
+    progress: bool = True,
+    *,
+    queries: int = 200,
+    seed: int = 0,
+    questions: Sequence[str] = (),
+    dense_encoder_limit: int = 100_000,
+    multilingual_encoder_limit: int = 100_000,
+) -> list[ScaleResult]:
+    """Build and measure a synthetic corpus of each size in ``sizes`` (see the module
+    docstring); files go under ``work_dir`` (vectors are cached there across runs).
+
+    ``queries`` held-out synthetic sentences are the query set ``"held-out"``; real
+    ``questions`` (e.g. the eval questions) form a second set, ``"questions"``. The English
+    encoder runs only up to ``dense_encoder_limit`` chunks (it is the slowest); above
+    ``multilingual_encoder_limit`` chunks the multilingual vectors are approximated
+    (``approximate_vectors``) and the result says so, with the time encoding them would
+    take at the rate measured for the cached ones.
+    """
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"sizes must be positive chunk counts, not {list(sizes)!r}")
+    pool = seed_pool(
+        settings.corpus_dir, ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    )
+    query_sets = {"held-out": synthetic_queries(pool, queries, seed)}
+    if questions:
+        query_sets["questions"] = list(questions)
+    results = []
+    for n in sorted(sizes):
+        encoders = {"multilingual": settings.multilingual_model}
+        skipped = []
+        cache_dir = work_dir / "vectors"
+        if n <= dense_encoder_limit:
+            encoders["dense"] = settings.dense_model
+        else:
+            skipped.append(
+                f"dense ({settings.dense_model}): not encoded above {dense_encoder_limit} "
+                f"chunks{_estimate(cache_dir, settings.dense_model, seed, n)}"
+            )
+        approximate = frozenset({"multilingual"} if n > multilingual_encoder_limit else ())
+        if approximate:
+            skipped.append(
+                f"multilingual ({settings.multilingual_model}): vectors approximated from "
+                f"encoded sentence variants above {multilingual_encoder_limit} chunks"
+                f"{_estimate(cache_dir, settings.multilingual_model, seed, n)}"
+            )
+        plan = _Plan(
+            n=n,
+            seed=seed,
+            settings=settings,
+            directory=work_dir / f"n{n}",
+            cache_dir=cache_dir,
+            encoders=encoders,
+            query_sets=query_sets,
+            progress=progress,
+            approximate=approximate,
+        )
+        load_average = os.getloadavg()
+        built = _in_process(_build, plan)
+        plan = replace(plan, query_sets=built["query_sets"])  # without queries that are chunks
+        probed = _in_process(_probe, plan, built["specs"])
+        bytes_on_disk = {
+            name: _bytes_under(plan.directory / f"{name}.faiss") for name in encoders
+        } | {"bm25": _bytes_under(plan.directory / "bm25")}
+        ivfpq_copies = {
+            name: _bytes_under(plan.directory / f"{name}.vectors.npy")
+            for name in encoders
+            if (plan.directory / f"{name}.vectors.npy").is_file()
+        }
+        for name, size in ivfpq_copies.items():
+            bytes_on_disk[f"{name} float copy"] = size
+        bytes_on_disk["total"] = sum(bytes_on_disk.values())
+        dense = {}
+        for name, model in encoders.items():
+            spec, dim, got = built["specs"][name], built["dims"][name], probed["dense"][name]
+            theory = theoretical_bytes(spec, n, dim)
+            dense[name] = DenseFigures(
+                model=model,
+                dim=dim,
+                spec=spec,
+                build_seconds=round(built["seconds"][f"index {name}"], 3),
+                bytes_on_disk=bytes_on_disk[name],
+                memory_bytes=got["memory_bytes"],
+                theoretical_bytes=theory,
+                memory_ratio=round(got["memory_bytes"] / theory, 3),
+                p50_ms=round(got["p50_ms"], 3),
+                p99_ms=round(got["p99_ms"], 3),
+                exact_p50_ms=round(got["exact_p50_ms"], 3),
+                exact_p99_ms=round(got["exact_p99_ms"], 3),
+                recall_at_10={k: round(v, 4) for k, v in got["recall_at_10"].items()},
+            )
+        results.append(
+            ScaleResult(
+                chunks=n,
+                seed=seed,
+                queries={k: len(v) for k, v in plan.query_sets.items()},
+                encoders=encoders,
+                approximated=tuple(sorted(approximate)),
+                skipped=tuple(skipped),
+                seconds={k: round(v, 3) for k, v in built["seconds"].items()},
+                encoded_now=built["encoded_now"],
+                bytes_on_disk=bytes_on_disk,
+                rss_build_peak_bytes=built["rss_build_peak_bytes"],
+                rss_service_bytes=probed["rss_service_bytes"],
+                rss_service_anon_bytes=probed["rss_service_anon_bytes"],
+                dense=dense,
+                bm25_p50_ms=round(probed["bm25_p50_ms"], 3),
+                bm25_p99_ms=round(probed["bm25_p99_ms"], 3),
+                threads=settings.effective_threads(),
+                load_average=load_average,
+            )
+        )
+    return results
+
+
+_SEARCH_KEYS = frozenset({"efSearch", "nprobe", "refine"})
+
+
+def _params_for(spec: dict[str, Any]) -> DenseParams:
+    """Settings that build the index of ``spec`` (its search parameters are applied at
+    load)."""
+    defaults = DenseParams.defaults()
+    if spec["kind"] == "hnsw":
+        return replace(defaults, hnsw_m=spec["M"], hnsw_ef_construction=spec["efConstruction"])
+    if spec["kind"] == "ivfpq":
+        return replace(defaults, ivf_nlist=spec["nlist"], pq_m=spec["pq_m"])
+    return defaults
+
+
+def _probe_candidates(
+    path: Path, specs: Sequence[dict[str, Any]], query_vectors: np.ndarray, depth: int
+) -> list[dict[str, Any]]:
+    """One built index searched with each spec's search parameters (own process)."""
+    set_threads(1)
+    memory = _index_memory(path, specs[0])
+    figures = []
+    for spec in specs:
+        index = DenseIndex.load(path, spec)
+        index.search(query_vectors[0], depth)
+        found, times = _timed(index.search, list(query_vectors), depth)
+        p50, p99 = _percentiles(times)
+        figures.append({"memory_bytes": memory, "p50_ms": p50, "p99_ms": p99, "found": found})
+        del index
+    return figures
+
+
+def compare_dense(
+    n: int,
+    candidates: Sequence[dict[str, Any]],
+    settings: Settings,
+    work_dir: Path,
+    progress: bool = True,
+    *,
+    queries: int = 200,
+    seed: int = 0,
+    questions: Sequence[str] = (),
+    approximate: bool = False,
+) -> list[DenseFigures]:
+    """The multilingual encoder's vectors of the synthetic corpus of ``n`` chunks (encoded,
+    or with ``approximate`` the stand-ins of ``approximate_vectors``) behind each candidate
+    index spec (``DenseParams.spec_for``'s form): build seconds, bytes, memory against
+    theory, search p50/p99 at the retriever depth on one thread, recall@10 against exact
+    search. Specs that differ only in search parameters share one build."""
+    model = settings.multilingual_model
+    pool = seed_pool(
+        settings.corpus_dir, ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    )
+    directory = work_dir / f"compare-n{n}{'-approximated' if approximate else ''}"
+    directory.mkdir(parents=True, exist_ok=True)
+    cache_dir = work_dir / "vectors"
+    set_threads(settings.effective_threads())
+    if approximate:
+        bank_texts, offsets = _bank(pool, seed)
+        bank, _, _ = encode_cached(
+            model, bank_texts, settings=settings, cache_dir=cache_dir,
+            key=_cache_key(model, seed, bank=True), progress=progress,
+        )  # fmt: skip
+        vectors = approximate_vectors(pool, n, seed, bank, offsets)
+    else:
+        vectors, _, _ = encode_cached(
+            model, synthetic_texts(pool, n, seed), settings=settings, cache_dir=cache_dir,
+            key=_cache_key(model, seed), progress=progress,
+        )  # fmt: skip
+    query_texts = {"held-out": synthetic_queries(pool, queries, seed)}
+    if questions:
+        query_texts["questions"] = list(questions)
+    encoder = _query_encoder(model, settings, settings.effective_threads())
+    query_vectors = encoder.encode([q for qs in query_texts.values() for q in qs])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for spec in candidates:
+        build_part = {k: v for k, v in spec.items() if k not in _SEARCH_KEYS}
+        groups.setdefault(json.dumps(build_part, sort_keys=True), []).append(spec)
+    results: list[tuple[dict[str, Any], float, int, dict[str, Any]]] = []
+    for number, specs in enumerate(groups.values()):
+        set_threads(settings.effective_threads())
+        started = time.perf_counter()
+        index = DenseIndex.build(
+            vectors, kind=specs[0]["kind"], params=_params_for(specs[0]), progress=progress
+        )
+        build_seconds = time.perf_counter() - started
+        path = directory / f"candidate-{number}.faiss"
+        index.save(path)
+        del index
+        size = _bytes_under(path)
+        probed = _in_process(
+            _probe_candidates, path, specs, query_vectors, settings.retriever_depth
+        )
+        results += [
+            (spec, build_seconds, size, got) for spec, got in zip(specs, probed, strict=True)
+        ]
+    set_threads(1)
+    set_sizes = {name: len(texts) for name, texts in query_texts.items()}
+    label = f"{model} (approximated)" if approximate else model
+    exact, exact_p50, exact_p99 = _exact_search(vectors, query_vectors, settings.retriever_depth)
+    figures = []
+    for spec, build_seconds, size, got in results:
+        recall = _recalls(vectors, query_vectors, got["found"], exact, set_sizes)
+        theory = theoretical_bytes(spec, n, vectors.shape[1])
+        figures.append(
+            DenseFigures(
+                model=label,
+                dim=int(vectors.shape[1]),
+                spec=spec,
+                build_seconds=round(build_seconds, 3),
+                bytes_on_disk=size,
+                memory_bytes=got["memory_bytes"],
+                theoretical_bytes=theory,
+                memory_ratio=round(got["memory_bytes"] / theory, 3),
+                p50_ms=round(got["p50_ms"], 3),
+                p99_ms=round(got["p99_ms"], 3),
+                exact_p50_ms=round(exact_p50, 3),
+                exact_p99_ms=round(exact_p99, 3),
+                recall_at_10={k: round(v, 4) for k, v in recall.items()},
+            )
+        )
+    return figures
+
+
+def comparison_grid(n: int, dim: int) -> list[dict[str, Any]]:
+    """The candidates ``python -m service.scale --compare`` measures: HNSW with M 16 and 32
+    at several efSearch, IVF-PQ (about 4 sqrt(n) cells, 64-byte codes) at several nprobe,
+    with and without re-scoring. (FAISS keeps max(efSearch, k) candidates, and the server
+    asks for ``retriever_depth`` = 50: efSearch under 50 changes nothing there.)"""
+    defaults = DenseParams.defaults()
+    specs = []
+    for m in (16, 32):
+        for ef in (64, 128, 256, 512):
+            params = replace(defaults, hnsw_m=m, hnsw_ef_search=ef)
+            specs.append(params.spec_for(n, dim, "hnsw"))
+    for nprobe in (16, 32, 64):
+        for refine in (1, 10):
+            params = replace(defaults, pq_m=64, ivf_nprobe=nprobe, ivfpq_refine=refine)
+            specs.append(params.spec_for(n, dim, "ivfpq"))
+    return specs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m service.scale N [N ...]``: measure and print one JSON line per N."""
+    parser = argparse.ArgumentParser(prog="python -m service.scale", description=__doc__)
+    parser.add_argument("sizes", nargs="+", type=int, help="chunk counts, e.g. 10000 100000")
+    parser.add_argument("--work-dir", type=Path, default=Path("scale-work"))
+    parser.add_argument("--queries", type=int, default=200, help="held-out synthetic queries")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--questions", type=Path, help="also query with these (eval JSONL)")
+    parser.add_argument("--dense-encoder-limit", type=int, default=100_000)
+    parser.add_argument("--multilingual-encoder-limit", type=int, default=100_000)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="instead: the multilingual vectors behind each index of comparison_grid()",
+    )
+    parser.add_argument(
+        "--approximate", action="store_true", help="with --compare: approximated vectors"
+    )
+    parser.add_argument(
+        "--throughput",
+        action="store_true",
+        help="instead: each encoder's chunks/s over the first N chunks (encode_throughput)",
+    )
+    args = parser.parse_args(argv)
+    questions: list[str] = []
+    if args.questions:
+        from service.evaluate import load_questions
+
+        questions = [q.question for q in load_questions(args.questions)]
+    if args.throughput:
+        settings = Settings()
+        for n in args.sizes:
+            for model in (settings.multilingual_model, settings.dense_model):
+                rates = encode_throughput(model, settings, n, args.seed)
+                print(json.dumps({"model": model, "chunks": n, "chunks_per_s": rates}), flush=True)
+        return 0
+    if args.compare:
+        settings = Settings()
+        for n in args.sizes:
+            for figures in compare_dense(
+                n,
+                comparison_grid(n, 512),
+                settings,
+                args.work_dir,
+                not args.quiet,
+                queries=args.queries,
+                seed=args.seed,
+                questions=questions,
+                approximate=args.approximate,
+            ):
+                print(json.dumps({"chunks": n, **asdict(figures)}, ensure_ascii=False), flush=True)
+        return 0
+    for n in sorted(args.sizes):  # a line as soon as each size is measured
+        results = run_scale(
+            [n],
+            Settings(),
+            args.work_dir,
+            not args.quiet,
+            queries=args.queries,
+            seed=args.seed,
+            questions=questions,
+            dense_encoder_limit=args.dense_encoder_limit,
+            multilingual_encoder_limit=args.multilingual_encoder_limit,
+        )
+        print(json.dumps(asdict(results[0]), ensure_ascii=False), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
