@@ -501,7 +501,7 @@ class Extractor:
             return None
         folded_question = fold(question)
         folded_text = fold(text)
-        anchors = [m.start() for t in q_terms for m in re.finditer(re.escape(t), folded_text)]
+        anchors = [m.start() for t in q_terms for m in _literal(t).finditer(folded_text)]
         counted = _counted(question) if kind == "number" else (frozenset(), ())
         best: tuple[float, tuple[int, int]] | None = None
         for start, end in candidate_spans(text, kind):
@@ -606,15 +606,11 @@ class Extractor:
         folded = fold(chunk.text)
         if len(folded) != len(chunk.text):
             return ()  # folding changed lengths (rare ligatures): offsets would not line up
-        ranges = []
-        for term in _terms(query):
-            # A Latin stem marks whole words it begins ("organiz" -> "organizations");
-            # Chinese terms mark where they occur.
-            pattern = (
-                rf"(?<![a-z0-9]){re.escape(term)}[a-z0-9]*" if term.isascii() else re.escape(term)
-            )
-            for match in re.finditer(pattern, folded):
-                ranges.append((match.start(), match.end()))
+        ranges = [
+            (match.start(), match.end())
+            for term in _terms(query)
+            for match in _term_pattern(term).finditer(folded)
+        ]
         return _merge(ranges)
 
     def highlights(
@@ -627,6 +623,21 @@ class Extractor:
             if start < end:
                 ranges.append((start, end))
         return _merge(ranges)
+
+
+# Compiled once per term: the questions' terms outnumber the re module's own cache.
+@lru_cache(maxsize=4096)
+def _literal(term: str) -> re.Pattern[str]:
+    return re.compile(re.escape(term))
+
+
+@lru_cache(maxsize=4096)
+def _term_pattern(term: str) -> re.Pattern[str]:
+    """A Latin stem marks whole words it begins ("organiz" -> "organizations"); Chinese
+    terms mark where they occur."""
+    if term.isascii():
+        return re.compile(rf"(?<![a-z0-9]){re.escape(term)}[a-z0-9]*")
+    return _literal(term)
 
 
 def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -1,54 +1,228 @@
-"""Bench: how fast ``/ask`` is, in-process per stage and over HTTP on localhost.
+"""Bench: the benchmark suite behind ``citeqa bench``.
+
+What it measures, on the configured corpus and index:
+
+- **query path, in-process**: ``Engine.ask``'s own ``timings_ms`` per stage (each encoder,
+  each index search, fusion, answer) and, per request, the sum of those stages;
+- **HTTP**: ``POST /ask`` against ``citeqa serve`` started on a free localhost port, with 1,
+  8 and 32 concurrent clients: requests per second, p50/p99, errors, and the CPU time the
+  server and the clients spent per request. Every response carries the server's own
+  ``timings_ms``, so the one-client run compares each request's end-to-end latency with
+  the sum of the stages the server measured for that same request;
+- **ingest**: a real ``build_index`` of the corpus into a scratch folder, with the time of
+  each encoder's build-path encoding (chunk texts, then sentence texts, exactly as
+  ``build_index`` calls it) set against a plain ``encode()`` of the same texts, 32 at a
+  time, by the same encoder; and BM25's indexing rate over the same chunk texts;
+- **scale** (``--scale N ...``): ``service.scale.run_scale`` for each size.
+
+``write`` saves the report as ``bench.json``, a markdown summary ``bench.md`` and a chart
+``bench.png`` (latency and memory against corpus size, the seed corpus as its own point,
+and throughput against clients). Each target is reported as met or missed, never asserted.
 
 Every request carries a question no earlier request used (an eval question with a request
-number appended), so the query-vector cache never answers for the encoders.
-
-- in-process: ``Engine.ask`` timings per stage (each encoder, each index search, fusion,
-  answer; ``retrieve`` is encoders plus searches) and in total;
-- HTTP, one client: p50/p99 of ``POST /ask`` against ``citeqa serve`` started on a free port;
-- HTTP, 8 and 32 clients: requests per second and p50/p99 over a fixed number of requests;
-- overhead: for the one-client requests, the share of the end-to-end time spent outside
-  ``Engine.ask`` (the server reports its own ``timings_ms.total`` in each answer), and the
-  ratio end-to-end / in-process.
-
-Clients are threads using ``http.client`` with keep-alive: the load generator shares the
-machine with the server, and httpx costs about six times more CPU per request.
+number appended), so the query-vector cache never answers for the encoders. Clients are
+threads using ``http.client`` with keep-alive: the load generator shares the machine with
+the server, and httpx costs about six times more CPU per request.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
+import importlib.util
 import json
+import math
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
+import service.index as index_module
 from service.config import Settings
+from service.embed import Encoder
 from service.engine import Engine
 from service.evaluate import load_questions
-from service.index import load_index
+from service.index import build_index, load_index
+from service.lexical import LexicalIndex
+from service.load import server_processes, tree_rss
 
-__all__ = ["free_port", "run_bench", "running_server"]
+__all__ = [
+    "AGGREGATE_STAGES",
+    "BenchReport",
+    "IngestRate",
+    "Latency",
+    "LoadRun",
+    "Target",
+    "free_port",
+    "latency",
+    "markdown",
+    "run_bench",
+    "running_server",
+    "scale_available",
+    "stage_sum",
+    "write",
+]
+
+# Timings that add up other stages; every other key of ``timings_ms`` is one stage.
+AGGREGATE_STAGES = frozenset({"retrieve", "total"})
+RAW_BATCH = 32
+TARGETS = {  # name: (limit, at_most, unit)
+    "HTTP /ask p50, 1 client": (15.0, True, "ms"),
+    "HTTP /ask p99, 1 client": (40.0, True, "ms"),
+    "throughput, 8 clients": (150.0, False, "requests/s"),
+    "end-to-end / sum of stages (p50, 1 client)": (1.3, True, ""),
+}
+INGEST_TARGET = 0.8  # build-path rate over raw encode() rate, per encoder
+SCALE_DIR = Path(tempfile.gettempdir()) / "citeqa-scale"
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+# ------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Percentiles of a set of durations (nearest rank)."""
+
+    count: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """``clients`` concurrent keep-alive clients sharing ``requests`` questions."""
+
+    clients: int
+    requests: int
+    errors: int  # non-200 answers and failed connections
+    error_kinds: dict[str, int]  # "HTTP 503", "RemoteDisconnected", ... -> how many
+    seconds: float
+    requests_per_s: float
+    latency: Latency | None  # end-to-end at the client, successful requests
+    server_total: Latency | None  # the server's own Engine.ask time for those requests
+    server_stage_sum: Latency | None  # the sum of the stages the server reported
+    e2e_over_stages: float | None  # latency p50 / server_stage_sum p50
+    e2e_over_stages_per_request: float | None  # median over requests of the same ratio
+    e2e_over_total: float | None  # latency p50 / server_total p50 (framework and network)
+    server_cpu_ms_per_request: float | None  # user + system, server and workers
+    client_cpu_ms_per_request: float  # this process: the clients' threads
+
+
+@dataclass(frozen=True)
+class IngestRate:
+    """One part of the build: how fast the build path indexed the corpus."""
+
+    part: str
+    chunks: int
+    texts: int  # texts handed to the build step (chunks, and sentences for an encoder)
+    seconds: float
+    chunks_per_s: float
+    texts_per_s: float
+    raw_seconds: float | None  # the same texts through encode(), RAW_BATCH at a time
+    raw_texts_per_s: float | None
+    ratio: float | None  # texts_per_s / raw_texts_per_s
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: float | None  # None: not measured in this run
+    limit: float
+    at_most: bool  # met when value <= limit (else when value >= limit)
+    unit: str
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    command: str
+    started_at: str
+    cores: int
+    workers: int
+    load_average: dict[str, tuple[float, float, float]]  # "start", "end"
+    corpus: dict[str, int]  # documents, chunks, sentences
+    in_process: dict[str, Latency]  # per stage, plus "retrieve" and "total"
+    in_process_stage_sum: Latency
+    load: list[LoadRun]
+    server_rss_bytes: int | None  # the largest server process after the load runs
+    ingest: list[IngestRate]
+    build_seconds: float | None
+    scale: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+    def run(self, clients: int) -> LoadRun | None:
+        return next((run for run in self.load if run.clients == clients), None)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _percentile(ordered: Sequence[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def latency(values_ms: Sequence[float]) -> Latency:
+    """p50, p99 and mean of ``values_ms``."""
+    if not values_ms:
+        raise ValueError("no durations to summarise")
+    ordered = sorted(values_ms)
+    return Latency(
+        count=len(ordered),
+        p50_ms=round(statistics.median(ordered), 3),
+        p99_ms=round(_percentile(ordered, 0.99), 3),
+        mean_ms=round(statistics.fmean(ordered), 3),
+    )
+
+
+def stage_sum(timings_ms: Mapping[str, float]) -> float:
+    """The sum of the stages of one ``Engine.ask`` (every timing but the aggregates)."""
+    return sum(ms for stage, ms in timings_ms.items() if stage not in AGGREGATE_STAGES)
 
 
 def _questions(path: Path, count: int) -> list[str]:
     base = [q.question for q in load_questions(path)]
     return [f"{base[i % len(base)]} (#{i})" for i in range(count)]
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _load_average() -> tuple[float, float, float]:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return (math.nan, math.nan, math.nan)
+    return (round(one, 2), round(five, 2), round(fifteen, 2))
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float | None:
+    """User + system CPU seconds of ``pids`` (Linux /proc); None where unavailable."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rpartition(")")[2].split()  # the name may hold spaces
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def free_port() -> int:
@@ -59,9 +233,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(settings: Settings, workers: int = 1, port: int | None = None) -> Iterator[str]:
-    """``citeqa serve`` in a child process on localhost (a free port unless given); yields
-    its base URL once ``/readyz`` answers, and stops it on exit."""
+def _server(
+    settings: Settings, workers: int = 1, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = port or free_port()
     env = dict(os.environ)
     env.update(
@@ -92,7 +266,7 @@ def running_server(settings: Settings, workers: int = 1, port: int | None = None
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not become ready within 120 s")
             time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -101,114 +275,600 @@ def running_server(settings: Settings, workers: int = 1, port: int | None = None
             process.kill()
 
 
-def _in_process(settings: Settings, questions: list[str]) -> dict[str, Any]:
+@contextmanager
+def running_server(settings: Settings, workers: int = 1, port: int | None = None) -> Iterator[str]:
+    """``citeqa serve`` in a child process on localhost (a free port unless given); yields
+    its base URL once ``/readyz`` answers, and stops it on exit."""
+    with _server(settings, workers, port) as (url, _process):
+        yield url
+
+
+# ------------------------------------------------------------------------------ query path
+
+
+def _in_process(
+    settings: Settings, questions: Sequence[str]
+) -> tuple[dict[str, Latency], Latency, dict[str, int]]:
     engine = Engine(load_index(settings), settings)
-    engine.ask("warm up", top_k=5)
+    engine.ask("warm up 预热", top_k=5)
     stages: dict[str, list[float]] = {}
+    sums = []
     for question in questions:
-        for stage, ms in engine.ask(question, top_k=5).timings_ms.items():
+        timings = engine.ask(question, top_k=5).timings_ms
+        for stage, ms in timings.items():
             stages.setdefault(stage, []).append(ms)
-    return {
-        stage: {"p50_ms": round(statistics.median(v), 2), "p99_ms": round(_percentile(v, 0.99), 2)}
-        for stage, v in stages.items()
+        sums.append(stage_sum(timings))
+    counts = engine.index.manifest.get("counts", {})
+    corpus = {
+        "documents": len(engine.documents),
+        "chunks": len(engine.index.chunks),
+        "sentences": int(counts.get("sentences", len(engine.index.sentences))),
     }
+    return {stage: latency(v) for stage, v in stages.items()}, latency(sums), corpus
 
 
-def _clients(url: str, questions: list[str], clients: int) -> dict[str, Any]:
-    """``clients`` sequential clients sharing the questions; latency and throughput."""
+def _load_run(url: str, questions: Sequence[str], clients: int, pids: Sequence[int]) -> LoadRun:
+    """``clients`` sequential keep-alive clients sharing ``questions``."""
     shares = [questions[i::clients] for i in range(clients)]
     host, port = url.removeprefix("http://").split(":")
 
-    def worker(share: list[str]) -> tuple[list[float], list[float], int]:
-        latencies, server, errors = [], [], 0
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    def client(share: Sequence[str]) -> tuple[list[tuple[float, dict[str, float]]], list[str]]:
+        done: list[tuple[float, dict[str, float]]] = []
+        errors: list[str] = []
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
         headers = {"Content-Type": "application/json"}
         try:
             for question in share:
                 body = json.dumps({"question": question, "top_k": 5})
                 started = time.perf_counter()
-                connection.request("POST", "/ask", body, headers)
-                response = connection.getresponse()
-                payload = response.read()
-                latencies.append((time.perf_counter() - started) * 1000)
+                try:
+                    connection.request("POST", "/ask", body, headers)
+                    response = connection.getresponse()
+                    payload = response.read()
+                except (OSError, http.client.HTTPException) as error:
+                    errors.append(type(error).__name__)
+                    connection.close()  # reconnects on the next request
+                    continue
+                elapsed = (time.perf_counter() - started) * 1000
                 if response.status == 200:
-                    server.append(json.loads(payload)["timings_ms"]["total"])
+                    done.append((elapsed, json.loads(payload)["timings_ms"]))
                 else:
-                    errors += 1
+                    errors.append(f"HTTP {response.status}")
         finally:
             connection.close()
-        return latencies, server, errors
+        return done, errors
 
+    cpu_before = _cpu_seconds(pids)
+    client_before = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(worker, shares))
+        results = list(pool.map(client, shares))
     seconds = time.perf_counter() - started
-    latencies = [ms for part, _, _ in results for ms in part]
-    server = [ms for _, part, _ in results for ms in part]
-    return {
-        "clients": clients,
-        "requests": len(latencies),
-        "errors": sum(errors for _, _, errors in results),
-        "requests_per_s": round(len(latencies) / seconds, 1),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(_percentile(latencies, 0.99), 2),
-        "server_p50_ms": round(statistics.median(server), 2) if server else None,
+    client_cpu = time.process_time() - client_before
+    cpu_after = _cpu_seconds(pids)
+    done = [item for part, _ in results for item in part]
+    kinds = Counter(kind for _, errors in results for kind in errors)
+    errors = sum(kinds.values())
+    requests = len(done) + errors
+    ends = [ms for ms, _ in done]
+    sums = [stage_sum(timings) for _, timings in done]
+    e2e = latency(ends) if done else None
+    stages = latency(sums) if done else None
+    total = latency([timings["total"] for _, timings in done]) if done else None
+    server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return LoadRun(
+        clients=clients,
+        requests=requests,
+        errors=errors,
+        error_kinds=dict(kinds),
+        seconds=round(seconds, 3),
+        requests_per_s=round(len(done) / seconds, 1),
+        latency=e2e,
+        server_total=total,
+        server_stage_sum=stages,
+        e2e_over_stages=(
+            round(e2e.p50_ms / stages.p50_ms, 3) if e2e and stages and stages.p50_ms else None
+        ),
+        e2e_over_total=(
+            round(e2e.p50_ms / total.p50_ms, 3) if e2e and total and total.p50_ms else None
+        ),
+        e2e_over_stages_per_request=(
+            round(statistics.median(e / s for e, s in zip(ends, sums, strict=True) if s), 3)
+            if any(sums)
+            else None
+        ),
+        server_cpu_ms_per_request=(
+            round(1000 * server_cpu / requests, 2) if server_cpu is not None and requests else None
+        ),
+        client_cpu_ms_per_request=round(1000 * client_cpu / max(requests, 1), 2),
+    )
+
+
+# ------------------------------------------------------------------------------ ingest
+
+
+@dataclass(frozen=True)
+class _EncodeCall:
+    encoder: Encoder
+    texts: tuple[str, ...]
+    seconds: float
+
+
+@contextmanager
+def _recorded_encodes(calls: list[_EncodeCall]) -> Iterator[None]:
+    """Record every call a build makes to ``service.index._encode_new`` with its duration.
+    The build runs unchanged; only the timer wraps the function it calls."""
+    original = index_module._encode_new
+
+    def timed(
+        encoder: Encoder, texts: list[str], cache: dict[bytes, Any], progress: bool
+    ) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = original(encoder, texts, cache, progress)
+        calls.append(_EncodeCall(encoder, tuple(texts), time.perf_counter() - started))
+        return vectors
+
+    index_module._encode_new = timed
+    try:
+        yield
+    finally:
+        index_module._encode_new = original
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / max(seconds, 1e-9), 1)
+
+
+def _ingest(settings: Settings) -> tuple[list[IngestRate], float]:
+    """Build the corpus into a scratch folder, timing each encoder's build-path encoding,
+    then encode the same texts with a plain ``encode()`` RAW_BATCH at a time."""
+    calls: list[_EncodeCall] = []
+    with tempfile.TemporaryDirectory(prefix="citeqa-bench-") as scratch:
+        index_dir = Path(scratch) / "index"
+        index_dir.mkdir()
+        onnx_cache = settings.index_dir / "onnx"
+        if onnx_cache.is_dir():  # reuse the ONNX export rather than exporting again
+            (index_dir / "onnx").symlink_to(onnx_cache.resolve(), target_is_directory=True)
+        scratch_settings = settings.model_copy(update={"index_dir": index_dir})
+        with _recorded_encodes(calls):
+            built = build_index(scratch_settings, force=True, progress=False)
+        if not calls:
+            raise RuntimeError(
+                "the build encoded nothing through service.index._encode_new; the ingest "
+                "measurement must follow how build_index encodes now."
+            )
+        by_encoder: dict[int, list[_EncodeCall]] = {}
+        for call in calls:
+            by_encoder.setdefault(id(call.encoder), []).append(call)
+        rates = []
+        chunk_texts: tuple[str, ...] = ()
+        for encoder_calls in by_encoder.values():
+            encoder = encoder_calls[0].encoder
+            chunk_texts = encoder_calls[0].texts  # the build encodes chunks first
+            texts = [text for call in encoder_calls for text in call.texts]
+            seconds = sum(call.seconds for call in encoder_calls)
+            started = time.perf_counter()
+            for i in range(0, len(texts), RAW_BATCH):
+                encoder.encode(texts[i : i + RAW_BATCH])
+            raw_seconds = time.perf_counter() - started
+            texts_per_s = _rate(len(texts), seconds)
+            raw_rate = _rate(len(texts), raw_seconds)
+            rates.append(
+                IngestRate(
+                    part=f"{encoder.name} ({type(encoder).__name__})",
+                    chunks=len(chunk_texts),
+                    texts=len(texts),
+                    seconds=round(seconds, 3),
+                    chunks_per_s=_rate(len(chunk_texts), seconds),
+                    texts_per_s=texts_per_s,
+                    raw_seconds=round(raw_seconds, 3),
+                    raw_texts_per_s=raw_rate,
+                    ratio=round(texts_per_s / raw_rate, 3),
+                )
+            )
+        # BM25: the call build_index makes, on the same chunk texts.
+        started = time.perf_counter()
+        LexicalIndex.build(list(chunk_texts))
+        seconds = time.perf_counter() - started
+        rates.append(
+            IngestRate(
+                part="BM25 (LexicalIndex.build)",
+                chunks=len(chunk_texts),
+                texts=len(chunk_texts),
+                seconds=round(seconds, 3),
+                chunks_per_s=_rate(len(chunk_texts), seconds),
+                texts_per_s=_rate(len(chunk_texts), seconds),
+                raw_seconds=None,
+                raw_texts_per_s=None,
+                ratio=None,
+            )
+        )
+    return rates, round(built.seconds, 3)
+
+
+# ------------------------------------------------------------------------------ scale
+
+
+def scale_available() -> bool:
+    """Whether ``service.scale`` (the corpus-size study) is installed."""
+    return importlib.util.find_spec("service.scale") is not None
+
+
+def _scale(
+    sizes: Sequence[int], settings: Settings, work_dir: Path | None, progress: bool
+) -> list[dict[str, Any]]:
+    from service.scale import run_scale
+
+    # Kept between runs: run_scale caches the encoded vectors there, the costly part.
+    work_dir = work_dir or SCALE_DIR
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return [asdict(result) for result in run_scale(sizes, settings, work_dir, progress)]
+
+
+# ------------------------------------------------------------------------------ targets
+
+
+def _target(name: str, value: float | None, limit: float, at_most: bool, unit: str) -> Target:
+    met = None if value is None else (value <= limit if at_most else value >= limit)
+    return Target(name, value, limit, at_most, unit, met)
+
+
+def _targets(load: Sequence[LoadRun], ingest: Sequence[IngestRate]) -> list[Target]:
+    one = next((run for run in load if run.clients == 1), None)
+    eight = next((run for run in load if run.clients == 8), None)
+    values = {
+        "HTTP /ask p50, 1 client": one.latency.p50_ms if one and one.latency else None,
+        "HTTP /ask p99, 1 client": one.latency.p99_ms if one and one.latency else None,
+        "throughput, 8 clients": eight.requests_per_s if eight else None,
+        "end-to-end / sum of stages (p50, 1 client)": one.e2e_over_stages if one else None,
     }
+    targets = [
+        _target(name, values[name], limit, at_most, unit)
+        for name, (limit, at_most, unit) in TARGETS.items()
+    ]
+    targets += [
+        _target(f"ingest {rate.part} / raw encode()", rate.ratio, INGEST_TARGET, False, "")
+        for rate in ingest
+        if rate.ratio is not None
+    ]
+    return targets
+
+
+# ------------------------------------------------------------------------------ the suite
 
 
 def run_bench(
-    settings: Settings, questions_file: Path, requests: int = 400, workers: int = 1
-) -> dict[str, Any]:
-    """Measure everything above; returns the figures as a JSON-ready dict."""
-    questions = _questions(questions_file, 4 * requests)
-    report: dict[str, Any] = {
-        "stages_in_process": _in_process(settings, questions[:requests]),
-    }
-    with running_server(settings, workers) as url:
-        _clients(url, _questions(questions_file, 50 * workers), 8)  # warm every worker
-        one = _clients(url, questions[requests : 2 * requests], 1)
-        report["http_one_client"] = one
-        report["http_8_clients"] = _clients(url, questions[2 * requests : 3 * requests], 8)
-        report["http_32_clients"] = _clients(url, questions[3 * requests :], 32)
-    report["http_overhead_share"] = round((one["p50_ms"] - one["server_p50_ms"]) / one["p50_ms"], 3)
-    report["end_to_end_over_in_process"] = round(
-        one["p50_ms"] / report["stages_in_process"]["total"]["p50_ms"], 2
+    settings: Settings,
+    questions_file: Path,
+    *,
+    requests: int = 400,
+    workers: int = 1,
+    clients: Sequence[int] = (1, 8, 32),
+    ingest: bool = True,
+    scale: Sequence[int] = (),
+    scale_dir: Path | None = None,
+    progress: bool = False,
+    command: str = "citeqa bench",
+) -> BenchReport:
+    """Run the suite (see the module docstring); ``requests`` per measurement."""
+    if requests < 1 or not clients or min(clients) < 1:
+        raise ValueError("requests and every client count must be at least 1")
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_start = _load_average()
+    questions = _questions(questions_file, (1 + len(clients)) * requests)
+
+    _say(progress, f"in-process: {requests} questions through Engine.ask ...")
+    stages, sums, corpus = _in_process(settings, questions[:requests])
+
+    runs = []
+    rss = None
+    with _server(settings, workers) as (url, process):
+        pids = server_processes(process.pid) or [process.pid]
+        warm = _questions(questions_file, min(50 * workers, 4 * requests))
+        _load_run(url, [f"{q} (warm-up)" for q in warm], max(clients), pids)
+        for i, count in enumerate(clients):
+            _say(progress, f"HTTP: {requests} requests from {count} clients ...")
+            part = questions[(i + 1) * requests : (i + 2) * requests]
+            runs.append(_load_run(url, part, count, pids))
+        sizes = [tree_rss([pid])[0] for pid in pids]
+        rss = max(sizes) if any(sizes) else None
+
+    rates: list[IngestRate] = []
+    build_seconds = None
+    if ingest:
+        _say(progress, "ingest: building the corpus into a scratch folder ...")
+        rates, build_seconds = _ingest(settings)
+
+    scale_rows: list[dict[str, Any]] = []
+    if scale:
+        _say(progress, f"scale: corpora of {', '.join(map(str, scale))} chunks ...")
+        scale_rows = _scale(scale, settings, scale_dir, progress)
+
+    return BenchReport(
+        command=command,
+        started_at=started_at,
+        cores=settings.effective_threads(),
+        workers=workers,
+        load_average={"start": load_start, "end": _load_average()},
+        corpus=corpus,
+        in_process=stages,
+        in_process_stage_sum=sums,
+        load=runs,
+        server_rss_bytes=rss,
+        ingest=rates,
+        build_seconds=build_seconds,
+        scale=scale_rows,
+        targets=_targets(runs, rates),
     )
-    report["cores"] = settings.effective_threads()
-    report["workers"] = workers
-    return report
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """The figures as a short markdown table."""
-    stages = report["stages_in_process"]
+# ------------------------------------------------------------------------------ output
+
+
+def _mib(value: float | None) -> str:
+    return "–" if value is None else f"{value / 2**20:.0f}"
+
+
+def _figure(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _errors(run: LoadRun) -> str:
+    kinds = ", ".join(f"{kind} × {count}" for kind, count in sorted(run.error_kinds.items()))
+    return f"{run.errors} ({kinds})" if kinds else str(run.errors)
+
+
+def _target_line(target: Target) -> str:
+    sign = "≤" if target.at_most else "≥"
+    unit = f" {target.unit}" if target.unit else ""
+    verdict = {True: "met", False: "**missed**", None: "not measured"}[target.met]
+    return (
+        f"| {target.name} | {_figure(target.value)}{unit if target.value is not None else ''} "
+        f"| {sign} {target.limit:g}{unit} | {verdict} |"
+    )
+
+
+def _scale_points(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Series to plot from ``asdict(ScaleResult)`` rows: name -> (chunks, value)."""
+    series: dict[str, list[tuple[int, float]]] = {}
+
+    def add(name: str, n: Any, value: Any) -> None:
+        if isinstance(n, int) and isinstance(value, int | float):
+            series.setdefault(name, []).append((n, float(value)))
+
+    for row in rows:
+        n = row.get("chunks")
+        for name, figures in (row.get("dense") or {}).items():
+            add(f"{name} search p50", n, figures.get("p50_ms"))
+            add(f"{name} search p99", n, figures.get("p99_ms"))
+        add("BM25 search p50", n, row.get("bm25_p50_ms"))
+        add("BM25 search p99", n, row.get("bm25_p99_ms"))
+        for key in ("rss_service_bytes", "rss_build_peak_bytes"):
+            value = row.get(key)
+            add(f"RSS {key.removeprefix('rss_').removesuffix('_bytes')}", n, value)
+    return series
+
+
+def _scale_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    names = sorted({name for row in rows for name in (row.get("dense") or {})})
+    header = ["chunks", "build s", "disk MiB", "serving RSS MiB", "build peak RSS MiB"]
+    for name in names:
+        header += [f"{name} p50/p99 ms", f"{name} recall@10"]
+    header.append("BM25 p50/p99 ms")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        seconds = row.get("seconds") or {}
+        disk = (row.get("bytes_on_disk") or {}).get("total")
+        cells = [
+            str(row.get("chunks")),
+            _figure(sum(seconds.values()), 1) if seconds else "–",
+            _mib(disk),
+            _mib(row.get("rss_service_bytes")),
+            _mib(row.get("rss_build_peak_bytes")),
+        ]
+        for name in names:
+            figures = (row.get("dense") or {}).get(name) or {}
+            cells.append(f"{_figure(figures.get('p50_ms'))} / {_figure(figures.get('p99_ms'))}")
+            recall = figures.get("recall_at_10") or {}
+            cells.append(", ".join(f"{k} {v:.3f}" for k, v in recall.items()) or "–")
+        cells.append(f"{_figure(row.get('bm25_p50_ms'))} / {_figure(row.get('bm25_p99_ms'))}")
+        lines.append("| " + " | ".join(cells) + " |")
+    skipped = sorted({note for row in rows for note in row.get("skipped") or ()})
+    lines += [f"\nNot measured: {note}." for note in skipped]
+    return lines
+
+
+def markdown(report: BenchReport, chart: str | None = "bench.png") -> str:
+    """The report as a markdown summary (targets first)."""
+    start, end = report.load_average["start"], report.load_average["end"]
+    corpus = report.corpus
     lines = [
-        "| measure | p50 ms | p99 ms | other |",
+        "# citeqa bench",
+        "",
+        f"`{report.command}` at {report.started_at}: {report.cores} cores, "
+        f"{report.workers} server workers, load average (1 min) {start[0]} at the start and "
+        f"{end[0]} at the end. Corpus: {corpus['documents']} documents, {corpus['chunks']} "
+        f"chunks, {corpus['sentences']} sentences.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | limit | |",
         "| --- | --- | --- | --- |",
+        *map(_target_line, report.targets),
+        "",
+        "## Query path",
+        "",
+        "In-process, `Engine.ask` on one thread; its own `timings_ms`. `retrieve` is the "
+        "encoders and searches together; `total` includes the highlights and input checks.",
+        "",
+        "| stage | requests | p50 ms | p99 ms | mean ms |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for stage, figures in stages.items():
-        lines.append(f"| in-process `{stage}` | {figures['p50_ms']} | {figures['p99_ms']} | |")
-    one = report["http_one_client"]
-    lines.append(
-        f"| HTTP `/ask`, 1 client | {one['p50_ms']} | {one['p99_ms']} | "
-        f"{one['requests']} requests, {one['errors']} errors |"
-    )
-    for key in ("http_8_clients", "http_32_clients"):
-        many = report[key]
+    rows = [(f"`{s}`", f) for s, f in report.in_process.items() if s not in AGGREGATE_STAGES]
+    rows.append(("**sum of stages**", report.in_process_stage_sum))
+    rows += [(f"`{s}`", f) for s, f in report.in_process.items() if s in AGGREGATE_STAGES]
+    for name, figures in rows:
         lines.append(
-            f"| HTTP `/ask`, {many['clients']} clients | {many['p50_ms']} | {many['p99_ms']} | "
-            f"{many['requests_per_s']} requests/s, {many['errors']} errors |"
+            f"| {name} | {figures.count} | {figures.p50_ms:.2f} | {figures.p99_ms:.2f} "
+            f"| {figures.mean_ms:.2f} |"
         )
-    lines.append(f"\nServer workers: {report['workers']}; cores: {report['cores']}.")
+    lines += [
+        "",
+        "## HTTP `POST /ask` over loopback",
+        "",
+        "| clients | requests | errors | requests/s | p50 ms | p99 ms | server `total` p50 ms "
+        "| server sum of stages p50 ms | end-to-end / stages | end-to-end / `total` "
+        "| server CPU ms/request | client CPU ms/request |",
+        "|" + " --- |" * 12,
+    ]
+    for run in report.load:
+        e2e, total, sums = run.latency, run.server_total, run.server_stage_sum
+        lines.append(
+            f"| {run.clients} | {run.requests} | {_errors(run)} | {run.requests_per_s:.1f} "
+            f"| {_figure(e2e.p50_ms if e2e else None)} | {_figure(e2e.p99_ms if e2e else None)} "
+            f"| {_figure(total.p50_ms if total else None)} "
+            f"| {_figure(sums.p50_ms if sums else None)} "
+            f"| {_figure(run.e2e_over_stages)} | {_figure(run.e2e_over_total)} "
+            f"| {_figure(run.server_cpu_ms_per_request)} "
+            f"| {_figure(run.client_cpu_ms_per_request)} |"
+        )
     lines.append(
-        "HTTP and framework share of the one-client p50 (outside `Engine.ask`): "
-        f"{report['http_overhead_share']:.0%}; end-to-end / in-process p50: "
-        f"{report['end_to_end_over_in_process']}."
+        "\nEnd-to-end / stages: the clients' p50 over the p50 of the stage sums the server "
+        "reported for the same requests; end-to-end / `total`: the same over the server's "
+        "whole `Engine.ask` (the rest is HTTP, the framework and the client). The two encoders "
+        "may run at once, so the stages can add up to more than `total`. With more clients "
+        "both include queueing. Largest server process after the runs: "
+        f"{_mib(report.server_rss_bytes)} MiB resident."
     )
+    if report.ingest:
+        lines += [
+            "",
+            "## Ingest",
+            "",
+            f"`citeqa build` of the corpus into a scratch folder ({report.build_seconds:.1f} s "
+            "with model loading). Each encoder's time is what the build spent encoding "
+            "the chunk texts and then the sentence texts; raw is `encode()` on the same "
+            f"texts, {RAW_BATCH} at a time, right after.",
+            "",
+            "| part | chunks | texts | build s | chunks/s | texts/s | raw texts/s | build / raw |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for rate in report.ingest:
+            lines.append(
+                f"| {rate.part} | {rate.chunks} | {rate.texts} | {rate.seconds:.2f} "
+                f"| {rate.chunks_per_s:.1f} | {rate.texts_per_s:.1f} "
+                f"| {_figure(rate.raw_texts_per_s, 1)} | {_figure(rate.ratio)} |"
+            )
+    if report.scale:
+        lines += ["", "## Scale", "", *_scale_table(report.scale)]
+    if chart:
+        lines += ["", f"![latency and memory against corpus size; throughput]({chart})"]
     return "\n".join(lines)
 
 
-def write(report: dict[str, Any], out: Path) -> None:
+_COLOURS = {"dense": "tab:blue", "multilingual": "tab:green", "BM25": "tab:orange"}
+
+
+def chart(report: BenchReport, path: Path) -> None:
+    """Latency and resident memory against corpus size (scale results and the seed corpus),
+    and throughput and p99 against concurrent clients."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    series = _scale_points(report.scale)
+    seed_n = report.corpus["chunks"]
+    figure, (lat, mem, load) = plt.subplots(1, 3, figsize=(16, 5))
+
+    for name, points in series.items():
+        if name.startswith("RSS"):
+            continue
+        xs, ys = zip(*sorted(points), strict=True)
+        index = name.split(" ")[0]
+        lat.plot(
+            xs,
+            ys,
+            marker="o",
+            color=_COLOURS.get(index),
+            linestyle="--" if "p99" in name else "-",
+            label=name,
+        )
+    for stage, index in (
+        ("search_dense", "dense"),
+        ("search_multilingual", "multilingual"),
+        ("search_bm25", "BM25"),
+    ):
+        if stage in report.in_process:
+            figures = report.in_process[stage]
+            colour = _COLOURS[index]
+            lat.scatter([seed_n], [figures.p50_ms], marker="*", s=120, color=colour, zorder=3)
+            lat.scatter([seed_n], [figures.p99_ms], marker="X", s=70, color=colour, zorder=3)
+            lat.plot([], [], marker="*", linestyle="", color=colour, label=f"seed {index} p50/p99")
+    lat.set(xscale="log", yscale="log", xlabel="chunks in the corpus", ylabel="ms")
+    lat.set_title("index search latency (p50 solid / ★, p99 dashed / ✕)")
+
+    for name, points in series.items():
+        if name.startswith("RSS"):
+            xs, ys = zip(*sorted(points), strict=True)
+            mem.plot(xs, [y / 2**20 for y in ys], marker="o", label=name)
+    if report.server_rss_bytes:
+        mem.scatter(
+            [seed_n],
+            [report.server_rss_bytes / 2**20],
+            marker="*",
+            s=120,
+            color="black",
+            zorder=3,
+            label="seed: largest server process",
+        )
+    mem.set(xscale="log", xlabel="chunks in the corpus", ylabel="MiB resident")
+    mem.set_title("memory")
+
+    runs = [run for run in report.load if run.latency]
+    clients = [run.clients for run in runs]
+    load.plot(
+        clients, [run.requests_per_s for run in runs], marker="o", color="tab:blue", label="req/s"
+    )
+    load.set(xscale="log", xlabel="concurrent clients", ylabel="requests/s")
+    load.set_xticks(clients, [str(c) for c in clients])
+    load.xaxis.set_minor_formatter(NullFormatter())
+    load.set_ylim(bottom=0)
+    p99 = load.twinx()
+    p99.plot(
+        clients,
+        [run.latency.p99_ms for run in runs if run.latency],
+        marker="s",
+        color="tab:red",
+        linestyle="--",
+        label="p99 ms",
+    )
+    p99.set_ylabel("p99 ms")
+    p99.set_ylim(bottom=0)
+    load.set_title(f"HTTP /ask over loopback, {report.workers} workers")
+    load.legend(
+        load.get_legend_handles_labels()[0] + p99.get_legend_handles_labels()[0],
+        ["requests/s", "p99 ms"],
+        fontsize=7,
+        loc="upper left",
+    )
+
+    for axes in (lat, mem):
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
+        axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write(report: BenchReport, out: Path) -> list[Path]:
+    """Write ``bench.json``, ``bench.md`` and ``bench.png`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "bench.md").write_text(markdown(report) + "\n")
+    paths = [out / "bench.json", out / "bench.md", out / "bench.png"]
+    paths[0].write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n")
+    paths[1].write_text(markdown(report, paths[2].name) + "\n")
+    chart(report, paths[2])
+    return paths

@@ -263,14 +263,39 @@ def _table(rows: dict[str, Any], scope: str | None, metrics: Sequence[str]) -> s
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from service.bench import markdown, run_bench, write
+    from service.bench import markdown, run_bench, scale_available, write
 
+    if args.scale and not scale_available():  # fail before minutes of measuring
+        print("citeqa bench: error: --scale needs service/scale.py", file=sys.stderr)
+        return 2
+    if args.requests < 1 or min(args.clients) < 1 or min(args.scale or [1]) < 1:
+        print("citeqa bench: error: counts must be at least 1", file=sys.stderr)
+        return 2
     settings = _settings(args)
     workers = args.workers or settings.workers
-    report = run_bench(settings, args.questions, requests=args.requests, workers=workers)
-    write(report, args.out)
-    print(markdown(report))
-    print(f"\nwritten to {args.out}/bench.json and bench.md")
+    command = [
+        "citeqa bench", f"--requests {args.requests}", f"--workers {workers}",
+        "--clients " + " ".join(map(str, args.clients)), f"--out {args.out}",
+    ]  # fmt: skip
+    command += ["--no-ingest"] if args.no_ingest else []
+    command += ["--scale " + " ".join(map(str, args.scale))] if args.scale else []
+    command += [f"--scale-dir {args.scale_dir}"] if args.scale_dir else []
+    command += [f"--questions {args.questions}"] if args.questions != DEFAULT_QUESTIONS else []
+    report = run_bench(
+        settings,
+        args.questions,
+        requests=args.requests,
+        workers=workers,
+        clients=args.clients,
+        ingest=not args.no_ingest,
+        scale=args.scale or (),
+        scale_dir=args.scale_dir,
+        progress=not args.quiet,
+        command=" ".join(command),
+    )
+    written = write(report, args.out)
+    print(markdown(report, chart=None))
+    print(f"\nwritten: {', '.join(map(str, written))}")
     return 0
 
 
@@ -421,15 +446,32 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the JSON body of POST /verify")
     verify.set_defaults(handler=_verify)
 
-    bench = add("bench", "Measure /ask: per stage in-process, and over HTTP on localhost.")
-    bench.add_argument(
-        "--questions", type=Path, default=Path("eval/questions.jsonl"), help="question source"
+    bench = add(
+        "bench",
+        "Benchmark suite: /ask per stage in-process and over HTTP at several concurrencies, "
+        "ingest rates, and (--scale) synthetic corpora; writes JSON, markdown and a chart.",
     )
+    bench.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question source")
     bench.add_argument("--requests", type=int, default=400, help="requests per measurement")
     bench.add_argument(
         "--workers", type=int, help="server worker processes (default: one per core)"
     )
-    bench.add_argument("--out", type=Path, default=Path("eval/bench"), help="output folder")
+    bench.add_argument(
+        "--clients", type=int, nargs="+", default=[1, 8, 32], help="concurrencies to measure"
+    )
+    bench.add_argument("--no-ingest", action="store_true", help="skip the ingest measurement")
+    bench.add_argument(
+        "--scale", type=int, nargs="+", metavar="N", help="also measure corpora of N chunks"
+    )
+    bench.add_argument(
+        "--scale-dir",
+        type=Path,
+        help="where --scale builds and caches vectors (default: citeqa-scale in the temp dir)",
+    )
+    bench.add_argument("--quiet", action="store_true", help="no progress messages")
+    bench.add_argument(
+        "--out", type=Path, default=Path("eval/bench"), help="output folder (default eval/bench)"
+    )
     bench.set_defaults(handler=_bench)
 
     load = add(

@@ -66,8 +66,12 @@ def detect_language(text: str) -> str:
     return "zh-Hant" if 2 * traditional > simplified else "zh-Hans"
 
 
+@lru_cache(maxsize=4096)
 def fold(text: str) -> str:
-    """Fold text for matching: NFKC, case folding, Traditional to Simplified Chinese."""
+    """Fold text for matching: NFKC, case folding, Traditional to Simplified Chinese.
+
+    Cached: answering folds the same passages and sentences question after question, and
+    zhconv's conversion is the slow part."""
     text = unicodedata.normalize("NFKC", text).casefold()
     if CJK_RE.search(text):
         text = zhconv.convert(text, "zh-hans")

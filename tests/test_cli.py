@@ -69,21 +69,6 @@ def test_serve_without_an_index_explains(
     assert "citeqa build" in capsys.readouterr().err
 
 
-def test_bench_measures_http_and_stages(
-    settings: Settings, corpus_index: CorpusIndex, tmp_path: Path
-) -> None:
-    from service.bench import run_bench, write
-
-    questions = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
-    report = run_bench(settings, questions, requests=8)
-    assert report["http_one_client"]["errors"] == 0
-    assert report["http_8_clients"]["errors"] == 0
-    assert report["http_8_clients"]["requests"] == 8
-    assert {"retrieve", "fuse", "answer", "total"} <= set(report["stages_in_process"])
-    write(report, tmp_path)
-    assert "HTTP `/ask`, 8 clients" in (tmp_path / "bench.md").read_text()
-
-
 def test_eval_json_has_the_documented_shape(
     settings: Settings,
     corpus_index: CorpusIndex,

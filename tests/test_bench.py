@@ -1,0 +1,257 @@
+"""The benchmark suite: figures present and consistent, files written. No timing is asserted:
+the figures depend on the machine, only their relations are checked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.bench import (
+    BenchReport,
+    IngestRate,
+    Latency,
+    LoadRun,
+    _load_run,
+    _scale_points,
+    _targets,
+    chart,
+    free_port,
+    latency,
+    markdown,
+    stage_sum,
+)
+from service.cli import main
+from service.config import Settings
+from service.index import CorpusIndex, build_index, load_index
+
+QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
+
+
+def _args(settings: Settings) -> list[str]:
+    return ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
+
+
+def test_latency_is_nearest_rank_by_hand() -> None:
+    figures = latency([float(v) for v in range(100, 0, -1)])  # 1..100, in any order
+    assert figures == Latency(count=100, p50_ms=50.5, p99_ms=99.0, mean_ms=50.5)
+    assert latency([7.0]) == Latency(count=1, p50_ms=7.0, p99_ms=7.0, mean_ms=7.0)
+    with pytest.raises(ValueError):
+        latency([])
+
+
+def test_stage_sum_leaves_out_the_aggregates() -> None:
+    timings = {
+        "encode_dense": 2.0,
+        "search_dense": 0.25,
+        "search_bm25": 0.25,
+        "retrieve": 2.75,
+        "fuse": 0.5,
+        "answer": 1.0,
+        "total": 5.0,
+    }
+    assert stage_sum(timings) == 4.0
+
+
+def _run(clients: int, requests_per_s: float, p50: float, p99: float, ratio: float) -> LoadRun:
+    figures = Latency(10, p50, p99, p50)
+    return LoadRun(
+        clients=clients,
+        requests=10,
+        errors=0,
+        error_kinds={},
+        seconds=1.0,
+        requests_per_s=requests_per_s,
+        latency=figures,
+        server_total=None,
+        server_stage_sum=None,
+        e2e_over_stages=ratio,
+        e2e_over_stages_per_request=ratio,
+        e2e_over_total=None,
+        server_cpu_ms_per_request=None,
+        client_cpu_ms_per_request=0,
+    )
+
+
+def test_targets_compare_in_the_right_direction() -> None:
+    met = {
+        t.name: t.met for t in _targets([_run(1, 80, 14.0, 39.0, 1.2), _run(8, 151, 0, 0, 0)], [])
+    }
+    assert all(met.values()) and len(met) == 4
+    missed = _targets([_run(1, 60, 16.0, 41.0, 1.31), _run(8, 149, 0, 0, 0)], [])
+    assert [t.met for t in missed] == [False] * 4
+    absent = {t.name: t for t in _targets([_run(1, 60, 10.0, 20.0, 1.1)], [])}
+    assert absent["throughput, 8 clients"].met is None
+
+
+@pytest.fixture(scope="module")
+def tiny(
+    settings: Settings, corpus_index: CorpusIndex, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Two short seed documents, built: the suite runs end to end in seconds on them."""
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "corpus").mkdir()
+    for name in ("001_e414230abc2dfe9b.txt", "002_270caa0b0e5228a9.txt"):
+        shutil.copy(settings.corpus_dir / name, root / "corpus" / name)
+    (root / "index").mkdir()
+    (root / "index" / "onnx").symlink_to(settings.index_dir / "onnx")  # exported once
+    tiny = settings.model_copy(update={"corpus_dir": root / "corpus", "index_dir": root / "index"})
+    build_index(tiny, progress=False)
+    return tiny
+
+
+def test_tiny_bench_writes_consistent_figures(
+    tiny: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus_index = load_index(tiny)
+    out = tmp_path / "bench"
+    argv = ["bench", *_args(tiny), "--requests", "6", "--clients", "1", "3"]
+    assert main([*argv, "--workers", "1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "## Targets" in printed and "## Ingest" in printed
+
+    report = json.loads((out / "bench.json").read_text())
+    assert report["command"].startswith("citeqa bench --requests 6 --workers 1 --clients 1 3")
+    corpus = report["corpus"]
+    assert corpus == {
+        "documents": len(corpus_index.documents),
+        "chunks": len(corpus_index.chunks),
+        "sentences": len(corpus_index.sentences),
+    }
+
+    stages = report["in_process"]
+    assert {"encode_multilingual", "search_multilingual", "search_bm25", "fuse", "answer"} <= set(
+        stages
+    )
+    assert {"retrieve", "total"} <= set(stages)
+    # every request's stages lie inside its total, so the percentiles keep that order
+    assert report["in_process_stage_sum"]["count"] == 6
+    assert report["in_process_stage_sum"]["p50_ms"] <= stages["total"]["p50_ms"]
+    for name, figures in stages.items():
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"], name
+
+    assert [run["clients"] for run in report["load"]] == [1, 3]
+    for run in report["load"]:
+        assert run["requests"] == 6 and run["errors"] == 0 and run["error_kinds"] == {}
+        e2e, sums, total = run["latency"], run["server_stage_sum"], run["server_total"]
+        assert e2e["count"] == sums["count"] == total["count"] == 6
+        # the server's stages happen inside the request: end to end is never shorter
+        assert sums["p50_ms"] <= total["p50_ms"] < e2e["p50_ms"]
+        assert run["e2e_over_stages"] == round(e2e["p50_ms"] / sums["p50_ms"], 3)
+        assert run["e2e_over_total"] == round(e2e["p50_ms"] / total["p50_ms"], 3)
+        assert run["e2e_over_stages"] > 1 and run["e2e_over_stages_per_request"] > 1
+        assert run["server_cpu_ms_per_request"] > 0
+    assert report["server_rss_bytes"] > 100 * 2**20  # a worker holds the models
+
+    ingest = {rate["part"].split(" (")[1].rstrip(")"): rate for rate in report["ingest"]}
+    assert set(ingest) == {"OnnxEncoder", "UseEncoder", "LexicalIndex.build"}
+    for name in ("OnnxEncoder", "UseEncoder"):  # the build encodes chunks, then sentences
+        rate = ingest[name]
+        assert rate["chunks"] == corpus["chunks"]
+        assert rate["texts"] == corpus["chunks"] + corpus["sentences"]
+        assert rate["ratio"] == pytest.approx(rate["texts_per_s"] / rate["raw_texts_per_s"], 0.01)
+        assert rate["chunks_per_s"] == pytest.approx(
+            rate["chunks"] / rate["seconds"],
+            rel=0.01,
+            abs=0.06,  # rates are rounded to 0.1
+        )
+    assert ingest["LexicalIndex.build"]["ratio"] is None
+
+    targets = {t["name"]: t for t in report["targets"]}
+    assert len(targets) == 6
+    one = report["load"][0]
+    assert targets["HTTP /ask p50, 1 client"]["value"] == one["latency"]["p50_ms"]
+    assert targets["throughput, 8 clients"]["met"] is None  # 8 clients were not measured
+    for target in targets.values():
+        if target["value"] is not None:
+            below = target["value"] <= target["limit"]
+            assert target["met"] == (
+                below if target["at_most"] else target["value"] >= target["limit"]
+            )
+
+    summary = (out / "bench.md").read_text()
+    assert "![latency and memory" in summary and "| 3 | 6 | 0 |" in summary
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_failed_requests_are_counted_by_kind() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    run = _load_run(url, ["one", "two", "three"], 2, [])
+    assert (run.requests, run.errors, run.error_kinds) == (3, 3, {"ConnectionRefusedError": 3})
+    assert run.latency is None and run.requests_per_s == 0 and run.e2e_over_stages is None
+
+
+def test_bench_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--requests", "0"]) == 2
+    assert main(["bench", "--clients", "8", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+# The fields of ``asdict(service.scale.ScaleResult)`` the summary and the chart read.
+SCALE_FIELDS = {
+    "chunks", "skipped", "seconds", "bytes_on_disk", "rss_build_peak_bytes",
+    "rss_service_bytes", "dense", "bm25_p50_ms", "bm25_p99_ms",
+}  # fmt: skip
+DENSE_FIELDS = {"p50_ms", "p99_ms", "recall_at_10"}
+
+
+def test_scale_results_have_the_fields_the_summary_reads() -> None:
+    scale = pytest.importorskip("service.scale")
+    assert {f.name for f in fields(scale.ScaleResult)} >= SCALE_FIELDS
+    assert {f.name for f in fields(scale.DenseFigures)} >= DENSE_FIELDS
+
+
+def _scale_row(n: int) -> dict[str, Any]:
+    dense = {"p50_ms": 0.5, "p99_ms": 0.9, "recall_at_10": {"held-out": 1.0}}
+    row: dict[str, Any] = {
+        "chunks": n,
+        "skipped": ["dense (all-MiniLM-L6-v2): not encoded above 5000 chunks"],
+        "seconds": {"encode": 2.0, "bm25": 0.5},
+        "bytes_on_disk": {"total": 3 * 2**20},
+        "rss_build_peak_bytes": 2**30,
+        "rss_service_bytes": n * 2**20,
+        "dense": {"multilingual": dense},
+        "bm25_p50_ms": 0.1 * n,
+        "bm25_p99_ms": 0.2 * n,
+    }
+    assert set(row) == SCALE_FIELDS and set(dense) == DENSE_FIELDS
+    return row
+
+
+def test_scale_results_reach_the_table_and_the_chart(tmp_path: Path) -> None:
+    rows = [_scale_row(1000), _scale_row(10000)]
+    series = _scale_points(rows)
+    assert series["BM25 search p50"] == [(1000, 100.0), (10000, 1000.0)]
+    assert series["multilingual search p99"] == [(1000, 0.9), (10000, 0.9)]
+    assert series["RSS service"] == [(1000, 1000.0 * 2**20), (10000, 10000.0 * 2**20)]
+
+    sample = _sample_report(rows)
+    text = markdown(sample)
+    assert "## Scale" in text and "| 10000 | 2.5 | 3 | 10000 | 1024 | 0.50 / 0.90" in text
+    assert "not encoded above 5000 chunks" in text
+    chart(sample, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
+
+
+def _sample_report(scale_rows: list[dict[str, Any]]) -> BenchReport:
+    figures = Latency(10, 1.0, 2.0, 1.2)
+    return BenchReport(
+        command="citeqa bench",
+        started_at="2026-01-01T00:00:00+00:00",
+        cores=2,
+        workers=2,
+        load_average={"start": (1.0, 1.0, 1.0), "end": (1.0, 1.0, 1.0)},
+        corpus={"documents": 5, "chunks": 88, "sentences": 205},
+        in_process={"search_multilingual": figures, "search_bm25": figures, "total": figures},
+        in_process_stage_sum=figures,
+        load=[_run(1, 70, 14.0, 20.0, 1.2), _run(8, 120, 60.0, 110.0, 4.0)],
+        server_rss_bytes=600 * 2**20,
+        ingest=[IngestRate("BM25", 88, 88, 0.1, 880.0, 880.0, None, None, None)],
+        build_seconds=10.0,
+        scale=scale_rows,
+        targets=_targets([], []),
+    )
