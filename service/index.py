@@ -338,13 +338,16 @@ def build_index(
     force: bool = False,
     progress: bool = True,
     removed: Iterable[str] = (),
+    encoders: tuple[Encoder, Encoder] | None = None,
 ) -> BuildResult:
     """Build all three indexes from the corpus, unless an up-to-date build exists.
 
     Text whose vectors the current generation already holds is not encoded again, so
     adding a document costs its own encoding. ``removed`` names documents taken out by
     this change; the manifest keeps every removed id (so their links answer 410 Gone)
-    until a document with that id comes back.
+    until a document with that id comes back. ``encoders`` (English, multilingual) replace
+    the configured models; they must have the configured names and dimensions
+    (``service.scale`` passes stand-ins for corpora too large to encode).
     """
     started = time.perf_counter()
     files = corpus_files(settings.corpus_dir)
@@ -381,7 +384,7 @@ def build_index(
     steps.update()
 
     steps.set_postfix_str(f"loading {settings.dense_model}")
-    dense_encoder, multilingual_encoder = _encoders(settings, threads, query=False)
+    dense_encoder, multilingual_encoder = encoders or _encoders(settings, threads, query=False)
     steps.update()
 
     cache = {"dense": {}, "multilingual": {}} if force else _previous_vectors(index_dir, config)
