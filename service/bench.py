@@ -13,7 +13,13 @@ What it measures, on the configured corpus and index:
   each encoder's build-path encoding (chunk texts, then sentence texts, exactly as
   ``build_index`` calls it) set against a plain ``encode()`` of the same texts, 32 at a
   time, by the same encoder; and BM25's indexing rate over the same chunk texts;
-- **scale** (``--scale N ...``): ``service.scale.run_scale`` for each size.
+- **scale** (``--scale N ...``): ``service.scale.run_scale`` for each size; or, with
+  ``--stores``, the vector stores side by side instead (``compare_stores``): the same N
+  synthetic chunks' multilingual (USE) vectors, from ``service.scale``'s vector cache, put
+  into FAISS (the index ``service.config`` picks for N) and Milvus Lite (FLAT, and HNSW:
+  Milvus Lite has no IVF-PQ), each built in one fresh process and searched in another:
+  build seconds, bytes on disk, query p50/p99 at k = the retriever depth on one thread,
+  recall@10 against exact search, and the searching process's RSS.
 
 ``write`` saves the report as ``bench.json``, a markdown summary ``bench.md`` and a chart
 ``bench.png`` (latency and memory against corpus size, the seed corpus as its own point,
@@ -27,12 +33,15 @@ the server, and httpx costs about six times more CPU per request.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.client
 import importlib.util
 import json
 import math
+import multiprocessing
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -41,7 +50,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,7 +61,8 @@ import numpy as np
 
 import service.index as index_module
 from service.config import Settings
-from service.embed import Encoder
+from service.dense import DenseIndex, DenseParams, VectorStore
+from service.embed import Encoder, load_encoder, set_threads
 from service.engine import Engine
 from service.evaluate import load_questions
 from service.index import build_index, load_index
@@ -61,11 +71,14 @@ from service.load import server_processes, tree_rss
 
 __all__ = [
     "AGGREGATE_STAGES",
+    "STORES",
     "BenchReport",
     "IngestRate",
     "Latency",
     "LoadRun",
+    "StoreFigures",
     "Target",
+    "compare_stores",
     "free_port",
     "latency",
     "markdown",
@@ -87,6 +100,8 @@ TARGETS = {  # name: (limit, at_most, unit)
 }
 INGEST_TARGET = 0.8  # build-path rate over raw encode() rate, per encoder
 SCALE_DIR = Path(tempfile.gettempdir()) / "citeqa-scale"
+STORES = ("faiss", "milvus")  # what --stores accepts
+STORE_QUERIES = 200  # held-out synthetic queries a store comparison asks (plus the questions)
 
 
 # ------------------------------------------------------------------------------ records
@@ -148,6 +163,35 @@ class Target:
 
 
 @dataclass(frozen=True)
+class StoreFigures:
+    """One vector store holding the same N vectors as the others (``compare_stores``)."""
+
+    chunks: int
+    store: str  # "faiss" or "milvus-lite"
+    index: str  # the index type in the store's own terms: "IndexIVFPQ", "HNSW", ...
+    spec: dict[str, Any]  # kind and parameters (``DenseParams.spec_for``'s form)
+    model: str  # the encoder whose vectors these are
+    dim: int
+    build_seconds: float  # vectors in memory to a store on disk (FAISS: train, add, save;
+    # Milvus Lite: insert, flush, index, load, close)
+    build_peak_rss_bytes: int  # the building process (the vectors themselves included)
+    bytes_on_disk: int
+    open_seconds: float  # from the files to the first answer
+    k: int  # rows a query asks for: the retriever depth
+    p50_ms: float  # one query a call, k rows, one thread, one client
+    p99_ms: float
+    recall_at_10: dict[str, float]  # per query set, against exact search
+    rss_bytes: int  # the searching process after opening and every query
+    rss_growth_bytes: int  # the same, less what it held before opening the store
+    rss_anon_bytes: int  # the part of rss_bytes not backed by files (mapped index files are
+    # shared between workers and can be evicted; this cannot)
+    exact_p50_ms: float  # FAISS IndexFlatIP over the same vectors and queries
+    exact_p99_ms: float
+    queries: dict[str, int]  # query set -> how many
+    load_average: tuple[float, float, float]  # when this store's measurement began
+
+
+@dataclass(frozen=True)
 class BenchReport:
     command: str
     started_at: str
@@ -163,6 +207,7 @@ class BenchReport:
     build_seconds: float | None
     scale: list[dict[str, Any]] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    stores: list[StoreFigures] = field(default_factory=list)
 
     def run(self, clients: int) -> LoadRun | None:
         return next((run for run in self.load if run.clients == clients), None)
@@ -506,6 +551,275 @@ def _scale(
     return [asdict(result) for result in run_scale(sizes, settings, work_dir, progress)]
 
 
+# ------------------------------------------------------------------------------ stores
+
+
+def _status_bytes(name: str) -> int:
+    """A memory figure of this process (``VmRSS``, ``VmHWM``) from /proc, in bytes."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if line.startswith(name + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _bytes_under(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _in_fresh_process(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a new interpreter, so its memory and threads are its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _store_configs(stores: Sequence[str]) -> list[tuple[str, str]]:
+    """(store, kind) pairs to measure: FAISS with the index the settings pick for N
+    ("auto"); Milvus Lite exact (FLAT), with HNSW (the settings' parameters) and with
+    IVF_FLAT (the cells and probes of the settings' IVF-PQ): it has no IVF_PQ."""
+    configs: list[tuple[str, str]] = []
+    if "faiss" in stores:
+        configs.append(("faiss", "auto"))
+    if "milvus" in stores:
+        configs += [("milvus-lite", "flat"), ("milvus-lite", "hnsw"), ("milvus-lite", "ivfflat")]
+    return configs
+
+
+def _milvus_spec(kind: str, params: DenseParams, n: int, dim: int) -> dict[str, Any]:
+    """The spec a Milvus Lite store of ``kind`` is built with (``_store_configs``)."""
+    if kind != "ivfflat":
+        return params.spec_for(n, dim, kind)
+    ivfpq = dataclasses.replace(params, pq_m=1).spec_for(n, dim, "ivfpq")  # any dim
+    return {"kind": "ivfflat", "nlist": ivfpq["nlist"], "nprobe": ivfpq["nprobe"]}
+
+
+_FAISS_NAMES = {"flat": "IndexFlatIP", "hnsw": "IndexHNSWFlat", "ivfpq": "IndexIVFPQ, re-scored"}
+
+
+def _store_path(directory: Path, store: str) -> Path:
+    # milvus.LITE_FILE, without importing pymilvus before the RSS baseline
+    return directory / ("multilingual.faiss" if store == "faiss" else "milvus.db")
+
+
+def _store_build(
+    store: str, kind: str, params: DenseParams, vectors_file: Path, directory: Path, threads: int
+) -> dict[str, Any]:
+    """Build one store over the saved vectors (own process); its spec, seconds, peak RSS."""
+    set_threads(threads)
+    vectors = np.load(vectors_file, allow_pickle=False)
+    directory.mkdir(parents=True)
+    path = _store_path(directory, store)
+    started = time.perf_counter()
+    if store == "faiss":
+        index = DenseIndex.build(vectors, kind=kind, params=params)
+        index.save(path)
+        spec, name = index.spec, _FAISS_NAMES[index.kind]
+    else:
+        from service.milvus import MilvusStore, milvus_index_type
+
+        built = MilvusStore.build(
+            vectors,
+            uri=str(path),
+            collection="multilingual",
+            spec=_milvus_spec(kind, params, *vectors.shape),
+        )
+        built.close()  # drains Milvus Lite's background work: part of the build
+        spec, name = built.spec, milvus_index_type(built.spec)
+    seconds = time.perf_counter() - started
+    return {"spec": spec, "index": name, "seconds": seconds, "peak": _status_bytes("VmHWM")}
+
+
+def _store_probe(
+    store: str, spec: dict[str, Any], directory: Path, queries: np.ndarray, depth: int
+) -> dict[str, Any]:
+    """Open one store as the server would and search it once per query (own process)."""
+    set_threads(1)
+    # The service has FAISS loaded whichever store it uses, and Milvus Lite searches with
+    # FAISS too: its first search's allocations come before the baseline. pymilvus and
+    # milvus_lite are imported after it: they are part of what Milvus adds to a process.
+    DenseIndex.build(np.eye(queries.shape[1], dtype=np.float32), kind="flat").search(
+        queries[0], depth
+    )
+    before = _status_bytes("VmRSS")
+    path = _store_path(directory, store)
+    started = time.perf_counter()
+    opened: VectorStore
+    if store == "faiss":
+        opened = DenseIndex.load(path, spec)
+    else:
+        from service.milvus import MilvusStore
+
+        opened = MilvusStore.open(uri=str(path), collection="multilingual", spec=spec)
+    opened.search(queries[0], depth)
+    open_seconds = time.perf_counter() - started
+    for query in queries[:10]:  # warm code paths and caches
+        opened.search(query, depth)
+    found, times = [], []
+    for query in queries:
+        started = time.perf_counter()
+        hits = opened.search(query, depth)
+        times.append((time.perf_counter() - started) * 1000)
+        found.append([row for row, _ in hits])
+    rss, anon = _status_bytes("VmRSS"), _status_bytes("RssAnon")
+    close = getattr(opened, "close", None)
+    if close is not None:
+        close()
+    return {"open_seconds": open_seconds, "times": times, "found": found, "rss": rss,
+            "anon": anon, "before": before}  # fmt: skip
+
+
+def _vector_cache_key(model: str, seed: int) -> str:
+    """The key ``service.scale`` caches a model's vectors of the synthetic texts under."""
+    from service import scale
+
+    key = getattr(scale, "_cache_key", None)
+    if callable(key):
+        return str(key(model, seed))
+    return f"{model}-seed{seed}-gen{scale.GENERATOR_VERSION}"
+
+
+def _recalls_at_10(
+    vectors: np.ndarray,
+    query_vectors: np.ndarray,
+    found: Sequence[Sequence[int]],
+    exact: Sequence[Sequence[int]],
+    query_sets: Mapping[str, Sequence[str]],
+) -> dict[str, float]:
+    """Mean recall@10 per query set (``service.scale.recall_at_k``: ties count)."""
+    from service.scale import recall_at_k
+
+    recalls: dict[str, float] = {}
+    offset = 0
+    for set_name, items in query_sets.items():
+        values = []
+        for i in range(offset, offset + len(items)):
+            query = query_vectors[i]
+            scores = {row: float(vectors[row] @ query) for row in (*found[i], *exact[i])}
+            values.append(recall_at_k(found[i], exact[i], scores.__getitem__, 10))
+        recalls[set_name] = round(float(np.mean(values)), 4) if values else math.nan
+        offset += len(items)
+    return recalls
+
+
+def compare_stores(
+    sizes: Sequence[int],
+    stores: Sequence[str],
+    settings: Settings,
+    work_dir: Path,
+    *,
+    questions: Sequence[str] = (),
+    queries: int = STORE_QUERIES,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[StoreFigures]:
+    """For each N in ``sizes``: the multilingual (USE) vectors of ``service.scale``'s N
+    synthetic chunks (encoded once, cached under ``work_dir/vectors``) in each of ``stores``
+    (``STORES``; see ``_store_configs``), side by side. Every store is built in a fresh
+    process (``effective_threads``) and searched in another (one thread), once for each
+    of ``queries`` held-out synthetic queries and each of ``questions``, at the retriever
+    depth; recall@10 is against exact search over the same vectors."""
+    from service.chunk import ChunkingParams
+    from service.scale import (
+        encode_cached,
+        held_out,
+        seed_pool,
+        synthetic_queries,
+        synthetic_texts,
+    )
+
+    if unknown := set(stores) - set(STORES):
+        raise ValueError(f"unknown stores {sorted(unknown)}; use {', '.join(STORES)}")
+    model = settings.multilingual_model
+    params = DenseParams.from_settings(settings)
+    depth = settings.retriever_depth
+    pool = seed_pool(
+        settings.corpus_dir, ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    )
+    encoder = load_encoder(
+        model,
+        threads=1,
+        backend=settings.dense_backend,
+        cache_dir=settings.index_dir / "onnx",
+        int8=settings.query_int8,
+    )
+    rows: list[StoreFigures] = []
+    for n in sorted(sizes):
+        texts = synthetic_texts(pool, n, seed)
+        vectors, _, _ = encode_cached(
+            model, texts, settings=settings, cache_dir=work_dir / "vectors",
+            key=_vector_cache_key(model, seed), progress=progress,
+        )  # fmt: skip
+        query_sets = {"held-out": held_out(synthetic_queries(pool, queries, seed), texts)}
+        if questions:
+            query_sets["questions"] = list(questions)
+        set_threads(1)
+        query_vectors = encoder.encode([q for qs in query_sets.values() for q in qs])
+        exact = DenseIndex.build(vectors, kind="flat")
+        exact_rows, exact_times = [], []
+        for query in query_vectors:
+            started = time.perf_counter()
+            exact_rows.append([row for row, _ in exact.search(query, depth)])
+            exact_times.append((time.perf_counter() - started) * 1000)
+        exact_figures = latency(exact_times)
+        del exact
+
+        directory = work_dir / f"stores-n{n}"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        vectors_file = directory / "vectors.npy"
+        np.save(vectors_file, vectors, allow_pickle=False)
+        try:
+            for store, kind in _store_configs(stores):
+                _say(progress, f"stores: {store} ({kind}) over {n} vectors ...")
+                load_average = _load_average()
+                target = directory / f"{store}-{kind}"
+                built = _in_fresh_process(
+                    _store_build, store, kind, params, vectors_file, target,
+                    settings.effective_threads(),
+                )  # fmt: skip
+                probed = _in_fresh_process(
+                    _store_probe, store, built["spec"], target, query_vectors, depth
+                )
+                recalls = _recalls_at_10(
+                    vectors, query_vectors, probed["found"], exact_rows, query_sets
+                )
+                figures = latency(probed["times"])
+                rows.append(
+                    StoreFigures(
+                        chunks=n,
+                        store=store,
+                        index=built["index"],
+                        spec=built["spec"],
+                        model=model,
+                        dim=int(vectors.shape[1]),
+                        build_seconds=round(built["seconds"], 3),
+                        build_peak_rss_bytes=built["peak"],
+                        bytes_on_disk=_bytes_under(target),
+                        open_seconds=round(probed["open_seconds"], 3),
+                        k=depth,
+                        p50_ms=figures.p50_ms,
+                        p99_ms=figures.p99_ms,
+                        recall_at_10=recalls,
+                        rss_bytes=probed["rss"],
+                        rss_growth_bytes=probed["rss"] - probed["before"],
+                        rss_anon_bytes=probed["anon"],
+                        exact_p50_ms=exact_figures.p50_ms,
+                        exact_p99_ms=exact_figures.p99_ms,
+                        queries={name: len(items) for name, items in query_sets.items()},
+                        load_average=load_average,
+                    )
+                )
+                shutil.rmtree(target, ignore_errors=True)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    return rows
+
+
 # ------------------------------------------------------------------------------ targets
 
 
@@ -548,12 +862,17 @@ def run_bench(
     ingest: bool = True,
     scale: Sequence[int] = (),
     scale_dir: Path | None = None,
+    stores: Sequence[str] = (),
     progress: bool = False,
     command: str = "citeqa bench",
 ) -> BenchReport:
-    """Run the suite (see the module docstring); ``requests`` per measurement."""
+    """Run the suite (see the module docstring); ``requests`` per measurement. With
+    ``stores``, each ``scale`` size compares those vector stores instead of running
+    ``run_scale``."""
     if requests < 1 or not clients or min(clients) < 1:
         raise ValueError("requests and every client count must be at least 1")
+    if unknown := set(stores) - set(STORES):
+        raise ValueError(f"unknown stores {sorted(unknown)}; use {', '.join(STORES)}")
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     load_start = _load_average()
     questions = _questions(questions_file, (1 + len(clients)) * requests)
@@ -581,7 +900,18 @@ def run_bench(
         rates, build_seconds = _ingest(settings)
 
     scale_rows: list[dict[str, Any]] = []
-    if scale:
+    store_rows: list[StoreFigures] = []
+    if scale and stores:
+        _say(progress, f"stores: {', '.join(stores)} at {', '.join(map(str, scale))} chunks ...")
+        store_rows = compare_stores(
+            scale,
+            stores,
+            settings,
+            scale_dir or SCALE_DIR,
+            questions=[q.question for q in load_questions(questions_file)],
+            progress=progress,
+        )
+    elif scale:
         _say(progress, f"scale: corpora of {', '.join(map(str, scale))} chunks ...")
         scale_rows = _scale(scale, settings, scale_dir, progress)
 
@@ -600,6 +930,7 @@ def run_bench(
         build_seconds=build_seconds,
         scale=scale_rows,
         targets=_targets(runs, rates),
+        stores=store_rows,
     )
 
 
@@ -676,6 +1007,46 @@ def _scale_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     skipped = sorted({note for row in rows for note in row.get("skipped") or ()})
     lines += [f"\nNot measured: {note}." for note in skipped]
+    return lines
+
+
+def _spec_text(spec: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in spec.items() if key != "kind")
+
+
+def _stores_table(rows: Sequence[StoreFigures]) -> list[str]:
+    header = [
+        "chunks", "store", "index", "build s", "MiB on disk", "open s", "query p50 / p99 ms",
+        "recall@10", "RSS MiB (growth from opening)", "of which anonymous MiB",
+        "build peak RSS MiB",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        parameters = _spec_text(row.spec)
+        recall = ", ".join(f"{name} {value:.3f}" for name, value in row.recall_at_10.items())
+        cells = [
+            f"{row.chunks:,}",
+            row.store,
+            f"{row.index} ({parameters})" if parameters else row.index,
+            f"{row.build_seconds:.1f}",
+            _mib(row.bytes_on_disk),
+            f"{row.open_seconds:.2f}",
+            f"{row.p50_ms:.2f} / {row.p99_ms:.2f}",
+            recall,
+            f"{_mib(row.rss_bytes)} ({_mib(row.rss_growth_bytes)})",
+            _mib(row.rss_anon_bytes),
+            _mib(row.build_peak_rss_bytes),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for n in sorted({row.chunks for row in rows}):
+        first = next(row for row in rows if row.chunks == n)
+        asked = ", ".join(f"{count} {name}" for name, count in first.queries.items())
+        lines.append(
+            f"\n{n:,} chunks: {first.model} vectors ({first.dim} dims) of the synthetic corpus; "
+            f"queries: {asked}, one at a time on one thread, k = {first.k}; exact search "
+            f"(FAISS IndexFlatIP) over the same vectors: p50 {first.exact_p50_ms:.2f} ms, "
+            f"p99 {first.exact_p99_ms:.2f} ms. Recall@10: the share of the exact top 10 found."
+        )
     return lines
 
 
@@ -761,6 +1132,18 @@ def markdown(report: BenchReport, chart: str | None = "bench.png") -> str:
             )
     if report.scale:
         lines += ["", "## Scale", "", *_scale_table(report.scale)]
+    if report.stores:
+        lines += [
+            "",
+            "## Vector stores",
+            "",
+            "The same vectors in each store: each built in a fresh process, then opened and "
+            "searched in another, as a server would (RSS: that process, the query vectors "
+            "included; Milvus Lite's embedded server runs inside it; anonymous: the part "
+            "not backed by a file, which worker processes cannot share).",
+            "",
+            *_stores_table(report.stores),
+        ]
     if chart:
         lines += ["", f"![latency and memory against corpus size; throughput]({chart})"]
     return "\n".join(lines)

@@ -14,14 +14,15 @@ from typing import Any
 
 from service import __version__
 from service.config import Settings
-from service.errors import CiteqaError
+from service.errors import CiteqaError, VectorStoreError
 
 DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
 DEFAULT_CLAIMS = Path("eval/claims.jsonl")
 
-__all__ = ["main"]
+__all__ = ["check_workers", "main"]
 
 FUSIONS = ["competent_zscore", "competent_rrf", "rrf", "minmax"]
+STORES = ["faiss", "milvus"]  # service.bench.STORES, without importing it for --help
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -268,17 +269,22 @@ def _bench(args: argparse.Namespace) -> int:
     if args.scale and not scale_available():  # fail before minutes of measuring
         print("citeqa bench: error: --scale needs service/scale.py", file=sys.stderr)
         return 2
+    if args.stores and not args.scale:
+        print("citeqa bench: error: --stores compares stores at --scale N chunks", file=sys.stderr)
+        return 2
     if args.requests < 1 or min(args.clients) < 1 or min(args.scale or [1]) < 1:
         print("citeqa bench: error: counts must be at least 1", file=sys.stderr)
         return 2
     settings = _settings(args)
     workers = args.workers or settings.workers
+    check_workers(settings, workers)  # before minutes of measuring
     command = [
         "citeqa bench", f"--requests {args.requests}", f"--workers {workers}",
         "--clients " + " ".join(map(str, args.clients)), f"--out {args.out}",
     ]  # fmt: skip
     command += ["--no-ingest"] if args.no_ingest else []
     command += ["--scale " + " ".join(map(str, args.scale))] if args.scale else []
+    command += ["--stores " + " ".join(args.stores)] if args.stores else []
     command += [f"--scale-dir {args.scale_dir}"] if args.scale_dir else []
     command += [f"--questions {args.questions}"] if args.questions != DEFAULT_QUESTIONS else []
     report = run_bench(
@@ -290,6 +296,7 @@ def _bench(args: argparse.Namespace) -> int:
         ingest=not args.no_ingest,
         scale=args.scale or (),
         scale_dir=args.scale_dir,
+        stores=args.stores or (),
         progress=not args.quiet,
         command=" ".join(command),
     )
@@ -304,6 +311,7 @@ def _load(args: argparse.Namespace) -> int:
     from service.load import load_suite
 
     settings = _settings(args)
+    check_workers(settings, args.workers or settings.workers)
     build_index(settings, progress=False)  # serve what the corpus holds now
     soak = args.soak is not None
     seconds = args.soak if soak else args.seconds
@@ -328,6 +336,19 @@ def _load(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def check_workers(settings: Settings, workers: int) -> None:
+    """Refuse more than one server worker on Milvus Lite, which one process at a time may
+    open (a Milvus server takes any number)."""
+    if workers > 1 and settings.milvus_lite():
+        where = settings.milvus_uri or "each index generation (no CITEQA_MILVUS_URI)"
+        raise VectorStoreError(
+            f"the dense vectors are in Milvus Lite ({where}), which one process at a time "
+            f"may open, and {workers} workers would each open it. Serve with --workers 1 "
+            "(CITEQA_WORKERS=1), or run a Milvus server and set CITEQA_MILVUS_URI to it "
+            "(http://host:19530), or use CITEQA_DENSE_STORE=faiss."
+        )
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -335,10 +356,11 @@ def _serve(args: argparse.Namespace) -> int:
     from service.index import check_index
 
     settings = _settings(args)
+    workers = args.workers or settings.workers
+    check_workers(settings, workers)
     check_index(settings)  # a missing or stale index is a clear error, not a traceback
     host = args.host or settings.host
     port = args.port or settings.port
-    workers = args.workers or settings.workers
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return 0
@@ -462,6 +484,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-ingest", action="store_true", help="skip the ingest measurement")
     bench.add_argument(
         "--scale", type=int, nargs="+", metavar="N", help="also measure corpora of N chunks"
+    )
+    bench.add_argument(
+        "--stores",
+        nargs="+",
+        choices=STORES,
+        metavar="STORE",
+        help="with --scale: instead of the full scale build, put the same N synthetic chunks' "
+        "multilingual vectors into each vector store and compare them side by side (build "
+        "seconds, bytes on disk, query p50/p99, recall@10, RSS): faiss (the index the "
+        "settings pick for N) and milvus (Milvus Lite: FLAT, HNSW and IVF_FLAT; it has no "
+        "IVF_PQ); e.g. --scale 100000 --stores faiss milvus",
     )
     bench.add_argument(
         "--scale-dir",

@@ -125,6 +125,42 @@ class Settings(BaseSettings):
         10, ge=1, description="IVF-PQ: re-score refine x k candidates with the exact vectors."
     )
 
+    # Where the dense vectors live (service.dense.VectorStore): FAISS files in each index
+    # generation, or Milvus (service.milvus), embedded (Milvus Lite) or on a server.
+    dense_store: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description=(
+            "'faiss' (files in each index generation) or 'milvus': Milvus Lite inside each "
+            "generation (<generation>/milvus.db) when milvus_uri is empty, else the Milvus at "
+            "milvus_uri. Changing it (or between Milvus Lite in the generation and a URI) "
+            "rebuilds the indexes, not the vectors."
+        ),
+    )
+    milvus_uri: str = Field(
+        "",
+        description=(
+            "With dense_store=milvus: a Milvus server or cluster (http://host:19530, "
+            "https://...), or a Milvus Lite file outside the index (a path ending in .db). "
+            "Each generation gets its own collections there. Empty: Milvus Lite inside each "
+            "generation. Milvus Lite lets one process at a time open it: serve with one worker."
+        ),
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus credentials: 'user:password' or an API key."
+    )
+    milvus_prefix: str = Field(
+        "citeqa",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description=(
+            "Start of this deployment's collection names at milvus_uri "
+            "(<prefix>_gen_<time>_<hash>_dense). Deployments sharing a server need their own: "
+            "a build drops the collections of its prefix whose generation is gone."
+        ),
+    )
+    milvus_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for connecting to Milvus and for each read."
+    )
+
     threads: int = Field(
         default_factory=available_cores,
         ge=1,
@@ -191,6 +227,14 @@ class Settings(BaseSettings):
             "question at a time (Python's lock), so throughput needs one per core."
         ),
     )
+
+    def milvus_lite(self) -> bool:
+        """Whether the dense vectors are in Milvus Lite (embedded: one process at a time)."""
+        if self.dense_store != "milvus":
+            return False
+        from service.milvus import is_local  # pymilvus only when Milvus is configured
+
+        return not self.milvus_uri or is_local(self.milvus_uri)
 
     def effective_threads(self) -> int:
         """The thread count to use: the setting, capped at the cores we may run on."""

@@ -10,6 +10,10 @@ On disk an index is a directory of plainly named files::
         chunks.jsonl          one chunk a line, in the row order of every index below
         dense.faiss           sentence-transformers vectors (FAISS, inner product)
         multilingual.faiss    USE-multilingual vectors (FAISS, inner product)
+        milvus.db/            instead of the two .faiss files with CITEQA_DENSE_STORE=milvus
+                              and no CITEQA_MILVUS_URI: Milvus Lite's data, collections
+                              "dense" and "multilingual" (at a CITEQA_MILVUS_URI instead,
+                              the collections <prefix>_<generation>_dense and _multilingual)
         sentences.npy         (chunk row, start, end) of every sentence of every chunk
         sentences.dense.npy, sentences.multilingual.npy
                               the sentences' vectors, so a query encodes only the question
@@ -46,9 +50,14 @@ from service.chunk import (
     sentence_spans,
 )
 from service.config import Settings
-from service.dense import DenseIndex, DenseParams
+from service.dense import DenseIndex, DenseParams, VectorStore
 from service.embed import Encoder, load_encoder, set_threads
-from service.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from service.errors import (
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotBuiltError,
+    VectorStoreError,
+)
 from service.ingest import corpus_files, read_document
 from service.lexical import TOKENIZER_VERSION, LexicalIndex
 from service.records import Chunk, Document, Span
@@ -71,6 +80,8 @@ DOCUMENTS = "documents.jsonl"
 CHUNKS = "chunks.jsonl"
 DENSE = "dense.faiss"
 MULTILINGUAL = "multilingual.faiss"
+DENSE_FILES = {"dense": DENSE, "multilingual": MULTILINGUAL}
+MILVUS_LITE = "milvus.db"  # service.milvus.LITE_FILE
 BM25_DIR = "bm25"
 SENTENCES = "sentences.npy"
 SENTENCE_VECTORS = {"dense": "sentences.dense.npy", "multilingual": "sentences.multilingual.npy"}
@@ -85,8 +96,8 @@ class CorpusIndex:
     manifest: dict[str, Any]
     documents: dict[str, Document]
     chunks: list[Chunk]
-    dense: DenseIndex
-    multilingual: DenseIndex
+    dense: VectorStore  # FAISS (DenseIndex) or Milvus (service.milvus.MilvusStore)
+    multilingual: VectorStore
     lexical: LexicalIndex
     dense_encoder: Encoder
     multilingual_encoder: Encoder
@@ -140,7 +151,142 @@ def expected_config(settings: Settings) -> dict[str, Any]:
         "tokenizer": TOKENIZER_VERSION,
         "sentences": SEGMENTER_VERSION,
         "indexed_text": "title + chunk",
+        "dense_store": store_kind(settings),
     }
+
+
+def store_kind(settings: Settings) -> str:
+    """Where the dense vectors live: "faiss" (files in the generation), "milvus-lite"
+    (Milvus Lite in the generation) or "milvus-uri" (collections at CITEQA_MILVUS_URI, a
+    Milvus server or a Milvus Lite file; the address itself is not recorded: a server may
+    move)."""
+    if settings.dense_store == "faiss":
+        return "faiss"
+    return "milvus-uri" if settings.milvus_uri else "milvus-lite"
+
+
+def _config_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's config. Generations built before the store was recorded hold FAISS
+    files: they keep matching a FAISS configuration."""
+    config = dict(manifest.get("config") or {})
+    if config:
+        config.setdefault("dense_store", "faiss")
+    return config
+
+
+def _milvus_place(
+    settings: Settings, kind: str, directory: Path, generation: str, name: str
+) -> tuple[str, str]:
+    """(uri, collection) of dense store ``name`` of ``generation``, a ``kind`` store
+    (``store_kind``) whose files are in ``directory`` (the .building-* one while built)."""
+    from service.milvus import collection_name
+
+    if kind == "milvus-lite":
+        return str(directory / MILVUS_LITE), name
+    if not settings.milvus_uri:
+        raise VectorStoreError(
+            f"the dense vectors of {generation} are in Milvus collections at a URI, and "
+            "CITEQA_MILVUS_URI is not set; set it (and CITEQA_MILVUS_TOKEN) to that Milvus."
+        )
+    return settings.milvus_uri, collection_name(generation, name, settings.milvus_prefix)
+
+
+def _milvus_token(settings: Settings) -> str:
+    return settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+
+
+def _write_store(
+    settings: Settings,
+    params: DenseParams,
+    name: str,
+    vectors: np.ndarray,
+    work: Path,
+    generation: str,
+) -> dict[str, Any]:
+    """Write dense store ``name`` of the generation being built in ``work``; its spec.
+    A Milvus store is closed at once: Milvus Lite's files are checksummed and renamed next."""
+    kind = store_kind(settings)
+    if kind == "faiss":
+        index = DenseIndex.build(vectors, params=params)
+        index.save(work / DENSE_FILES[name])
+        return index.spec
+    from service.milvus import MilvusStore
+
+    uri, collection = _milvus_place(settings, kind, work, generation, name)
+    store = MilvusStore.build(
+        vectors,
+        uri=uri,
+        collection=collection,
+        token=_milvus_token(settings),
+        params=params,
+        timeout=settings.milvus_timeout_seconds,
+    )
+    store.close()
+    return store.spec
+
+
+def _open_store(
+    settings: Settings, generation: Path, manifest: dict[str, Any], name: str, *, mmap: bool = True
+) -> VectorStore:
+    """Dense store ``name`` of a generation, where its manifest says it is. A Milvus store
+    lets go of its connection (and of Milvus Lite's lock) when closed or collected."""
+    spec = _dense_spec(manifest, name)
+    kind = _config_of(manifest).get("dense_store", "faiss")
+    if kind == "faiss":
+        return DenseIndex.load(generation / DENSE_FILES[name], spec, mmap=mmap)
+    from service.milvus import MilvusStore
+
+    uri, collection = _milvus_place(settings, kind, generation, generation.name, name)
+    return MilvusStore.open(
+        uri=uri,
+        collection=collection,
+        token=_milvus_token(settings),
+        spec=spec,
+        timeout=settings.milvus_timeout_seconds,
+    )
+
+
+def _check_store_supports(settings: Settings, params: DenseParams, chunks: int) -> None:
+    """Refuse an index kind the configured store cannot build (Milvus Lite has no IVF-PQ)."""
+    approximate = chunks >= params.ann_threshold
+    if approximate and params.ann_kind == "ivfpq" and settings.milvus_lite():
+        raise VectorStoreError(
+            f"Milvus Lite has no IVF_PQ index, which the settings choose from "
+            f"{params.ann_threshold} chunks ({chunks} here); use CITEQA_DENSE_ANN_KIND=hnsw, "
+            "or a Milvus server (CITEQA_MILVUS_URI=http://host:19530)."
+        )
+
+
+def _close_store(store: VectorStore) -> None:
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
+def _drop_stale_collections(settings: Settings) -> None:
+    """At CITEQA_MILVUS_URI, drop this deployment's collections whose generation is gone
+    (removed by ``_publish``, or a build that died). A failure only logs: the new
+    generation is published, and the next build tries again."""
+    from service.milvus import collection_name, drop_stale_collections
+
+    keep = [
+        collection_name(generation.name, name, settings.milvus_prefix)
+        for generation in settings.index_dir.glob("gen-*")
+        for name in DENSE_FILES
+    ]
+    try:
+        dropped = drop_stale_collections(
+            uri=settings.milvus_uri,
+            keep=keep,
+            prefix=settings.milvus_prefix,
+            token=_milvus_token(settings),
+            timeout=settings.milvus_timeout_seconds,
+        )
+    except VectorStoreError as error:
+        logging.getLogger(__name__).warning("old Milvus collections stay: %s", error)
+        return
+    if dropped:
+        logging.getLogger(__name__).info("dropped Milvus collections %s", ", ".join(dropped))
 
 
 def corpus_hash(files: Iterable[Path]) -> str:
@@ -185,7 +331,7 @@ def _file_table(directory: Path) -> dict[str, dict[str, Any]]:
             "sha256": _sha256_file(path),
         }
         for path in sorted(directory.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
+        if path.is_file() and path != directory / MANIFEST  # Milvus Lite has its own
     }
 
 
@@ -270,7 +416,7 @@ def _up_to_date(
         manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if manifest.get("config") != config or manifest.get("corpus_hash") != corpus:
+    if _config_of(manifest) != config or manifest.get("corpus_hash") != corpus:
         return None
     try:
         wanted = _dense_specs(params, manifest["counts"]["chunks"], manifest["dims"])
@@ -283,17 +429,23 @@ def _text_key(text: str) -> bytes:
     return hashlib.sha1(text.encode("utf-8")).digest()
 
 
-def _previous_vectors(index_dir: Path, config: dict[str, Any]) -> dict[str, dict[bytes, Any]]:
+def _previous_vectors(settings: Settings, config: dict[str, Any]) -> dict[str, dict[bytes, Any]]:
     """Vectors of the current generation by the hash of the text they encode, so a rebuild
-    after adding or removing documents encodes only new text. Empty if there is no usable
-    generation (another model or chunking, or damaged files)."""
+    after adding or removing documents, or moving the vectors to another store, encodes
+    only new text. Empty if there is no usable generation (another model or chunking,
+    damaged files), or if its Milvus store cannot be opened (Milvus Lite held by a serving
+    process, a server out of reach): then everything is encoded again."""
     cache: dict[str, dict[bytes, Any]] = {"dense": {}, "multilingual": {}}
-    generation = current_generation(index_dir)
+    generation = current_generation(settings.index_dir)
+
+    def content(config: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in config.items() if key != "dense_store"}
+
     try:
         if generation is None:
             return cache
         manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
-        if manifest.get("config") != config:
+        if content(_config_of(manifest)) != content(config):
             return cache
         _check_files(manifest, generation)
         documents = {
@@ -303,16 +455,26 @@ def _previous_vectors(index_dir: Path, config: dict[str, Any]) -> dict[str, dict
         texts = [indexed_text(c, documents[c.doc_id]) for c in chunks]
         sentences = np.load(generation / SENTENCES, allow_pickle=False)
         sentence_texts = [documents[chunks[r].doc_id].text[a:b] for r, a, b in sentences.tolist()]
-        for name, file, sentence_file in (
-            ("dense", DENSE, SENTENCE_VECTORS["dense"]),
-            ("multilingual", MULTILINGUAL, SENTENCE_VECTORS["multilingual"]),
-        ):
-            spec = _dense_spec(manifest, name)
-            vectors = DenseIndex.load(generation / file, spec, mmap=False).vectors()
+        for name, sentence_file in SENTENCE_VECTORS.items():
+            store = _open_store(settings, generation, manifest, name, mmap=False)
+            try:
+                vectors = store.vectors()
+            finally:
+                _close_store(store)
             cache[name].update(zip(map(_text_key, texts), vectors, strict=True))
             sentence_vectors = np.load(generation / sentence_file, allow_pickle=False)
             cache[name].update(zip(map(_text_key, sentence_texts), sentence_vectors, strict=True))
-    except (OSError, ValueError, KeyError, TypeError, IndexCorruptError):
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexCorruptError,
+        IndexMismatchError,
+        VectorStoreError,
+    ) as error:
+        if isinstance(error, VectorStoreError):
+            logging.getLogger(__name__).warning("encoding everything again: %s", error)
         return {"dense": {}, "multilingual": {}}  # no reuse: encode everything
     return cache
 
@@ -383,22 +545,18 @@ def build_index(
     sentence_texts = [by_id[chunks[r].doc_id].text[a:b] for r, a, b in sentences.tolist()]
     steps.update()
 
+    _check_store_supports(settings, dense_params, len(chunks))  # before minutes of encoding
     steps.set_postfix_str(f"loading {settings.dense_model}")
     dense_encoder, multilingual_encoder = encoders or _encoders(settings, threads, query=False)
     steps.update()
 
-    cache = {"dense": {}, "multilingual": {}} if force else _previous_vectors(index_dir, config)
+    cache = {"dense": {}, "multilingual": {}} if force else _previous_vectors(settings, config)
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
-    dense = DenseIndex.build(
-        _encode_new(dense_encoder, texts, cache["dense"], progress), params=dense_params
-    )
+    dense_vectors = _encode_new(dense_encoder, texts, cache["dense"], progress)
     sentence_dense = _encode_new(dense_encoder, sentence_texts, cache["dense"], progress)
     steps.update()
     steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.multilingual_model})")
-    multilingual = DenseIndex.build(
-        _encode_new(multilingual_encoder, texts, cache["multilingual"], progress),
-        params=dense_params,
-    )
+    multilingual_vectors = _encode_new(multilingual_encoder, texts, cache["multilingual"], progress)
     sentence_multilingual = _encode_new(
         multilingual_encoder, sentence_texts, cache["multilingual"], progress
     )
@@ -415,8 +573,15 @@ def build_index(
     work.mkdir()
     _write_jsonl(work / DOCUMENTS, (_document_row(d) for d in documents))
     _write_jsonl(work / CHUNKS, (asdict(c) for c in chunks))
-    dense.save(work / DENSE)
-    multilingual.save(work / MULTILINGUAL)
+    steps.set_postfix_str(f"dense indexes ({store_kind(settings)})")
+    try:
+        specs = {
+            name: _write_store(settings, dense_params, name, vectors, work, generation.name)
+            for name, vectors in (("dense", dense_vectors), ("multilingual", multilingual_vectors))
+        }
+    except BaseException:  # a store that cannot be written (Milvus out of reach): no leftovers
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     np.save(work / SENTENCES, sentences, allow_pickle=False)
     np.save(work / SENTENCE_VECTORS["dense"], sentence_dense, allow_pickle=False)
     np.save(work / SENTENCE_VECTORS["multilingual"], sentence_multilingual, allow_pickle=False)
@@ -429,7 +594,7 @@ def build_index(
         "corpus_hash": corpus,
         "config": config,
         "dims": {"dense": dense_encoder.dim, "multilingual": multilingual_encoder.dim},
-        "dense_index": {"dense": dense.spec, "multilingual": multilingual.spec},
+        "dense_index": specs,
         "counts": {
             "documents": len(documents),
             "chunks": len(chunks),
@@ -441,6 +606,8 @@ def build_index(
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     os.replace(work, generation)
     _publish(index_dir, generation)
+    if store_kind(settings) == "milvus-uri":
+        _drop_stale_collections(settings)
     steps.update()
     steps.close()
     return BuildResult(generation, True, time.perf_counter() - started, len(documents), len(chunks))
@@ -449,20 +616,33 @@ def build_index(
 # ------------------------------------------------------------------------------ loading
 
 
+_STORE_SETTINGS = {
+    "faiss": "CITEQA_DENSE_STORE=faiss",
+    "milvus-lite": "CITEQA_DENSE_STORE=milvus without CITEQA_MILVUS_URI",
+    "milvus-uri": "CITEQA_DENSE_STORE=milvus with CITEQA_MILVUS_URI",
+}
+
+
 def _check_config(manifest: dict[str, Any], settings: Settings, generation: Path) -> None:
     expected = expected_config(settings)
-    built = manifest.get("config", {})
+    built = _config_of(manifest)
     differences = [
         f"{key}: built with {built.get(key)!r}, settings ask for {value!r}"
         for key, value in expected.items()
         if built.get(key) != value
     ]
     if differences:
+        store = built.get("dense_store")
+        hint = (
+            f" To serve it as built, set {_STORE_SETTINGS[store]}."
+            if store != expected["dense_store"] and store in _STORE_SETTINGS
+            else ""
+        )
         raise IndexMismatchError(
             f"the index at {generation} does not match the current settings ("
             + "; ".join(differences)
             + "). Rebuild it with `citeqa build` (it rebuilds whenever the settings or the "
-            "corpus change), or set CITEQA_INDEX_DIR to an index built with these settings."
+            "corpus change), or set CITEQA_INDEX_DIR to an index built with these settings." + hint
         )
 
 
@@ -517,14 +697,14 @@ class _Files:
 
     documents: list[Document]
     chunks: list[Chunk]
-    dense: DenseIndex
-    multilingual: DenseIndex
+    dense: VectorStore
+    multilingual: VectorStore
     lexical: LexicalIndex
     sentences: np.ndarray
     sentence_vectors: dict[str, np.ndarray]
 
 
-def _read_generation(generation: Path, manifest: dict[str, Any]) -> _Files:
+def _read_generation(settings: Settings, generation: Path, manifest: dict[str, Any]) -> _Files:
     """Read a generation whose checksums passed; refuse it when its contents disagree with
     the manifest (counts of vectors, BM25 documents, sentences; chunk and document ids)."""
     documents = [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
@@ -532,10 +712,8 @@ def _read_generation(generation: Path, manifest: dict[str, Any]) -> _Files:
     files = _Files(
         documents=documents,
         chunks=chunks,
-        dense=DenseIndex.load(generation / DENSE, _dense_spec(manifest, "dense")),
-        multilingual=DenseIndex.load(
-            generation / MULTILINGUAL, _dense_spec(manifest, "multilingual")
-        ),
+        dense=_open_store(settings, generation, manifest, "dense"),
+        multilingual=_open_store(settings, generation, manifest, "multilingual"),
         lexical=LexicalIndex.load(generation / BM25_DIR),
         sentences=np.load(generation / SENTENCES, allow_pickle=False),
         sentence_vectors={
@@ -576,7 +754,7 @@ def _read_generation(generation: Path, manifest: dict[str, Any]) -> _Files:
 def _open(settings: Settings, generation: Path | None) -> tuple[Path, dict[str, Any], _Files]:
     generation, manifest = check_index(settings, generation)
     try:
-        return generation, manifest, _read_generation(generation, manifest)
+        return generation, manifest, _read_generation(settings, generation, manifest)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:  # faiss: Runtime
         raise IndexCorruptError(
             f"the index at {generation} cannot be read ({error}); rebuild it with "

@@ -86,6 +86,7 @@ __all__ = [
     "compare_stores",
     "drop_stale_collections",
     "is_local",
+    "milvus_index_type",
     "synthetic_vectors",
 ]
 
@@ -98,7 +99,9 @@ DEFAULT_TIMEOUT = 10.0
 _ROW = "row"
 _VECTOR = "vector"
 _METRIC = "IP"
-_MILVUS_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "ivfpq": "IVF_PQ"}
+# "ivfflat" is not a kind the settings choose (service.dense has no such FAISS index):
+# ``build(spec=...)`` makes it, to compare Milvus Lite's IVF with FAISS's IVF-PQ
+_MILVUS_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "ivfpq": "IVF_PQ", "ivfflat": "IVF_FLAT"}
 _SPEC_KEY = "citeqa.dense_spec"  # collection property: the spec, JSON
 _MAX_TOPK = 16_384  # Milvus's cap on a search's limit and a query's offset + limit
 _MESSAGE_BYTES = 16 << 20  # per insert or query batch; Milvus refuses messages over 64 MiB
@@ -268,13 +271,28 @@ def _index_params(spec: dict[str, Any], local: bool) -> tuple[str, dict[str, Any
             "m": int(spec["pq_m"]),
             "nbits": int(spec["pq_nbits"]),
         }
+    if kind == "ivfflat":
+        return "IVF_FLAT", {"nlist": int(spec["nlist"])}
     raise ValueError(f"unknown dense index kind {kind!r}")
+
+
+def _wire_params(build: dict[str, Any], local: bool) -> dict[str, Any]:
+    """The index's build parameters as ``add_index`` sends them. pymilvus 3 sends each
+    parameter as its own key, which a Milvus server reads; Milvus Lite (3.2) reads only a
+    ``params`` key holding them as JSON and otherwise builds with its defaults (HNSW
+    M 16, efConstruction 200; IVF nlist 128), so for Lite they go there as well."""
+    return {**build, "params": dict(build)} if local and build else dict(build)
+
+
+def milvus_index_type(spec: dict[str, Any]) -> str:
+    """Milvus's name for the index of a dense spec ("FLAT", "HNSW", "IVF_PQ")."""
+    return _MILVUS_TYPES[spec["kind"]]
 
 
 def _search_params(spec: dict[str, Any], k: int) -> dict[str, Any]:
     if spec["kind"] == "hnsw":
         return {"ef": max(int(spec["efSearch"]), k)}  # Milvus refuses ef < k
-    if spec["kind"] == "ivfpq":
+    if spec["kind"] in ("ivfpq", "ivfflat"):
         return {"nprobe": int(spec["nprobe"])}
     return {}
 
@@ -342,14 +360,16 @@ class MilvusStore:
         token: str = "",
         kind: str = "auto",
         params: DenseParams | None = None,
+        spec: dict[str, Any] | None = None,
         batch_rows: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> MilvusStore:
         """A new collection over ``vectors`` (L2-normalised rows; row i gets key i), indexed
         and loaded. ``kind="auto"`` picks exact or approximate by the number of rows, as
-        for FAISS. ``batch_rows``: vectors per insert call (default: what fits in 16 MiB).
-        With Milvus Lite, ``close()`` the store before checksumming, copying or moving its
-        directory."""
+        for FAISS; ``spec`` instead names the index itself (also ``{"kind": "ivfflat",
+        "nlist": ..., "nprobe": ...}``, which the settings never choose). ``batch_rows``:
+        vectors per insert call (default: what fits in 16 MiB). With Milvus Lite,
+        ``close()`` the store before checksumming, copying or moving its directory."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] < 2:
             raise ValueError(
@@ -357,7 +377,7 @@ class MilvusStore:
                 f"got shape {vectors.shape}"
             )
         n, dim = (int(x) for x in vectors.shape)
-        spec = (params or DenseParams.defaults()).spec_for(n, dim, kind)
+        spec = dict(spec) if spec else (params or DenseParams.defaults()).spec_for(n, dim, kind)
         index_type, index_build = _index_params(spec, is_local(uri))
         client, local = _connect(uri, token, timeout, must_exist=False)
         try:
@@ -389,7 +409,7 @@ class MilvusStore:
                     field_name=_VECTOR,
                     index_type=index_type,
                     metric_type=_METRIC,
-                    params=index_build,
+                    params=_wire_params(index_build, local is not None),
                 )
                 client.create_index(collection, index)
                 client.load_collection(collection)
@@ -759,9 +779,10 @@ def _table(results: dict[str, StoreMeasurement]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m service.milvus``: FAISS and Milvus Lite side by side on synthetic
-    vectors (until ``citeqa bench`` calls ``compare_stores``). Run it under
-    ``flock /tmp/citeqa-measure.lock`` on a shared machine."""
+    """``python -m service.milvus``: FAISS and Milvus Lite side by side on random
+    vectors (``citeqa bench --scale N --stores faiss milvus`` compares them on the
+    synthetic corpus's encoded vectors). Run it under ``flock /tmp/citeqa-measure.lock``
+    on a shared machine."""
     parser = argparse.ArgumentParser(prog="python -m service.milvus", description=main.__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=512)

@@ -2,8 +2,9 @@
 
 Every retriever keeps the same contract, ``search(query, k) -> list[Hit]``:
 
-- ``dense``: the sentence-transformers (English) encoder and its FAISS index;
-- ``multilingual``: USE-multilingual and its FAISS index, for cross-lingual questions;
+- ``dense``: the sentence-transformers (English) encoder and its vector store (FAISS, or
+  Milvus with ``CITEQA_DENSE_STORE=milvus``: ``service.dense.VectorStore``);
+- ``multilingual``: USE-multilingual and its vector store, for cross-lingual questions;
 - ``bm25``: the Chinese-aware BM25 index.
 
 ``HybridRetriever`` asks each for ``depth`` hits and fuses them (``service.fuse``). With the
@@ -24,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from service.config import Settings
-from service.dense import DenseIndex
+from service.dense import VectorStore
 from service.embed import Encoder, UseEncoder
 from service.fuse import competent_rrf, competent_zscore, minmax_fusion, reciprocal_rank_fusion
 from service.index import CorpusIndex
@@ -121,7 +122,7 @@ def query_vector(encoder: Encoder, query: str) -> np.ndarray:
 class DenseRetriever:
     name: str
     encoder: Encoder
-    index: DenseIndex
+    index: VectorStore
     chunks: Sequence[Chunk]
 
     def vector(self, query: str) -> np.ndarray:

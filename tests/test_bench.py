@@ -5,28 +5,39 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from service.bench import (
+    STORES,
     BenchReport,
     IngestRate,
     Latency,
     LoadRun,
+    StoreFigures,
     _load_run,
+    _recalls_at_10,
     _scale_points,
+    _store_build,
+    _store_configs,
+    _store_path,
+    _store_probe,
     _targets,
     chart,
+    compare_stores,
     free_port,
     latency,
     markdown,
     stage_sum,
+    write,
 )
 from service.cli import main
 from service.config import Settings
+from service.dense import DenseIndex, DenseParams
 from service.index import CorpusIndex, build_index, load_index
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
@@ -255,3 +266,109 @@ def _sample_report(scale_rows: list[dict[str, Any]]) -> BenchReport:
         scale=scale_rows,
         targets=_targets([], []),
     )
+
+
+# ------------------------------------------------------------------ stores side by side
+
+
+def _unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((n, dim), dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_each_store_is_built_and_searched_the_same_way(tmp_path: Path) -> None:
+    """What ``compare_stores`` runs in its child processes, here in-process on small
+    vectors: every store finds the exact top 10 (flat, and HNSW at this size)."""
+    pytest.importorskip("milvus_lite")
+    from service.milvus import LITE_FILE
+
+    vectors, queries = _unit_rows(800, 32, seed=1), _unit_rows(20, 32, seed=2)
+    np.save(tmp_path / "vectors.npy", vectors)
+    exact = DenseIndex.build(vectors, kind="flat")
+    truth = [[row for row, _ in exact.search(q, 25)] for q in queries]
+    params = DenseParams.defaults()
+    configs = _store_configs(["milvus", "faiss"])
+    assert configs == [
+        ("faiss", "auto"), ("milvus-lite", "flat"), ("milvus-lite", "hnsw"),
+        ("milvus-lite", "ivfflat"),
+    ]  # fmt: skip
+    for store, kind in configs:
+        target = tmp_path / f"{store}-{kind}"
+        built = _store_build(store, kind, params, tmp_path / "vectors.npy", target, 1)
+        assert built["spec"]["kind"] == ("flat" if kind == "auto" else kind)  # 800 < threshold
+        assert built["index"] in {"IndexFlatIP", "FLAT", "HNSW", "IVF_FLAT"}
+        assert built["seconds"] > 0 and built["peak"] > 0
+        name = "multilingual.faiss" if store == "faiss" else LITE_FILE
+        assert _store_path(target, store) == target / name and (target / name).exists()
+        probed = _store_probe(store, built["spec"], target, queries, 25)
+        assert len(probed["times"]) == len(queries) and probed["rss"] >= probed["before"] > 0
+        assert 0 < probed["anon"] <= probed["rss"]
+        recalls = _recalls_at_10(
+            vectors, queries, probed["found"], truth, {"a": ["q"] * 12, "b": ["q"] * 8}
+        )
+        assert recalls == {"a": 1.0, "b": 1.0}, (store, kind)
+
+
+def _store_row(store: str, index: str, spec: dict[str, Any]) -> StoreFigures:
+    return StoreFigures(
+        chunks=100_000, store=store, index=index, spec=spec, model="usem3", dim=512,
+        build_seconds=12.5, build_peak_rss_bytes=900 * 2**20, bytes_on_disk=210 * 2**20,
+        open_seconds=0.25, k=50, p50_ms=1.25, p99_ms=2.5,
+        recall_at_10={"held-out": 0.991, "questions": 0.98}, rss_bytes=500 * 2**20,
+        rss_growth_bytes=20 * 2**20, rss_anon_bytes=300 * 2**20, exact_p50_ms=18.0,
+        exact_p99_ms=25.0,
+        queries={"held-out": 190, "questions": 150}, load_average=(1.0, 1.0, 1.0),
+    )  # fmt: skip
+
+
+def test_store_figures_reach_the_summary_and_the_json(tmp_path: Path) -> None:
+    rows = [
+        _store_row("faiss", "IndexIVFPQ, re-scored", {"kind": "ivfpq", "nlist": 1024}),
+        _store_row("milvus-lite", "FLAT", {"kind": "flat"}),
+    ]
+    sample = replace(_sample_report([]), stores=rows)
+    text = markdown(sample)
+    assert "## Vector stores" in text
+    assert (
+        "| 100,000 | faiss | IndexIVFPQ, re-scored (nlist 1024) | 12.5 | 210 | 0.25 "
+        "| 1.25 / 2.50 | held-out 0.991, questions 0.980 | 500 (20) | 300 | 900 |"
+    ) in text
+    assert "| 100,000 | milvus-lite | FLAT |" in text
+    assert "190 held-out, 150 questions" in text and "k = 50" in text and "p50 18.00 ms" in text
+    write(sample, tmp_path)
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["stores"][1]["index"] == "FLAT" and saved["stores"][0]["p50_ms"] == 1.25
+
+
+def test_stores_need_a_scale_and_known_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--stores", "faiss", "milvus"]) == 2
+    assert "--stores compares stores at --scale N" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--scale", "1000", "--stores", "qdrant"])
+    assert "invalid choice: 'qdrant'" in capsys.readouterr().err
+    assert set(STORES) == {"faiss", "milvus"}
+    assert {a.dest: a.choices for a in _parser_actions("bench")}["stores"] == list(STORES)
+
+
+def _parser_actions(command: str) -> list[Any]:
+    from service.cli import _parser
+
+    commands = next(a for a in _parser()._actions if a.dest == "command")
+    return list(commands.choices[command]._actions)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_compare_stores_on_a_small_synthetic_corpus(
+    settings: Settings, corpus_index: CorpusIndex, tmp_path: Path
+) -> None:
+    """The whole comparison (children processes, encoding and all) on 1,000 chunks."""
+    pytest.importorskip("milvus_lite")
+    rows = compare_stores([1000], STORES, settings, tmp_path, questions=["NEAR forum"], queries=20)
+    assert [(r.store, r.spec["kind"]) for r in rows] == [
+        ("faiss", "flat"), ("milvus-lite", "flat"), ("milvus-lite", "hnsw"),
+        ("milvus-lite", "ivfflat"),
+    ]  # fmt: skip
+    for row in rows:
+        assert row.recall_at_10["held-out"] == 1.0 and row.queries["questions"] == 1
+        assert 0 < row.p50_ms <= row.p99_ms and row.bytes_on_disk >= 4 * 512 * 1000
+    assert not (tmp_path / "stores-n1000").exists()  # the stores are removed afterwards

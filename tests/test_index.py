@@ -134,3 +134,21 @@ def test_manifest_is_json_with_checksums(corpus_index: CorpusIndex) -> None:
     manifest = json.loads((corpus_index.path / MANIFEST).read_text())
     for entry in manifest["files"].values():
         assert len(entry["sha256"]) == 64 and entry["bytes"] > 0
+
+
+def test_an_index_built_before_the_store_was_recorded_is_faiss(
+    private_settings: Settings, corpus_index: CorpusIndex
+) -> None:
+    """Manifests without ``config.dense_store`` hold FAISS files: still up to date, still
+    loaded, refused by a Milvus configuration."""
+    generation = current_generation(private_settings.index_dir)
+    assert generation is not None
+    manifest = json.loads((generation / MANIFEST).read_text())
+    assert manifest["config"].pop("dense_store") == "faiss"
+    (generation / MANIFEST).write_text(json.dumps(manifest))
+    assert not build_index(private_settings, progress=False).built
+    encoders = (corpus_index.dense_encoder, corpus_index.multilingual_encoder)
+    assert load_index(private_settings, encoders=encoders).dense.size > 0
+    milvus = private_settings.model_copy(update={"dense_store": "milvus"})
+    with pytest.raises(IndexMismatchError, match="dense_store: built with 'faiss'"):
+        load_index(milvus)

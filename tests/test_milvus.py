@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,9 +19,22 @@ import pytest
 pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install 'citeqa[milvus]')")
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (citeqa[milvus])")
 
+from service.cli import check_workers, main
+from service.config import Settings
 from service.dense import DenseIndex, DenseParams, VectorStore
-from service.errors import IndexMismatchError, VectorStoreError
-from service.index import CorpusIndex
+from service.embed import Encoder
+from service.engine import Engine
+from service.errors import IndexCorruptError, IndexMismatchError, VectorStoreError
+from service.evaluate import load_questions
+from service.index import (
+    CURRENT,
+    KEEP_GENERATIONS,
+    CorpusIndex,
+    build_index,
+    check_index,
+    current_generation,
+    load_index,
+)
 from service.milvus import (
     LITE_FILE,
     MilvusStore,
@@ -131,7 +145,10 @@ def test_the_kind_follows_the_number_of_rows_like_faiss(lite: str) -> None:
         vectors, uri=lite, collection="small", params=replace(params, ann_threshold=301)
     )
     large = MilvusStore.build(
-        vectors, uri=lite, collection="large", params=replace(params, ann_threshold=300)
+        vectors,
+        uri=lite,
+        collection="large",
+        params=replace(params, ann_threshold=300, ann_kind="hnsw"),  # Lite has no IVF-PQ
     )
     try:
         assert small.spec == {"kind": "flat"}
@@ -144,6 +161,29 @@ def test_the_kind_follows_the_number_of_rows_like_faiss(lite: str) -> None:
     finally:
         small.close()
         large.close()
+
+
+def test_milvus_lite_builds_the_index_with_the_parameters_given(lite: str) -> None:
+    """pymilvus sends each build parameter as its own key, which Milvus Lite ignores (it
+    builds HNSW with M 16, efConstruction 200 then): the files must show ours."""
+    import faiss
+
+    vectors = unit_rows(1000, 16, seed=23)
+    hnsw = {"kind": "hnsw", "M": 8, "efConstruction": 40, "efSearch": 64}
+    MilvusStore.build(vectors, uri=lite, collection="hnsw", spec=hnsw).close()
+    ivf = {"kind": "ivfflat", "nlist": 8, "nprobe": 8}
+    store = MilvusStore.build(vectors, uri=lite, collection="ivf", spec=ivf)
+    exact = DenseIndex.build(vectors, kind="flat")
+    try:  # every cell probed: exact
+        for query in unit_rows(10, 16, seed=24):
+            assert [r for r, _ in store.search(query, 5)] == [r for r, _ in exact.search(query, 5)]
+    finally:
+        store.close()
+    files = {p.name: p for p in Path(lite).rglob("*.idx")}
+    (graph,) = [faiss.read_index(str(p)) for n, p in files.items() if n.endswith(".hnsw.idx")]
+    assert graph.hnsw.nb_neighbors(0) == 2 * 8 and graph.hnsw.efConstruction == 40
+    (cells,) = [faiss.read_index(str(p)) for n, p in files.items() if "ivf" in n]
+    assert faiss.extract_index_ivf(cells).nlist == 8
 
 
 def test_milvus_lite_has_no_ivfpq_and_says_what_to_use(lite: str) -> None:
@@ -442,3 +482,243 @@ def test_compare_stores_measures_each_store(tmp_path: Path) -> None:
         assert m.unchanged_by_open
         assert 0 < m.query_p50_ms <= m.query_p99_ms
         assert m.bytes_on_disk >= 4 * vectors.size  # the floats are all kept
+
+
+# ------------------------------------------------------------ the service on Milvus Lite
+
+QUESTIONS = REPO / "eval" / "questions.jsonl"
+SAME_QUESTIONS = 24  # eval questions asked of both stores (every category comes early)
+
+
+def _copy_index(source: Settings, target: Path) -> Settings:
+    """The session's FAISS generation copied into ``target`` (the ONNX exports linked), so
+    a build there reuses its vectors and encodes nothing."""
+    generation = current_generation(source.index_dir)
+    assert generation is not None
+    target.mkdir(parents=True)
+    shutil.copytree(generation, target / generation.name)
+    shutil.copy(source.index_dir / CURRENT, target / CURRENT)
+    (target / "onnx").symlink_to((source.index_dir / "onnx").resolve())
+    return source.model_copy(update={"index_dir": target})
+
+
+@pytest.fixture(scope="module")
+def lite_settings(
+    settings: Settings, corpus_index: CorpusIndex, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """An index built by `citeqa build` with CITEQA_DENSE_STORE=milvus (Milvus Lite inside
+    the generation), from a copy of the session's FAISS index."""
+    faiss = _copy_index(settings, tmp_path_factory.mktemp("milvus") / "index")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CITEQA_DENSE_STORE", "milvus")
+        patch.delenv("CITEQA_MILVUS_URI", raising=False)
+        args = ["--corpus", str(settings.corpus_dir), "--index", str(faiss.index_dir)]
+        assert main(["build", *args, "--quiet"]) == 0
+    return faiss.model_copy(update={"dense_store": "milvus"})
+
+
+def _encoders(corpus_index: CorpusIndex) -> tuple[Encoder, Encoder]:
+    return corpus_index.dense_encoder, corpus_index.multilingual_encoder
+
+
+def test_citeqa_build_puts_the_vectors_in_milvus_lite_inside_the_generation(
+    lite_settings: Settings, corpus_index: CorpusIndex
+) -> None:
+    generation, manifest = check_index(lite_settings)  # every checksum passes
+    assert generation != corpus_index.path
+    assert manifest["config"]["dense_store"] == "milvus-lite"
+    assert manifest["dense_index"] == corpus_index.manifest["dense_index"]  # flat, as FAISS
+    files = manifest["files"]
+    assert not {"dense.faiss", "multilingual.faiss"} & set(files)
+    lite_files = [name for name in files if name.startswith(f"{LITE_FILE}/")]
+    # Milvus Lite's own manifest.json files are checksummed; only the top one is not
+    assert any(name.endswith("/manifest.json") for name in lite_files)
+    assert "manifest.json" not in files
+    on_disk = {p.relative_to(generation).as_posix() for p in generation.rglob("*") if p.is_file()}
+    assert on_disk - {"manifest.json"} == set(files)
+    # the vectors came from the FAISS generation, not from encoding again
+    for name in ("dense", "multilingual"):
+        store = MilvusStore.open(uri=str(generation / LITE_FILE), collection=name)
+        try:
+            faiss_store = corpus_index.dense if name == "dense" else corpus_index.multilingual
+            assert np.array_equal(store.vectors(), faiss_store.vectors())
+        finally:
+            store.close()
+    assert tree(generation / LITE_FILE) == {  # reading changed nothing
+        name.removeprefix(f"{LITE_FILE}/"): value
+        for name, value in tree(generation).items()
+        if name.startswith(f"{LITE_FILE}/")
+    }
+
+
+def test_answers_on_milvus_lite_equal_the_faiss_ones(
+    lite_settings: Settings, settings: Settings, corpus_index: CorpusIndex
+) -> None:
+    """Both stores are exact at this size: the same passages, scores and answers."""
+    index = load_index(lite_settings, encoders=_encoders(corpus_index))
+    assert isinstance(index.dense, MilvusStore) and isinstance(index.multilingual, MilvusStore)
+    on_milvus, on_faiss = Engine(index, lite_settings), Engine(corpus_index, settings)
+    questions = [q.question for q in load_questions(QUESTIONS)[:SAME_QUESTIONS]]
+    questions += ["中日韩地震减灾三边会议由哪些机构举行？", "Who organized the NEAR forum 2023?"]
+    answered = 0
+    for question in questions:
+        got, want = on_milvus.ask(question, top_k=10), on_faiss.ask(question, top_k=10)
+        assert [p.hit.chunk.chunk_id for p in got.passages] == [
+            p.hit.chunk.chunk_id for p in want.passages
+        ], question
+        assert [p.hit.ranks for p in got.passages] == [p.hit.ranks for p in want.passages]
+        assert np.allclose(
+            [p.hit.score for p in got.passages], [p.hit.score for p in want.passages], atol=1e-4
+        )
+        assert got.answer == want.answer, question
+        assert got.abstain_reason == want.abstain_reason
+        answered += got.answer is not None
+    assert answered >= len(questions) // 2
+
+
+def test_a_faiss_index_and_a_milvus_one_refuse_the_other_store(
+    lite_settings: Settings, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    milvus_on_faiss = settings.model_copy(update={"dense_store": "milvus"})
+    with pytest.raises(IndexMismatchError) as caught:
+        check_index(milvus_on_faiss)
+    message = str(caught.value)
+    assert "dense_store: built with 'faiss', settings ask for 'milvus-lite'" in message
+    assert "citeqa build" in message and "set CITEQA_DENSE_STORE=faiss" in message
+
+    faiss_on_milvus = lite_settings.model_copy(update={"dense_store": "faiss"})
+    with pytest.raises(IndexMismatchError, match="built with 'milvus-lite'") as caught:
+        load_index(faiss_on_milvus)
+    assert "CITEQA_DENSE_STORE=milvus without CITEQA_MILVUS_URI" in str(caught.value)
+
+    uri_on_lite = lite_settings.model_copy(update={"milvus_uri": "http://milvus:19530"})
+    with pytest.raises(IndexMismatchError, match="settings ask for 'milvus-uri'"):
+        check_index(uri_on_lite)
+
+    args = ["--corpus", str(settings.corpus_dir), "--index", str(lite_settings.index_dir)]
+    assert main(["search", "NEAR forum", *args]) == 2  # CITEQA_DENSE_STORE is unset: faiss
+    assert "CITEQA_DENSE_STORE=milvus" in capsys.readouterr().err
+
+
+def test_serve_refuses_several_workers_on_milvus_lite(
+    lite_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--corpus", str(lite_settings.corpus_dir), "--index", str(lite_settings.index_dir)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CITEQA_DENSE_STORE", "milvus")
+        for uri in ("", str(tmp_path / "vectors.db")):
+            patch.setenv("CITEQA_MILVUS_URI", uri)
+            assert main(["serve", *args, "--workers", "2"]) == 2
+            error = capsys.readouterr().err
+            assert "Milvus Lite" in error and "one process at a time" in error
+            assert "--workers 1" in error and "CITEQA_MILVUS_URI" in error
+    check_workers(lite_settings, 1)  # one worker may
+    server = lite_settings.model_copy(update={"milvus_uri": "http://milvus:19530"})
+    check_workers(server, 4)  # a Milvus server takes any number
+    check_workers(lite_settings.model_copy(update={"dense_store": "faiss"}), 4)
+
+
+def test_an_unreachable_milvus_uri_is_a_clear_error(
+    settings: Settings, corpus_index: CorpusIndex, tmp_path: Path
+) -> None:
+    """Building publishes nothing; loading is refused (not served from an older
+    generation) with a message that says what to fix."""
+    faiss = _copy_index(settings, tmp_path / "index")
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    unreachable = faiss.model_copy(
+        update={"dense_store": "milvus", "milvus_uri": uri, "milvus_timeout_seconds": 2.0}
+    )
+    before = current_generation(faiss.index_dir)
+    started = time.monotonic()
+    with pytest.raises(VectorStoreError) as caught:
+        build_index(unreachable, progress=False, encoders=_encoders(corpus_index))
+    assert time.monotonic() - started < 30
+    assert f"cannot reach the Milvus server at {uri}" in str(caught.value)
+    assert "CITEQA_MILVUS_URI" in str(caught.value)
+    assert current_generation(faiss.index_dir) == before
+    assert not list(faiss.index_dir.glob(".building-*"))  # nothing left behind
+
+    # an index whose collections are at a URI (here a Milvus Lite file), then unreachable
+    at_file = unreachable.model_copy(  # starting Milvus Lite may take more than 2 s
+        update={"milvus_uri": str(tmp_path / "vectors.db"), "milvus_timeout_seconds": 10.0}
+    )
+    build_index(at_file, progress=False, encoders=_encoders(corpus_index))
+    with pytest.raises(VectorStoreError, match=f"cannot reach the Milvus server at {uri}"):
+        load_index(unreachable, encoders=_encoders(corpus_index))
+
+
+def test_collections_at_a_uri_are_per_generation_and_dropped_with_it(
+    settings: Settings, corpus_index: CorpusIndex, tmp_path: Path
+) -> None:
+    """With CITEQA_MILVUS_URI (a Milvus Lite file stands in for a server) every generation
+    has its own collections; a build drops those of generations no longer kept. Each
+    build adds a short document (only its text is encoded)."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(settings.corpus_dir, corpus)
+    faiss = _copy_index(settings, tmp_path / "index")
+    uri = str(tmp_path / "vectors.db")
+    at_uri = faiss.model_copy(
+        update={"dense_store": "milvus", "milvus_uri": uri, "corpus_dir": corpus}
+    )
+    encoders = _encoders(corpus_index)
+    seed_rows = corpus_index.multilingual.size
+    generations = []
+    for i in range(KEEP_GENERATIONS + 1):
+        if generations:
+            (corpus / f"zz_extra_{i}.md").write_text(
+                f"# Extra {i}\n\nThe trilateral summit number {i} met in Seoul.\n"
+            )
+        result = build_index(at_uri, progress=False, encoders=encoders)
+        assert result.built
+        generations.append(result.path.name)
+        index = load_index(at_uri, encoders=encoders)
+        assert isinstance(index.multilingual, MilvusStore)
+        assert index.multilingual.collection == collection_name(result.path.name, "multilingual")
+        assert index.multilingual.size == len(index.chunks) == seed_rows + i
+        assert np.array_equal(
+            index.multilingual.vectors()[:seed_rows], corpus_index.multilingual.vectors()
+        )
+        assert not (result.path / LITE_FILE).exists()  # nothing of Milvus in the generation
+        del index
+        gc.collect()
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri)
+    try:
+        names = set(client.list_collections())
+    finally:
+        client.close()
+        from milvus_lite import server_manager_instance
+
+        server_manager_instance.release_server(str(Path(uri).resolve()))
+    kept = {collection_name(g, n) for g in generations[1:] for n in ("dense", "multilingual")}
+    assert names == kept  # the first generation's went with it
+
+
+def test_a_damaged_milvus_lite_file_is_refused(
+    lite_settings: Settings, corpus_index: CorpusIndex, tmp_path: Path
+) -> None:
+    damaged = _copy_index(lite_settings, tmp_path / "index").model_copy(
+        update={"dense_store": "milvus"}
+    )
+    generation = current_generation(damaged.index_dir)
+    assert generation is not None
+    segment = next(p for p in sorted((generation / LITE_FILE).rglob("*.parquet")))
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=f"{segment.name} does not match its checksum"):
+        load_index(damaged, encoders=_encoders(corpus_index))
+
+
+def test_milvus_lite_refuses_ivfpq_before_encoding(settings: Settings, tmp_path: Path) -> None:
+    """At a size where the settings choose IVF-PQ, which Milvus Lite lacks, the build stops
+    before loading a model or encoding a chunk."""
+    lite = settings.model_copy(
+        update={"index_dir": tmp_path / "index", "dense_store": "milvus", "dense_ann_threshold": 10}
+    )
+    started = time.monotonic()
+    with pytest.raises(VectorStoreError, match="CITEQA_DENSE_ANN_KIND=hnsw"):
+        build_index(lite, progress=False)
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "index").exists()
