@@ -43,17 +43,23 @@ print one JSON line per result.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import glob
 import hashlib
 import json
 import multiprocessing
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,13 +72,15 @@ from service.chunk import weighted_length as _weighted_length
 from service.config import Settings
 from service.dense import DenseIndex, DenseParams, theoretical_bytes
 from service.embed import Encoder, load_encoder, set_threads
-from service.ingest import read_corpus
+from service.ingest import find_date, read_corpus
 from service.lexical import LexicalIndex
 
 __all__ = [
+    "Composition",
     "DenseFigures",
     "ScaleResult",
     "SeedPool",
+    "StandInEncoder",
     "compare_dense",
     "comparison_grid",
     "encode_throughput",
@@ -80,8 +88,11 @@ __all__ = [
     "recall_at_k",
     "run_scale",
     "seed_pool",
+    "serve_markdown",
+    "serve_scale",
     "synthetic_queries",
     "synthetic_texts",
+    "write_corpus",
 ]
 
 # Bump when synthetic_texts() changes: cached vectors are keyed by it.
@@ -165,11 +176,11 @@ def _vary(sentence: str, rng: random.Random) -> str:
     return _NAME_RE.sub(lambda m: _made_up_name(rng, not m.group().isascii()), sentence)
 
 
-def _compose(pool: SeedPool, n: int, seed: int) -> Iterator[tuple[str, list[int], str]]:
+def _compose(pool: SeedPool, n: int, seed: int) -> Iterator[tuple[str, list[int], list[str], str]]:
     """The ``n`` synthetic chunks of ``seed``: language, the seed sentences used (indexes
-    into ``pool.sentences[language]``) and the text. Texts are distinct: a draw that
-    repeats an earlier text (seed sentences without a number or name to vary) is drawn
-    again."""
+    into ``pool.sentences[language]``), their varied copies (joined, they are the text) and
+    the text. Texts are distinct: a draw that repeats an earlier text (seed sentences
+    without a number or name to vary) is drawn again."""
     rng = random.Random(seed)
     seen: set[str] = set()
     while len(seen) < n:
@@ -191,14 +202,14 @@ def _compose(pool: SeedPool, n: int, seed: int) -> Iterator[tuple[str, list[int]
         text = joiner.join(parts)
         if text not in seen:
             seen.add(text)
-            yield language, picks, text
+            yield language, picks, parts, text
 
 
 def synthetic_texts(pool: SeedPool, n: int, seed: int) -> list[str]:
     """``n`` distinct chunk texts: each copies the language of a random real chunk and comes
     as close to its length as whole varied seed sentences of that language allow. A prefix
     of a longer list made with the same seed."""
-    return [text for _, _, text in _compose(pool, n, seed)]
+    return [text for _, _, _, text in _compose(pool, n, seed)]
 
 
 def synthetic_queries(pool: SeedPool, n: int, seed: int) -> list[str]:
@@ -451,7 +462,7 @@ def approximate_vectors(
     out = np.empty((n, bank.shape[1]), dtype=np.float32)
     chunks = tqdm(_compose(pool, n, seed), total=n, desc="approximate", unit="chunk",
                   disable=not progress)  # fmt: skip
-    for row, (language, picks, _) in enumerate(chunks):
+    for row, (language, picks, _, _) in enumerate(chunks):
         variants = rng.integers(0, BANK_VARIANTS, len(picks))
         rows = offsets[language] + np.asarray(picks) * BANK_VARIANTS + variants
         vector = lengths[language][picks] @ bank[rows]
@@ -999,6 +1010,1034 @@ def comparison_grid(n: int, dim: int) -> list[dict[str, Any]]:
     return specs
 
 
+# ------------------------------------------------------------------- the whole service
+
+SERVE_SOURCE = "Synthetic Wire"
+_DOC_PARAGRAPHS = (20, 60)  # synthetic chunks a document holds (uniform): some dozens
+_FIRST_DAY = 735_234  # 2014-01-01 as a date ordinal
+_DAYS = 4_383  # to the end of 2025
+_MEMORY_GUARD = 18 * 2**30  # a build above this RSS (or under 1.5 GiB available) stops
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+@dataclass
+class Composition:
+    """How the texts of a written synthetic corpus were made, for the stand-in encoders.
+
+    Every sentence (``sentence_spans`` of a synthetic paragraph, and every title) maps to
+    the seed-sentence variants it is made of: rows of the bank (``_bank``) and their
+    weighted lengths. ``paragraphs`` maps each synthetic paragraph to its row in the
+    synthetic stream (whose encoded vectors the cache may hold); ``real_texts`` are the
+    texts of the copied seed documents, which are encoded for real."""
+
+    segments: dict[bytes, int] = field(default_factory=dict)  # sentence key -> entry
+    ends: dict[bytes, int] = field(default_factory=dict)  # a part's first/last 16 -> row
+    starts: list[int] = field(default_factory=lambda: [0])  # entry -> first part
+    rows: list[int] = field(default_factory=list)  # part -> bank row
+    weights: list[float] = field(default_factory=list)  # part -> weighted length
+    paragraphs: dict[bytes, int] = field(default_factory=dict)  # paragraph key -> row
+    blocks: list[str] = field(default_factory=list)  # _digest of each full 1,000 paragraphs
+    real_texts: set[bytes] = field(default_factory=set)
+    documents: int = 0
+
+    def add_sentence(self, text: str, parts: Sequence[tuple[int, float]]) -> None:
+        key = _key(text)
+        if key in self.segments:
+            return
+        self.segments[key] = len(self.starts) - 1
+        for row, weight in parts:
+            self.rows.append(row)
+            self.weights.append(weight)
+        self.starts.append(len(self.rows))
+
+    def parts(self, text: str) -> tuple[list[int], list[float]] | None:
+        entry = self.segments.get(_key(text))
+        if entry is None:
+            return None
+        start, end = self.starts[entry], self.starts[entry + 1]
+        return self.rows[start:end], self.weights[start:end]
+
+    def piece(self, text: str) -> int | None:
+        """The bank row of the seed sentence a piece of one begins or ends like (the
+        splitter cuts long paragraphs inside sentences, at commas or spaces)."""
+        if len(text) < _END:
+            return None
+        found = self.ends.get(_key("<" + text[:_END]))
+        return found if found is not None else self.ends.get(_key(">" + text[-_END:]))
+
+
+_END = 16  # characters of a part's start and end that identify a piece of it
+
+
+def _bank_row(offsets: dict[str, int], language: str, pick: int, part: str) -> int:
+    """The bank row of a varied seed sentence: one of its ``BANK_VARIANTS`` encoded
+    variants, chosen by the text (the same text always gets the same)."""
+    return offsets[language] + pick * BANK_VARIANTS + _key(part)[0] % BANK_VARIANTS
+
+
+def _register(
+    composition: Composition,
+    offsets: dict[str, int],
+    language: str,
+    picks: Sequence[int],
+    parts: Sequence[str],
+    text: str,
+) -> None:
+    """Map each sentence of the paragraph ``text`` (joined ``parts``) to its parts."""
+    joiner = len(text) - sum(map(len, parts))
+    joiner = joiner // (len(parts) - 1) if len(parts) > 1 else 0
+    spans, position = [], 0
+    for pick, part in zip(picks, parts, strict=True):
+        spans.append(
+            (
+                position,
+                position + len(part),
+                _bank_row(offsets, language, pick, part),
+                _weighted_length(part),
+            )
+        )
+        position += len(part) + joiner
+        if len(part) >= _END:
+            composition.ends.setdefault(_key("<" + part[:_END]), spans[-1][2])
+            composition.ends.setdefault(_key(">" + part[-_END:]), spans[-1][2])
+    for start, end in sentence_spans(text):
+        composition.add_sentence(
+            text[start:end],
+            [
+                (row, weight * (min(end, b) - max(start, a)) / max(1, b - a))
+                for a, b, row, weight in spans
+                if a < end and b > start
+            ],
+        )
+
+
+def _title(
+    rng: random.Random, pool: SeedPool, language: str, offsets: dict[str, int]
+) -> tuple[str, int]:
+    """A headline: a varied seed sentence of ``language`` of 40 to 140 weighted characters
+    without a date in it (the dateline is the line below), and its bank row."""
+    sentences = pool.sentences[language]
+    fitting = [i for i, s in enumerate(sentences) if 40 <= _weighted_length(s) <= 140]
+    fitting = fitting or list(range(len(sentences)))
+    for _ in range(20):
+        pick = rng.choice(fitting)
+        title = _vary(sentences[pick], rng)
+        if "\n" not in title and find_date(title) is None:
+            break
+    return title, _bank_row(offsets, language, pick, title)
+
+
+def write_corpus(
+    pool: SeedPool,
+    n: int,
+    seed: int,
+    corpus_dir: Path,
+    *,
+    seeds_dir: Path | None = None,
+    params: ChunkingParams | None = None,
+    progress: bool = False,
+) -> Composition:
+    """Write the ``n`` synthetic chunks of ``seed`` as documents in ``corpus_dir``, one a
+    paragraph, 20 to 60 a document, under a headline and a ``Source: ... | date`` line (the
+    shape of the seed pages), plus a copy of every file of ``seeds_dir`` (so the eval
+    questions have their answers). Files of earlier corpora there are removed."""
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    for old in corpus_dir.iterdir():
+        if old.is_file() and old.suffix in (".txt", ".md"):
+            old.unlink()
+    _, offsets = _bank(pool, seed)
+    composition = Composition()
+    rng = random.Random(f"documents-{seed}")
+    block: list[str] = []
+    paragraphs: list[str] = []
+    size = rng.randint(*_DOC_PARAGRAPHS)
+    header: tuple[str, str] = ("", "")
+
+    def flush() -> None:
+        title, date = header
+        text = f"{title}\n\nSource: {SERVE_SOURCE} | {date}\n\n" + "\n\n".join(paragraphs) + "\n"
+        name = f"syn{seed}-{composition.documents:07d}.txt"
+        (corpus_dir / name).write_text(text, encoding="utf-8")
+        composition.documents += 1
+
+    stream = tqdm(
+        _compose(pool, n, seed), total=n, desc="write corpus", unit="chunk", disable=not progress
+    )
+    for row, (language, picks, parts, text) in enumerate(stream):
+        if not paragraphs:
+            title, title_row = _title(rng, pool, language, offsets)
+            composition.add_sentence(title, [(title_row, float(_weighted_length(title)))])
+            day = dt.date.fromordinal(_FIRST_DAY + rng.randrange(_DAYS)).isoformat()
+            header = (title, day)
+        _register(composition, offsets, language, picks, parts, text)
+        composition.paragraphs[_key(text)] = row
+        paragraphs.append(text)
+        block.append(text)
+        if len(block) == _BLOCK:
+            composition.blocks.append(_digest(block))
+            block = []
+        if len(paragraphs) == size:
+            flush()
+            paragraphs, size = [], rng.randint(*_DOC_PARAGRAPHS)
+    if paragraphs:
+        flush()
+    if seeds_dir is not None:
+        params = params or ChunkingParams(600, 90)
+        for path in sorted(seeds_dir.iterdir()):
+            if path.is_file() and path.suffix in (".txt", ".md"):
+                (corpus_dir / path.name).write_bytes(path.read_bytes())
+        for document in read_corpus(seeds_dir):
+            for chunk in chunk_document(document, params):
+                composition.real_texts.add(_key(indexed_text(chunk, document)))
+                composition.real_texts.update(
+                    _key(document.text[a:b])
+                    for a, b in sentence_spans(chunk.text, chunk.char_start)
+                )
+    return composition
+
+
+class StandInEncoder:
+    """An encoder with a configured model's ``name`` and ``dim`` whose vectors stand in for
+    the model's own, for corpora too large to encode (see ``serve_scale``). Each text gets:
+
+    - ``real``: the model's cached vector of that synthetic paragraph;
+    - ``real body + title from bank``: a paragraph under its document's headline (what
+      ``indexed_text`` indexes): the cached vector of the paragraph and the bank vector of
+      the headline, weighted by length;
+    - ``sentence from bank``: a sentence made of one seed sentence: the encoded vector of a
+      variant of it (``_bank``);
+    - ``approximated``: the length-weighted sum of the bank vectors of its sentences'
+      seed sentences, L2-normalised (``approximate_vectors``' way); a piece of a sentence
+      (the splitter cuts long paragraphs at commas and spaces) counts as its seed sentence
+      when it begins or ends like it (``sentence piece from bank`` when it is the whole
+      text); sentences of no seed (a dateline) are left out of the sum;
+    - ``encoded``: the copied seed documents' texts, by the model itself;
+    - ``fallback (encoded)``: a text with nothing known (a dateline alone), by the model
+      itself, the first ``fallback_budget`` of them (the English model encodes about 13
+      chunks a second here); ``fallback (random)``: the others, a random unit vector
+      seeded by the text.
+
+    ``counts`` adds up what each text got."""
+
+    def __init__(
+        self,
+        name: str,
+        dim: int,
+        *,
+        bank: np.ndarray,
+        composition: Composition,
+        real: np.ndarray | None,
+        load_real: Callable[[], Encoder],
+        fallback_budget: int = 2000,
+    ) -> None:
+        self.name = name
+        self.dim = dim
+        self.counts: dict[str, int] = {}
+        self._bank = bank
+        self._composition = composition
+        self._real = real if real is not None else np.zeros((0, dim), dtype=np.float32)
+        self._load_real = load_real
+        self._model: Encoder | None = None
+        self._fallback_budget = fallback_budget
+        self._fallbacks_encoded = 0
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def _count(self, kind: str, number: int = 1) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + number
+
+    def _sentences(self, text: str) -> tuple[np.ndarray | None, int, int, int]:
+        """Weighted bank sum of the sentences of ``text`` (pieces of sentences by their
+        start or end); how many sentences were known, pieces, unknown."""
+        total = np.zeros(self.dim, dtype=np.float32)
+        known = pieces = unknown = 0
+        for start, end in sentence_spans(text):
+            sentence = text[start:end]
+            found = self._composition.parts(sentence)
+            if found is not None:
+                rows, weights = found
+                total += np.asarray(weights, dtype=np.float32) @ self._bank[rows]
+                known += 1
+            elif (row := self._composition.piece(sentence)) is not None:
+                total += _weighted_length(sentence) * self._bank[row]
+                pieces += 1
+            else:
+                unknown += 1
+        return (total if known or pieces else None), known, pieces, unknown
+
+    def _vector(self, text: str) -> tuple[np.ndarray | None, str]:
+        composition = self._composition
+        key = _key(text)
+        if key in composition.real_texts:
+            return None, "encoded"
+        row = composition.paragraphs.get(key)
+        if row is not None and row < len(self._real):
+            return self._real[row], "real"
+        title, newline, body = text.partition("\n")
+        row = composition.paragraphs.get(_key(body)) if newline else None
+        if row is not None and row < len(self._real):
+            found = composition.parts(title)
+            if found is not None:
+                rows, weights = found
+                vector = np.asarray(weights, dtype=np.float32) @ self._bank[rows]
+                vector = vector + _weighted_length(body) * self._real[row]
+                return _unit(vector), "real body + title from bank"
+        vector, known, pieces, unknown = self._sentences(text)
+        if vector is None:
+            if self._fallbacks_encoded < self._fallback_budget:
+                self._fallbacks_encoded += 1
+                return None, "fallback (encoded)"
+            vector = np.random.default_rng(int.from_bytes(key, "little")).normal(size=self.dim)
+            return _unit(vector.astype(np.float32)), "fallback (random)"
+        if known == 1 and not (pieces or unknown):
+            return _unit(vector), "sentence from bank"
+        if pieces == 1 and not (known or unknown):
+            return _unit(vector), "sentence piece from bank"
+        return _unit(vector), "approximated"
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        todo: list[int] = []
+        for i, text in enumerate(
+            tqdm(texts, desc=f"stand-in {self.name}", unit="text", disable=not progress)
+        ):
+            vector, kind = self._vector(text)
+            self._count(kind)
+            if vector is None:
+                todo.append(i)
+            else:
+                out[i] = vector
+        if todo:
+            if self._model is None:
+                self._model = self._load_real()
+            out[todo] = self._model.encode([texts[i] for i in todo], progress=progress)
+        return out
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def _real_vectors(
+    cache_dir: Path, model: str, seed: int, blocks: Sequence[str]
+) -> np.ndarray | None:
+    """The cached encoded vectors of the synthetic stream's first blocks, as many as match
+    ``blocks`` (the text digests of the corpus written now), or None."""
+    cache = _VectorCache(cache_dir, re.sub(r"[^A-Za-z0-9._-]+", "_", _cache_key(model, seed)))
+    if not (cache.meta.is_file() and cache.data.is_file()):
+        return None
+    meta = json.loads(cache.meta.read_text())
+    cache.dim = int(meta["dim"])
+    matching = 0
+    for cached, wanted in zip(meta["digests"], blocks, strict=False):
+        if cached != wanted:
+            break
+        matching += 1
+    return cache.rows(matching * _BLOCK) if matching else None
+
+
+class _Steps:
+    """Wall seconds per named step, and the RSS peak seen in each (sampled every 0.2 s by a
+    thread that also stops the process when it outgrows ``guard``)."""
+
+    def __init__(self, guard: int, abort_file: Path | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.peaks: dict[str, int] = {}
+        self.current = "start"
+        self._guard = guard
+        self._abort_file = abort_file
+        self._started = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            rss = _status("VmRSS")
+            step = self.current
+            self.peaks[step] = max(self.peaks.get(step, 0), rss)
+            available = _meminfo("MemAvailable")
+            if rss > self._guard or (available and available < 1.5 * 2**30):
+                if self._abort_file is not None:
+                    self._abort_file.write_text(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "rss_bytes": rss,
+                                "mem_available_bytes": available,
+                                "elapsed_seconds": round(time.perf_counter() - self._started, 1),
+                                "seconds": self.seconds,
+                                "peak_rss_by_step": self.peaks,
+                            }
+                        )
+                    )
+                os._exit(3)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        outer, self.current = self.current, name
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            self.current = outer
+
+    def wrap(self, owner: Any, attribute: str, name: str | Callable[[], str]) -> Callable[[], None]:
+        """Time every call of ``owner.attribute`` as step ``name`` (a callable names each
+        call); returns what undoes it."""
+        original = getattr(owner, attribute, None)
+        if original is None:  # not there in this version of the module: not timed
+            return lambda: None
+        raw = owner.__dict__.get(attribute) if isinstance(owner, type) else None
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.step(name() if callable(name) else name):
+                return original(*args, **kwargs)
+
+        setattr(owner, attribute, staticmethod(timed) if isinstance(owner, type) else timed)
+
+        def undo() -> None:
+            setattr(owner, attribute, raw if raw is not None else original)
+
+        return undo
+
+
+def _meminfo(field_name: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _rollup() -> dict[str, int]:
+    """This process's memory from /proc/self/smaps_rollup (Rss, Pss, shared, private,
+    anonymous), in bytes."""
+    wanted = {
+        "Rss",
+        "Pss",
+        "Shared_Clean",
+        "Shared_Dirty",
+        "Private_Clean",
+        "Private_Dirty",
+        "Anonymous",
+    }
+    values = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        if name in wanted:
+            values[name.lower()] = int(rest.split()[0]) * 1024
+    return values
+
+
+@dataclass(frozen=True)
+class _ServePlan:
+    n: int
+    seed: int
+    settings: Settings  # corpus_dir and index_dir of this N
+    cache_dir: Path  # encoded vectors, shared with run_scale and compare_dense
+    seeds_dir: Path | None
+    onnx_from: Path | None  # ONNX exports to copy instead of exporting again
+    progress: bool
+    guard: int
+    force: bool
+
+
+def _fresh(settings: Settings) -> Settings:
+    """``settings`` as this process's ``Settings`` class has them: a pickled copy from a
+    process that imported an older ``service.config`` lacks fields added since (defaults)."""
+    given = {k: v for k, v in vars(settings).items() if k in Settings.model_fields}
+    return Settings.model_construct(**given)
+
+
+def _copy_onnx(source: Path | None, index_dir: Path) -> None:
+    if source is None or not source.is_dir():
+        return
+    target = index_dir / "onnx"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("*.onnx"):
+        if not (target / path.name).is_file():
+            shutil.copyfile(path, target / path.name)
+
+
+def _serve_build(plan: _ServePlan) -> dict[str, Any]:
+    """Write the corpus and build a real generation of it with stand-in encoders (own
+    process): seconds and RSS peak per step, what each text's vector is."""
+    from service import index as index_module
+
+    settings = _fresh(plan.settings)
+    set_threads(settings.effective_threads())
+    directory = settings.index_dir.parent
+    steps = _Steps(plan.guard, directory / "build-abort.json")
+    params = ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    with steps.step("write corpus"):
+        pool = seed_pool(plan.seeds_dir or settings.corpus_dir, params)
+        composition = write_corpus(
+            pool,
+            plan.n,
+            plan.seed,
+            settings.corpus_dir,
+            seeds_dir=plan.seeds_dir,
+            params=params,
+            progress=plan.progress,
+        )
+    _copy_onnx(plan.onnx_from, settings.index_dir)
+    encoders = []
+    with steps.step("bank and cached vectors"):
+        bank_texts, _ = _bank(pool, plan.seed)
+        for model in (settings.dense_model, settings.multilingual_model):
+            bank, _, _ = encode_cached(
+                model,
+                bank_texts,
+                settings=settings,
+                cache_dir=plan.cache_dir,
+                key=_cache_key(model, plan.seed, bank=True),
+                progress=plan.progress,
+            )
+
+            def load_real(model: str = model) -> Encoder:
+                return load_encoder(
+                    model,
+                    threads=settings.effective_threads(),
+                    backend=settings.dense_backend,
+                    cache_dir=settings.index_dir / "onnx",
+                )
+
+            real = _real_vectors(plan.cache_dir, model, plan.seed, composition.blocks)
+            encoders.append(
+                StandInEncoder(
+                    model,
+                    int(bank.shape[1]),
+                    bank=bank,
+                    composition=composition,
+                    real=real,
+                    load_real=load_real,
+                )
+            )
+    calls = iter(
+        [
+            "encode dense chunks",
+            "encode dense sentences",
+            "encode multilingual chunks",
+            "encode multilingual sentences",
+        ]
+    )
+    undo = [
+        steps.wrap(index_module, "corpus_hash", "corpus hash"),
+        steps.wrap(index_module, "read_document", "read documents"),
+        steps.wrap(index_module, "chunk_document", "chunk"),
+        steps.wrap(index_module, "sentence_spans", "sentence spans"),
+        steps.wrap(index_module, "_previous_vectors", "previous generation's vectors"),
+        steps.wrap(index_module, "_encode_new", lambda: next(calls, "encode")),
+        steps.wrap(index_module.DenseIndex, "build", "dense index build"),
+        steps.wrap(index_module.LexicalIndex, "build", "bm25 build"),
+        steps.wrap(index_module, "_write_jsonl", "write jsonl"),
+        steps.wrap(index_module, "_file_table", "checksums"),
+        steps.wrap(index_module, "_publish", "fsync and publish"),
+    ]
+    try:
+        with steps.step("build_index"):
+            result = index_module.build_index(
+                settings,
+                force=plan.force,
+                progress=plan.progress,
+                encoders=(encoders[0], encoders[1]),
+            )
+    finally:
+        for step in undo:
+            step()
+        steps.close()
+    seconds = dict(steps.seconds)
+    inner = sum(
+        v
+        for k, v in seconds.items()
+        if k not in ("write corpus", "bank and cached vectors", "build_index")
+    )
+    seconds["other (save files, sentence table, ...)"] = seconds["build_index"] - inner
+    return {
+        "built": result.built,
+        "generation": str(result.path),
+        "documents": result.documents,
+        "chunks": result.chunks,
+        "synthetic_documents": composition.documents,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "peak_rss_by_step": steps.peaks,
+        "peak_rss_bytes": _status("VmHWM"),
+        "stand_ins": {
+            name: {
+                "model": encoder.name,
+                "dim": encoder.dim,
+                "counts": encoder.counts,
+                "real_vectors_available": len(encoder._real),
+            }
+            for name, encoder in zip(("dense", "multilingual"), encoders, strict=True)
+        },
+    }
+
+
+def _serve_probe(
+    settings: Settings, query_sets: dict[str, list[str]], depth: int
+) -> dict[str, Any]:
+    """Load the generation as ``citeqa serve`` does (``load_index`` and ``Engine``, fresh
+    process) and measure loading, memory, ``Engine.ask`` by stage, BM25 and dense search."""
+    from service import index as index_module
+    from service.engine import Engine
+
+    settings = _fresh(settings)
+    steps = _Steps(2**62)
+    undo = [
+        steps.wrap(index_module, "_check_files", "checksums"),
+        steps.wrap(index_module, "_read_jsonl", "read jsonl"),
+        steps.wrap(index_module.DenseIndex, "load", "dense load"),
+        steps.wrap(index_module.LexicalIndex, "load", "bm25 load"),
+        steps.wrap(index_module, "_encoders", "query encoders"),
+    ]
+    started = time.perf_counter()
+    try:
+        with steps.step("load_index"):
+            index = index_module.load_index(settings)
+        with steps.step("Engine"):
+            engine = Engine(index, settings, base_url=settings.public_url)
+        with steps.step("warm-up ask"):
+            engine.ask("warm up 预热", top_k=1)
+    finally:
+        for step in undo:
+            step()
+        steps.close()
+    load_seconds = time.perf_counter() - started
+    after_load = _rollup()
+    stages: dict[str, list[float]] = {}
+    per_set: dict[str, list[float]] = {}
+    answered = abstained = mismatches = 0
+    for set_name, questions in query_sets.items():
+        for question in questions:
+            result = engine.ask(question, top_k=5)
+            for stage, ms in result.timings_ms.items():
+                stages.setdefault(stage, []).append(ms)
+            per_set.setdefault(set_name, []).append(result.timings_ms["total"])
+            if result.answer is None:
+                abstained += 1
+                continue
+            answered += 1
+            citation = result.answer.citation
+            text = index.documents[citation.doc_id].text
+            mismatches += text[citation.char_start : citation.char_end] != citation.quote
+    queries = [q for qs in query_sets.values() for q in qs]
+    _, bm25_times = _timed(index.lexical.search, queries, depth)
+    dense_times = {}
+    for name, store, encoder in (
+        ("multilingual", index.multilingual, index.multilingual_encoder),
+        ("dense", index.dense, index.dense_encoder),
+    ):
+        vectors = encoder.encode(queries)
+        store.search(vectors[0], depth)
+        _, dense_times[name] = _timed(store.search, list(vectors), depth)
+    after = _rollup()
+
+    def figures(values: Sequence[float]) -> dict[str, float]:
+        p50, p99 = _percentiles(values)
+        return {"p50": round(p50, 3), "p99": round(p99, 3)}
+
+    return {
+        "load_seconds": round(load_seconds, 2),
+        "load_steps": {k: round(v, 2) for k, v in steps.seconds.items()},
+        "memory_after_load": after_load,
+        "memory_after_queries": after,
+        "ask_ms": {stage: figures(values) for stage, values in stages.items()},
+        "ask_total_ms_by_set": {name: figures(values) for name, values in per_set.items()},
+        "answered": answered,
+        "abstained": abstained,
+        "citation_mismatches": mismatches,
+        "bm25_ms": figures(bm25_times),
+        "dense_ms": {name: figures(times) for name, times in dense_times.items()},
+        "counts": dict(index.manifest["counts"]),
+        "dense_index": index.manifest.get("dense_index", {}),
+    }
+
+
+def _serve_http(
+    settings: Settings, workers: int, questions: Sequence[str], ready_timeout: float
+) -> dict[str, Any]:
+    """``citeqa serve --workers N`` on a free port: seconds until ``/readyz``, one
+    keep-alive client's ``POST /ask`` p50/p99, and the server processes' summed RSS/PSS."""
+    import http.client
+    import socket
+    import subprocess
+
+    from service.load import server_processes, tree_rss
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = dict(os.environ) | {
+        "CITEQA_INDEX_DIR": str(settings.index_dir.resolve()),
+        "CITEQA_CORPUS_DIR": str(settings.corpus_dir.resolve()),
+        "CITEQA_RATE_LIMIT_PER_MINUTE": "0",
+        "CITEQA_REQUEST_BUDGET_SECONDS": "120",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        while True:
+            if process.poll() is not None:
+                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise RuntimeError(f"the server exited before it was ready:\n{error[-2000:]}")
+            try:
+                connection.request("GET", "/readyz")
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    break
+            except (OSError, http.client.HTTPException):
+                connection.close()
+            if time.perf_counter() - started > ready_timeout:
+                raise RuntimeError(f"the server was not ready within {ready_timeout:.0f} s")
+            time.sleep(0.5)
+        ready = time.perf_counter() - started
+        pids = server_processes(process.pid) or [process.pid]
+        rss_ready, pss_ready = tree_rss(pids)
+        times, errors, payloads = [], 0, []
+        headers = {"Content-Type": "application/json"}
+        for question in questions:
+            body = json.dumps({"question": question, "top_k": 5})
+            begun = time.perf_counter()
+            connection.request("POST", "/ask", body, headers)
+            response = connection.getresponse()
+            payload = response.read()
+            times.append((time.perf_counter() - begun) * 1000)
+            errors += response.status != 200
+            payloads.append(payload)
+        answered, mismatches = _check_citations(settings.corpus_dir, payloads)
+        rss, pss = tree_rss(pids)
+        p50, p99 = _percentiles(times)
+        return {
+            "workers": workers,
+            "processes": len(pids),
+            "ready_seconds": round(ready, 1),
+            "requests": len(times),
+            "errors": errors,
+            "answered": answered,
+            "citation_mismatches": mismatches,
+            "p50_ms": round(p50, 2),
+            "p99_ms": round(p99, 2),
+            "rss_ready_bytes": rss_ready,
+            "pss_ready_bytes": pss_ready,
+            "rss_bytes": rss,
+            "pss_bytes": pss,
+        }
+    finally:
+        connection.close()
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _check_citations(corpus_dir: Path, payloads: Sequence[bytes]) -> tuple[int, int]:
+    """How many ``/ask`` answers there were, and how many of their citations do not slice
+    out of the corpus file (read byte for byte, as ingestion reads it)."""
+    texts: dict[str, str] = {}
+    answered = mismatches = 0
+    for payload in payloads:
+        answer = json.loads(payload).get("answer")
+        if not answer:
+            continue
+        answered += 1
+        citation = answer["citation"]
+        doc_id = citation["doc_id"]
+        if doc_id not in texts:
+            path = next(corpus_dir.glob(f"{glob.escape(doc_id)}.*"))
+            texts[doc_id] = path.read_bytes().decode("utf-8")
+        quote = texts[doc_id][citation["char_start"] : citation["char_end"]]
+        mismatches += quote != citation["quote"]
+    return answered, mismatches
+
+
+TARGETS = {  # issue 8, at 1M chunks on the 2-core machine
+    "ask_p50_ms": 40.0,
+    "rss_bytes": 8 * 2**30,
+    "bm25_p50_ms": 10.0,
+    "dense_p50_ms": 10.0,
+}
+
+
+def serve_scale(
+    sizes: Sequence[int],
+    settings: Settings,
+    work_dir: Path,
+    progress: bool = True,
+    *,
+    questions: Sequence[str] = (),
+    queries: int = 150,
+    seed: int = 0,
+    workers: Sequence[int] = (1, 2),
+    seeds_dir: Path | None = None,
+    onnx_from: Path | None = None,
+    guard: int = _MEMORY_GUARD,
+    force: bool = False,
+    ready_timeout: float = 3600.0,
+) -> Iterator[dict[str, Any]]:
+    """The whole service over a synthetic corpus of each size in ``sizes`` (one dict per
+    size, as each finishes):
+
+    1. ``write_corpus`` writes about N chunks as documents (and copies ``seeds_dir``);
+    2. ``service.index.build_index`` builds a real generation with ``StandInEncoder``s
+       (seconds and RSS peak per step; a build over ``guard`` RSS stops, and the result
+       says in which step);
+    3. a fresh process loads it as ``citeqa serve`` does and measures ``Engine.ask`` per
+       stage over ``questions`` (the eval set) and ``queries`` held-out synthetic
+       sentences, BM25 and dense search, RSS/PSS;
+    4. ``citeqa serve`` with each number of ``workers``: one client's ``/ask`` p50/p99 and
+       the server processes' summed RSS/PSS.
+    """
+    params = ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    seeds_dir = seeds_dir or settings.corpus_dir
+    pool = seed_pool(seeds_dir, params)
+    synthetic = synthetic_queries(pool, queries, seed)
+    for n in sorted(sizes):
+        directory = work_dir / f"serve-n{n}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "build-abort.json").unlink(missing_ok=True)
+        scoped = settings.model_copy(
+            update={"corpus_dir": directory / "corpus", "index_dir": directory / "index"}
+        )
+        plan = _ServePlan(
+            n, seed, scoped, work_dir / "vectors", seeds_dir, onnx_from, progress, guard, force
+        )
+        row: dict[str, Any] = {
+            "chunks_target": n,
+            "seed": seed,
+            "threads": settings.effective_threads(),
+            "load_average": os.getloadavg(),
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        try:
+            row["build"] = _in_process(_serve_build, plan)
+        except BrokenProcessPool:
+            abort = directory / "build-abort.json"
+            if not abort.is_file():
+                raise
+            row["build_aborted"] = json.loads(abort.read_text())
+            yield row
+            continue
+        generation = Path(row["build"]["generation"])
+        row["bytes_on_disk"] = {
+            path.relative_to(generation).as_posix(): path.stat().st_size
+            for path in sorted(generation.rglob("*"))
+            if path.is_file()
+        }
+        row["bytes_on_disk"]["total"] = sum(row["bytes_on_disk"].values())
+        row["bytes_on_disk"]["corpus"] = _bytes_under(scoped.corpus_dir)
+        query_sets = {"eval questions": list(questions), "held-out synthetic": synthetic}
+        row["in_process"] = _in_process(_serve_probe, scoped, query_sets, scoped.retriever_depth)
+        asked = [*questions, *synthetic]
+        row["http"] = [_serve_http(scoped, count, asked, ready_timeout) for count in workers]
+        row["targets"] = _serve_targets(row)
+        yield row
+
+
+def _serve_targets(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    probe = row["in_process"]
+    largest_rss = max((run["rss_bytes"] for run in row["http"]), default=0)
+    measured = {
+        "ask_p50_ms": probe["ask_ms"]["total"]["p50"],
+        "rss_bytes": largest_rss,
+        "bm25_p50_ms": probe["bm25_ms"]["p50"],
+        "dense_p50_ms": max(v["p50"] for v in probe["dense_ms"].values()),
+    }
+    return {
+        name: {"value": value, "limit": TARGETS[name], "met": value <= TARGETS[name]}
+        for name, value in measured.items()
+    }
+
+
+def _mib(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def _cell(row: dict[str, Any], path: str, kind: str = "") -> str:
+    """The value at ``path`` (keys joined by ``/``; a number picks from a list) in ``row``,
+    formatted by ``kind``: ``mib``, ``s`` (seconds), ``ms`` (``p50 / p99``) or plain."""
+    value: Any = row
+    try:
+        for key in path.split("/"):
+            value = value[int(key)] if isinstance(value, list) else value[key]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "–"
+    if kind == "mib":
+        return _mib(value)
+    if kind == "s":
+        return f"{value:,.1f}"
+    if kind == "ms":
+        return f"{value['p50']:.2f} / {value['p99']:.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _stand_in_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What each text build_index encoded got, per size and encoder."""
+    kinds = dict.fromkeys(
+        kind
+        for row in rows
+        for encoder in row.get("build", {}).get("stand_ins", {}).values()
+        for kind in encoder["counts"]
+    )
+    columns = [(row, name) for row in rows for name in row.get("build", {}).get("stand_ins", {})]
+    lines = [
+        "| vector | "
+        + " | ".join(f"{row['chunks_target']:,}: {name}" for row, name in columns)
+        + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for kind in kinds:
+        cells = [
+            f"{row['build']['stand_ins'][name]['counts'].get(kind, 0):,}" for row, name in columns
+        ]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| cached encoded paragraphs available | "
+        + " | ".join(
+            f"{row['build']['stand_ins'][name]['real_vectors_available']:,}"
+            for row, name in columns
+        )
+        + " |"
+    )
+    return lines
+
+
+def serve_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The ``serve_scale`` results as markdown: how they were made, the figures (one
+    column per corpus size), the targets, and what each vector is."""
+    commands = dict.fromkeys(row["command"] for row in rows if row.get("command"))
+    head = [
+        "# The whole service at scale (`python -m service.scale N --serve`)",
+        "",
+        "Generated by `service.scale.serve_scale` from `serve.jsonl` (every figure is there,",
+        "with more detail). Commands, each run under `flock /tmp/citeqa-measure.lock`:",
+        "",
+        *[f"    {command}" for command in commands],
+        "",
+        "A synthetic corpus of N paragraphs (varied seed sentences, 20-60 a document under a",
+        "headline and a `Source: ... | date` line, plus the 5 seed documents) is built into a",
+        "real generation by `service.index.build_index` with stand-in encoders (vectors below),",
+        "then loaded in a fresh process as `citeqa serve` loads it (`load_index`, `Engine`),",
+        "and served by `citeqa serve` with 1 and 2 workers. Questions: the 150 of",
+        "`eval/questions.jsonl` and 150 held-out synthetic sentence fragments; one client.",
+        "",
+    ]
+    for row in rows:
+        if row.get("note"):
+            head += [f"**{row['chunks_target']:,}**: {row['note']}", ""]
+        if row.get("build_aborted"):
+            aborted = row["build_aborted"]
+            head.append(
+                f"**{row['chunks_target']:,}: the build was stopped** in step "
+                f"`{aborted['step']}` at {_mib(aborted['rss_bytes'])} RSS "
+                f"({_mib(aborted['mem_available_bytes'])} available) after "
+                f"{aborted['elapsed_seconds']:.0f} s; seconds so far: {aborted['seconds']}."
+            )
+            head.append("")
+    rows = [row for row in rows if "build" in row]
+    lines = [
+        "| | " + " | ".join(f"{row['chunks_target']:,} paragraphs" for row in rows) + " |",
+        "| --- |" + " --- |" * len(rows),
+    ]
+
+    def add(label: str, path: str, kind: str = "") -> None:
+        lines.append(f"| {label} | " + " | ".join(_cell(r, path, kind) for r in rows) + " |")
+
+    add("chunks (real chunker)", "build/chunks")
+    add("documents (synthetic + seeds)", "build/documents")
+    add("sentences", "in_process/counts/sentences")
+    add("**build seconds** (build_index)", "build/seconds/build_index", "s")
+    steps = dict.fromkeys(k for r in rows for k in r.get("build", {}).get("seconds", {}))
+    for step in steps:
+        if step != "build_index":
+            add(f"- {step}", f"build/seconds/{step}", "s")
+    add("build peak RSS", "build/peak_rss_bytes", "mib")
+    add("**bytes on disk** (generation)", "bytes_on_disk/total", "mib")
+    files = dict.fromkeys(k for r in rows for k in r.get("bytes_on_disk", {}))
+    for name in files:
+        if name != "total" and not name.startswith("bm25/"):
+            add(f"- {name}", f"bytes_on_disk/{name}", "mib")
+    add("**load seconds** (load_index + Engine + warm-up)", "in_process/load_seconds", "s")
+    for step in dict.fromkeys(
+        k for r in rows for k in r.get("in_process", {}).get("load_steps", {})
+    ):
+        add(f"- {step}", f"in_process/load_steps/{step}", "s")
+    for when in ("load", "queries"):
+        for part in ("rss", "pss", "anonymous"):
+            add(f"in-process {part} after {when}", f"in_process/memory_after_{when}/{part}", "mib")
+    for stage in dict.fromkeys(k for r in rows for k in r.get("in_process", {}).get("ask_ms", {})):
+        add(f"Engine.ask `{stage}` p50 / p99 ms", f"in_process/ask_ms/{stage}", "ms")
+    add("BM25 search p50 / p99 ms", "in_process/bm25_ms", "ms")
+    add("dense search, USE p50 / p99 ms", "in_process/dense_ms/multilingual", "ms")
+    add("dense search, MiniLM p50 / p99 ms", "in_process/dense_ms/dense", "ms")
+    add("answered", "in_process/answered")
+    add("abstained", "in_process/abstained")
+    add("citation mismatches", "in_process/citation_mismatches")
+    for i in range(2):
+        add(f"HTTP run {i + 1}: workers", f"http/{i}/workers")
+        add("- seconds until /readyz", f"http/{i}/ready_seconds", "s")
+        add("- /ask p50 ms (one client)", f"http/{i}/p50_ms")
+        add("- /ask p99 ms", f"http/{i}/p99_ms")
+        add("- server RSS summed", f"http/{i}/rss_bytes", "mib")
+        add("- server PSS summed", f"http/{i}/pss_bytes", "mib")
+        add("- answered", f"http/{i}/answered")
+        add("- citation mismatches", f"http/{i}/citation_mismatches")
+    targets = ["", "Targets (issue 8, meant for 1M chunks):", "",
+               "| target | limit | " + " | ".join(f"{r['chunks_target']:,}" for r in rows) + " |",
+               "| --- | --- |" + " --- |" * len(rows)]  # fmt: skip
+    for name, limit in TARGETS.items():
+        shown = _mib(limit) if name == "rss_bytes" else f"{limit:g} ms"
+        cells = []
+        for row in rows:
+            got = row.get("targets", {}).get(name)
+            if got is None:
+                cells.append("–")
+                continue
+            value = _mib(got["value"]) if name == "rss_bytes" else f"{got['value']:.2f} ms"
+            cells.append(f"{value} {'met' if got['met'] else '**missed**'}")
+        targets.append(f"| {name} | {shown} | " + " | ".join(cells) + " |")
+    vectors = ["", "What each text's vector is (`StandInEncoder`; counts of texts build_index",
+               "asked to encode):", "", *_stand_in_table(rows)]  # fmt: skip
+    return "\n".join(head + lines + targets + vectors) + "\n"
+
+
+def _save_serve_row(out: Path, row: dict[str, Any]) -> None:
+    """Put ``row`` into ``out/serve.jsonl`` (replacing the row of the same size) and
+    write ``out/serve.md`` from every row."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "serve.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    rows = sorted(
+        [r for r in rows if r["chunks_target"] != row["chunks_target"]] + [row],
+        key=lambda r: r["chunks_target"],
+    )
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    (out / "serve.md").write_text(serve_markdown(rows))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m service.scale N [N ...]``: measure and print one JSON line per N."""
     parser = argparse.ArgumentParser(prog="python -m service.scale", description=__doc__)
@@ -1019,6 +2058,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--approximate", action="store_true", help="with --compare: approximated vectors"
     )
     parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="instead: the whole service over a real generation of N chunks (serve_scale)",
+    )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="with --serve: servers to start"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="with --serve: update OUT/serve.jsonl and OUT/serve.md"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --serve: rebuild an up-to-date generation"
+    )
+    parser.add_argument(
+        "--memory-guard-gib",
+        type=float,
+        default=_MEMORY_GUARD / 2**30,
+        help="with --serve: stop a build whose RSS passes this (or leaves < 1.5 GiB free)",
+    )
+    parser.add_argument(
         "--throughput",
         action="store_true",
         help="instead: each encoder's chunks/s over the first N chunks (encode_throughput)",
@@ -1035,6 +2094,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             for model in (settings.multilingual_model, settings.dense_model):
                 rates = encode_throughput(model, settings, n, args.seed)
                 print(json.dumps({"model": model, "chunks": n, "chunks_per_s": rates}), flush=True)
+        return 0
+    if args.serve:
+        settings = Settings()
+        for row in serve_scale(
+            args.sizes,
+            settings,
+            args.work_dir,
+            not args.quiet,
+            questions=questions,
+            queries=args.queries,
+            seed=args.seed,
+            workers=args.workers,
+            onnx_from=settings.index_dir / "onnx",
+            guard=int(args.memory_guard_gib * 2**30),
+            force=args.force,
+        ):
+            row["command"] = "python -m service.scale " + " ".join(argv or sys.argv[1:])
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+            if args.out:
+                _save_serve_row(args.out, row)
         return 0
     if args.compare:
         settings = Settings()

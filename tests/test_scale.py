@@ -5,24 +5,38 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from service.chunk import ChunkingParams, weighted_length
+from service import index as index_module
+from service.chunk import ChunkingParams, indexed_text, sentence_spans, weighted_length
 from service.config import Settings
+from service.evaluate import load_questions
+from service.index import CorpusIndex
+from service.ingest import read_corpus
+from service.records import Chunk
 from service.scale import (
     ScaleResult,
     SeedPool,
+    StandInEncoder,
+    _bank,
     held_out,
     recall_at_k,
     run_scale,
     seed_pool,
+    serve_markdown,
+    serve_scale,
     synthetic_queries,
     synthetic_texts,
+    write_corpus,
 )
+
+QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +179,153 @@ def test_the_default_index_meets_the_targets_on_20k_encoded_chunks(
     assert dense.recall_at_10["held-out"] >= 0.95
     assert dense.memory_ratio <= 1.2
     assert dense.p50_ms < dense.exact_p50_ms
+
+
+# ------------------------------------------------------------- the whole service (--serve)
+
+
+class _FakeModel:
+    """A 'real' encoder for the stand-in's fallback: a fixed vector, and it counts."""
+
+    def __init__(self, dim: int) -> None:
+        self.name, self.dim, self.texts = "fake", dim, 0
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.texts += len(texts)
+        return np.full((len(texts), self.dim), 1 / np.sqrt(self.dim), dtype=np.float32)
+
+
+def test_stand_in_vectors_say_what_they_are(pool: SeedPool, tmp_path: Path) -> None:
+    """Each kind of text gets the vector the docstring promises, and the counts add up."""
+    composition = write_corpus(pool, 300, 0, tmp_path / "corpus")
+    bank_texts, _ = _bank(pool, 0)
+    rng = np.random.default_rng(0)
+    bank = rng.normal(size=(len(bank_texts), 8)).astype(np.float32)
+    real = rng.normal(size=(100, 8)).astype(np.float32)  # "encoded" rows of the first 100
+    fake = _FakeModel(8)
+    encoder = StandInEncoder(
+        "usem3", 8, bank=bank, composition=composition, real=real, load_real=lambda: fake
+    )
+    texts = synthetic_texts(pool, 300, 0)
+    sentence = next(
+        texts[0][a:b] for a, b in sentence_spans(texts[0]) if composition.parts(texts[0][a:b])
+    )
+    rows, weights = composition.parts(sentence) or ([], [])
+    title = next(
+        p.read_text().split("\n", 1)[0] for p in sorted((tmp_path / "corpus").glob("*.txt"))
+    )
+    piece = sentence[:-5]  # a piece the splitter could cut: it begins like its sentence
+    asked = [texts[0], f"{title}\n{texts[1]}", texts[200], sentence, "Source: nowhere", piece]
+    vectors = encoder.encode(asked)
+    assert np.array_equal(vectors[0], real[0])  # cached paragraph: its own vector
+    title_rows, title_weights = composition.parts(title) or ([], [])
+    mixed = np.asarray(title_weights) @ bank[title_rows] + weighted_length(texts[1]) * real[1]
+    assert np.allclose(vectors[1], mixed / np.linalg.norm(mixed), atol=1e-5)
+    expected = np.asarray(weights) @ bank[rows]
+    assert np.allclose(vectors[3], expected / np.linalg.norm(expected), atol=1e-5)
+    assert np.linalg.norm(vectors[2]) == pytest.approx(1, abs=1e-5)  # beyond the cache
+    assert fake.texts == 1 and np.allclose(vectors[4], 1 / np.sqrt(8))
+    assert np.allclose(vectors[5], bank[rows[0]] / np.linalg.norm(bank[rows[0]]), atol=1e-5)
+    assert encoder.counts == {
+        "real": 1,
+        "real body + title from bank": 1,
+        "approximated": 1,
+        "sentence from bank": 1,
+        "fallback (encoded)": 1,
+        "sentence piece from bank": 1,
+    }
+    # past the budget of real encodes, a fallback is a random unit vector of its own
+    frugal = StandInEncoder(
+        "usem3", 8, bank=bank, composition=composition, real=None, load_real=lambda: fake,
+        fallback_budget=0,
+    )  # fmt: skip
+    once, twice = frugal.encode(["Source: nowhere"]), frugal.encode(["Source: nowhere"])
+    assert np.array_equal(once, twice) and np.linalg.norm(once) == pytest.approx(1, abs=1e-5)
+    assert frugal.counts == {"fallback (random)": 2} and fake.texts == 1
+    # the documents: headline, source and date as ingestion reads them, 20-60 paragraphs
+    documents = list(read_corpus(tmp_path / "corpus"))
+    assert len(documents) == composition.documents
+    assert all(d.source == "Synthetic Wire" and d.published and d.title for d in documents)
+    paragraphs = sum(d.text.count("\n\n") - 1 for d in documents)
+    assert paragraphs == 300
+
+
+@pytest.fixture(scope="module")
+def served(
+    settings: Settings, corpus_index: CorpusIndex, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The whole path at 300 synthetic chunks: seeds of one document (a small bank), the
+    eval questions about it, one server worker."""
+    seeds = tmp_path_factory.mktemp("seeds")
+    name = "001_e414230abc2dfe9b.txt"
+    (seeds / name).write_bytes((settings.corpus_dir / name).read_bytes())
+    questions = [
+        q.question for q in load_questions(QUESTIONS) if q.doc_id == name.removesuffix(".txt")
+    ]
+    work = tmp_path_factory.mktemp("serve")
+    (row,) = serve_scale(
+        [300],
+        settings.model_copy(update={"corpus_dir": seeds}),
+        work,
+        False,
+        questions=questions[:6],
+        queries=6,
+        workers=(1,),
+        onnx_from=settings.index_dir / "onnx",
+    )
+    row["work"] = work
+    return row
+
+
+def test_serve_scale_builds_loads_and_answers_with_exact_citations(
+    served: dict[str, Any],
+) -> None:
+    build, probe, (http,) = served["build"], served["in_process"], served["http"]
+    assert build["built"] and build["chunks"] == probe["counts"]["chunks"] > 300
+    assert build["documents"] == build["synthetic_documents"] + 1  # and the seed document
+    assert {"write corpus", "chunk", "bm25 build", "build_index"} <= set(build["seconds"])
+    assert build["peak_rss_bytes"] > 0
+    # the generation loaded, and answered over HTTP, citations slicing their documents
+    assert probe["load_seconds"] > 0 and probe["memory_after_load"]["rss"] > 0
+    assert probe["answered"] > 0 and probe["citation_mismatches"] == 0
+    assert probe["ask_ms"]["total"]["p50"] > 0 and probe["bm25_ms"]["p50"] > 0
+    assert set(probe["dense_ms"]) == {"dense", "multilingual"}
+    assert http["errors"] == 0 and http["requests"] == 12
+    assert http["answered"] > 0 and http["citation_mismatches"] == 0
+    assert http["rss_bytes"] > 0 and http["p50_ms"] > 0
+    assert set(served["targets"]) == {"ask_p50_ms", "rss_bytes", "bm25_p50_ms", "dense_p50_ms"}
+    total = served["bytes_on_disk"]["total"]
+    assert total == sum(
+        v for k, v in served["bytes_on_disk"].items() if k not in ("total", "corpus")
+    )
+    assert "| chunks (real chunker) |" in serve_markdown([served])
+    json.dumps({k: v for k, v in served.items() if k != "work"})
+
+
+def test_serve_scale_stand_in_counts_add_up(served: dict[str, Any]) -> None:
+    """Every text build_index encoded got exactly one kind of vector: the counts add up to
+    the distinct chunk and sentence texts of the generation, and only the seed document's
+    texts (and datelines) were encoded by the model."""
+    generation = Path(served["build"]["generation"])
+    documents = {
+        d.doc_id: d
+        for d in map(index_module._document_from_row, _rows(generation / "documents.jsonl"))
+    }
+    chunks = [Chunk(**row) for row in _rows(generation / "chunks.jsonl")]
+    indexed = {indexed_text(c, documents[c.doc_id]) for c in chunks}
+    sentences = {
+        documents[chunks[r].doc_id].text[a:b]
+        for r, a, b in np.load(generation / "sentences.npy").tolist()
+    }
+    for name in ("dense", "multilingual"):
+        counts = served["build"]["stand_ins"][name]["counts"]
+        assert sum(counts.values()) in (len(indexed | sentences), len(indexed) + len(sentences))
+        assert counts["encoded"] > 0 and counts["approximated"] > 0
+        assert counts["sentence from bank"] > 0
+        assert counts.get("real", 0) == 0  # nothing of this stream was encoded before
+        fallbacks = counts.get("fallback (encoded)", 0) + counts.get("fallback (random)", 0)
+        assert fallbacks <= served["build"]["synthetic_documents"]  # datelines
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
