@@ -446,10 +446,14 @@ def _recorded_encodes(calls: list[_EncodeCall]) -> Iterator[None]:
     original = index_module._encode_new
 
     def timed(
-        encoder: Encoder, texts: list[str], cache: dict[bytes, Any], progress: bool
+        encoder: Encoder,
+        texts: list[str],
+        cache: dict[bytes, Any],
+        progress: bool,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         started = time.perf_counter()
-        vectors = original(encoder, texts, cache, progress)
+        vectors = original(encoder, texts, cache, progress, out)
         calls.append(_EncodeCall(encoder, tuple(texts), time.perf_counter() - started))
         return vectors
 

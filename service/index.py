@@ -479,19 +479,48 @@ def _previous_vectors(settings: Settings, config: dict[str, Any]) -> dict[str, d
     return cache
 
 
+_ENCODE_BLOCK = 50_000  # texts encoded at once: bounds the fresh vectors held in memory
+
+
 def _encode_new(
-    encoder: Encoder, texts: list[str], cache: dict[bytes, Any], progress: bool
+    encoder: Encoder,
+    texts: list[str],
+    cache: dict[bytes, Any],
+    progress: bool,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Vectors for ``texts``: from ``cache`` where known, encoded (and cached) otherwise."""
-    keys = [_text_key(t) for t in texts]
-    missing = list(dict.fromkeys(k for k in keys if k not in cache))
-    if missing:
-        first = {k: t for k, t in zip(keys, texts, strict=True)}
-        fresh = encoder.encode([first[k] for k in missing], progress=progress)
-        cache.update(zip(missing, fresh, strict=True))
-    if not keys:
-        return np.zeros((0, encoder.dim), dtype=np.float32)
-    return np.stack([cache[k] for k in keys]).astype(np.float32)
+    """Vectors for ``texts``: from ``cache`` (the previous generation's vectors) where
+    known, encoded otherwise, written row by row into ``out`` (a new array if None; a
+    memory-mapped ``.npy`` keeps them out of memory). Texts are encoded a block at a time
+    and each distinct text once; new vectors are not added to ``cache``, so no copy of
+    them outlives the call (at 1M chunks the sentence vectors alone are 10 GB)."""
+    if out is None:
+        out = np.empty((len(texts), encoder.dim), dtype=np.float32)
+    first: dict[bytes, int] = {}  # a new text's key -> the row it was first written to
+    todo: list[int] = []  # rows to encode now
+
+    def flush() -> None:
+        if todo:
+            out[todo] = encoder.encode([texts[i] for i in todo], progress=progress)
+            todo.clear()
+
+    repeats: list[tuple[int, int]] = []  # (row, row of the same text written earlier)
+    for row, text in enumerate(texts):
+        key = _text_key(text)
+        known = cache.get(key)
+        if known is not None:
+            out[row] = known
+        elif key in first:
+            repeats.append((row, first[key]))
+        else:
+            first[key] = row
+            todo.append(row)
+            if len(todo) >= _ENCODE_BLOCK:
+                flush()
+    flush()
+    for row, earlier in repeats:
+        out[row] = out[earlier]
+    return out
 
 
 def build_index(
@@ -551,40 +580,76 @@ def build_index(
     steps.update()
 
     cache = {"dense": {}, "multilingual": {}} if force else _previous_vectors(settings, config)
-    steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
-    dense_vectors = _encode_new(dense_encoder, texts, cache["dense"], progress)
-    sentence_dense = _encode_new(dense_encoder, sentence_texts, cache["dense"], progress)
-    steps.update()
-    steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.multilingual_model})")
-    multilingual_vectors = _encode_new(multilingual_encoder, texts, cache["multilingual"], progress)
-    sentence_multilingual = _encode_new(
-        multilingual_encoder, sentence_texts, cache["multilingual"], progress
-    )
-    steps.update()
-    steps.set_postfix_str("BM25")
-    lexical = LexicalIndex.build(texts)
-    steps.update()
-
-    steps.set_postfix_str("writing")
+    # The generation is written aside from here on: the sentence vectors (3 a chunk, 10 GB
+    # at 1M chunks) go straight into their memory-mapped files, never all in memory.
     index_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     generation = index_dir / f"gen-{stamp}-{corpus[:8]}"
     work = index_dir / f".building-{stamp}"
     work.mkdir()
+
+    def sentence_file(name: str, dim: int) -> np.memmap[Any, Any]:
+        return np.lib.format.open_memmap(
+            work / SENTENCE_VECTORS[name],
+            mode="w+",
+            dtype=np.float32,
+            shape=(len(sentences), dim),
+        )
+
+    try:
+        steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.dense_model})")
+        dense_vectors = _encode_new(dense_encoder, texts, cache["dense"], progress)
+        # a sentence that is a whole chunk gets that chunk's vector (rows are views, not
+        # copies), so the next build, which looks both up by text, finds the same vector
+        cache["dense"].update(zip(map(_text_key, texts), dense_vectors, strict=True))
+        sentence_dense = sentence_file("dense", dense_encoder.dim)
+        _encode_new(dense_encoder, sentence_texts, cache["dense"], progress, out=sentence_dense)
+        sentence_dense.flush()
+        del sentence_dense
+        steps.update()
+        steps.set_postfix_str(f"encoding {len(texts)} chunks ({settings.multilingual_model})")
+        multilingual_vectors = _encode_new(
+            multilingual_encoder, texts, cache["multilingual"], progress
+        )
+        cache["multilingual"].update(zip(map(_text_key, texts), multilingual_vectors, strict=True))
+        sentence_multilingual = sentence_file("multilingual", multilingual_encoder.dim)
+        _encode_new(
+            multilingual_encoder,
+            sentence_texts,
+            cache["multilingual"],
+            progress,
+            out=sentence_multilingual,
+        )
+        sentence_multilingual.flush()
+    except BaseException:  # a failed or interrupted encode leaves no half-written generation
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    del sentence_multilingual, cache, sentence_texts
+    steps.update()
+    steps.set_postfix_str("BM25")
+    lexical = LexicalIndex.build(texts)
+    del texts
+    steps.update()
+
+    steps.set_postfix_str("writing")
     _write_jsonl(work / DOCUMENTS, (_document_row(d) for d in documents))
     _write_jsonl(work / CHUNKS, (asdict(c) for c in chunks))
     steps.set_postfix_str(f"dense indexes ({store_kind(settings)})")
     try:
         specs = {
-            name: _write_store(settings, dense_params, name, vectors, work, generation.name)
-            for name, vectors in (("dense", dense_vectors), ("multilingual", multilingual_vectors))
+            "dense": _write_store(
+                settings, dense_params, "dense", dense_vectors, work, generation.name
+            )
         }
+        del dense_vectors  # each store's vectors leave memory once it is written
+        specs["multilingual"] = _write_store(
+            settings, dense_params, "multilingual", multilingual_vectors, work, generation.name
+        )
+        del multilingual_vectors
     except BaseException:  # a store that cannot be written (Milvus out of reach): no leftovers
         shutil.rmtree(work, ignore_errors=True)
         raise
     np.save(work / SENTENCES, sentences, allow_pickle=False)
-    np.save(work / SENTENCE_VECTORS["dense"], sentence_dense, allow_pickle=False)
-    np.save(work / SENTENCE_VECTORS["multilingual"], sentence_multilingual, allow_pickle=False)
     (work / BM25_DIR).mkdir()
     lexical.save(work / BM25_DIR)
     manifest = {
