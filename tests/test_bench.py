@@ -301,7 +301,8 @@ def test_each_store_is_built_and_searched_the_same_way(tmp_path: Path) -> None:
         name = "multilingual.faiss" if store == "faiss" else LITE_FILE
         assert _store_path(target, store) == target / name and (target / name).exists()
         probed = _store_probe(store, built["spec"], target, queries, 25)
-        assert len(probed["times"]) == len(queries) and probed["rss"] >= probed["before"] > 0
+        # both are read (in-process here, after other tests, RSS may also shrink)
+        assert len(probed["times"]) == len(queries) and probed["rss"] > 0 < probed["before"]
         assert 0 < probed["anon"] <= probed["rss"]
         recalls = _recalls_at_10(
             vectors, queries, probed["found"], truth, {"a": ["q"] * 12, "b": ["q"] * 8}
