@@ -1,4 +1,7 @@
-from service.lexical import LexicalIndex, tokenize
+import numpy as np
+import pytest
+
+from service.lexical import LexicalIndex, tokenize, top_k
 
 
 def test_chinese_becomes_unigrams_and_bigrams() -> None:
@@ -35,3 +38,20 @@ def test_bm25_finds_traditional_text_from_a_simplified_query() -> None:
     assert index.search("韩国气象厅", 3)[0][0] == 0
     assert index.search("Gyeongju forum", 3)[0][0] == 2
     assert index.search("nothing matches this", 3) == []
+
+
+def _brute_top_k(scores: np.ndarray, k: int) -> list[int]:
+    rows = sorted(range(len(scores)), key=lambda r: (-scores[r], r))
+    return [r for r in rows[:k] if scores[r] > 0]
+
+
+@pytest.mark.parametrize("n", [0, 7, 5_000, 60_000, 300_000])
+@pytest.mark.parametrize("k", [1, 10, 50])
+def test_top_k_is_exact_with_zeros_and_ties(n: int, k: int) -> None:
+    """The block-maxima shortcut returns what sorting every score returns: the k highest
+    positive scores, ties by row, whether most scores are zero or most are not."""
+    rng = np.random.default_rng(n + k)
+    for density in (0.001, 0.5, 1.0):
+        scores = rng.integers(0, 40, n).astype(np.float32)  # few values: many ties
+        scores[rng.random(n) > density] = 0
+        assert top_k(scores, k).tolist() == _brute_top_k(scores, k)
