@@ -391,7 +391,6 @@ class Extractor:
         self.min_confidence = min_confidence
         rows = index.sentences[:, 0]
         self._first = np.searchsorted(rows, np.arange(len(index.chunks) + 1))
-        self._row_of = {chunk.chunk_id: row for row, chunk in enumerate(index.chunks)}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -402,7 +401,7 @@ class Extractor:
         return self.index.documents[scored.chunk.doc_id].text[scored.start : scored.end]
 
     def _sentence_rows(self, chunk: Chunk) -> range:
-        row = self._row_of[chunk.chunk_id]
+        row = self.index.chunks.row_of(chunk.chunk_id)
         return range(int(self._first[row]), int(self._first[row + 1]))
 
     # -- scoring -------------------------------------------------------------------------
@@ -447,15 +446,17 @@ class Extractor:
             document = self.index.documents[hit.chunk.doc_id]
             title = _terms(document.title or "") if hit.chunk.section == "main" else frozenset()
             context = title
-            for row in self._sentence_rows(hit.chunk):
+            rows = self._sentence_rows(hit.chunk)
+            vectors = sentence_vectors["multilingual"].span(rows.start, rows.stop)
+            similarities = (vectors @ multilingual).astype(np.float64)
+            if english_question and hit.chunk.language == "en":
+                dense_vector = query_vector(self.index.dense_encoder, question)
+                vectors = sentence_vectors["dense"].span(rows.start, rows.stop)
+                similarities = (similarities + (vectors @ dense_vector).astype(np.float64)) / 2
+            for row, similarity in zip(rows, similarities.tolist(), strict=True):
                 _, start, end = (int(v) for v in self.index.sentences[row])
                 text = document.text[start:end]
                 own = _terms(text)
-                similarity = float(sentence_vectors["multilingual"][row] @ multilingual)
-                if english_question and hit.chunk.language == "en":
-                    dense_vector = query_vector(self.index.dense_encoder, question)
-                    dense = float(sentence_vectors["dense"][row] @ dense_vector)
-                    similarity = (similarity + dense) / 2
                 same_script = _script(hit.chunk.language) == question_script
                 if same_script:
                     # terms the sentence leaves to its heading or the sentence before count half

@@ -7,7 +7,7 @@ with separators for both English and Chinese sentence punctuation. Boundaries th
 depend only on the nearby text: an edit to one paragraph leaves the other chunks, and their
 ids, as they were.
 
-The splitter It keeps separators at the end of pieces and
+The splitter keeps separators at the end of pieces and
 only strips outer whitespace, so every chunk is a substring of its span; we locate it with
 a forward scan and check the invariant ``document.text[char_start:char_end] == chunk.text``.
 
@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
+import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from service.language import CJK_RE
@@ -35,6 +38,7 @@ from service.records import Chunk, Document
 __all__ = [
     "SEGMENTER_VERSION",
     "SEPARATORS",
+    "ChunkTable",
     "ChunkingParams",
     "chunk_document",
     "chunk_id",
@@ -240,3 +244,114 @@ def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
             lead = start + piece.index(stripped[0])
             result.append((offset + lead, offset + lead + len(stripped)))
     return result
+
+
+class ChunkTable(Sequence[Chunk]):
+    """The chunks of a loaded index in row order, held as columns.
+
+    At 1M chunks, one ``Chunk`` object a row with its own copy of the text took 1.9 GB in
+    every worker. Here a row is its document's number, its offsets, its language and
+    section codes and its id (about 40 bytes); ``table[row]`` makes the ``Chunk`` when a
+    retriever asks for it, its text sliced from the document, which is the invariant
+    ``document.text[char_start:char_end] == chunk.text`` that ``from_rows`` checks.
+    """
+
+    def __init__(
+        self,
+        documents: Sequence[Document],
+        columns: Mapping[str, np.ndarray],
+        labels: tuple[str, ...],
+        sections: tuple[str, ...],
+    ) -> None:
+        self._documents = documents
+        self._doc = columns["doc"]
+        self._start = columns["start"]
+        self._end = columns["end"]
+        self._label = columns["label"]
+        self._section = columns["section"]
+        self._ids = columns["ids"]
+        self._labels = labels
+        self._sections = sections
+        self._by_id = np.argsort(self._ids, kind="stable")  # row_of: binary search
+
+    @classmethod
+    def from_rows(
+        cls, documents: Mapping[str, Document], rows: Iterable[Mapping[str, Any]]
+    ) -> ChunkTable:
+        """A table of ``chunks.jsonl`` rows (``Chunk`` fields). Raises ``ValueError`` for a
+        row whose document is not in ``documents`` or whose text is not the document's text
+        at its offsets."""
+        number = {doc_id: i for i, doc_id in enumerate(documents)}
+        texts = [document.text for document in documents.values()]
+        doc, start, end = array("i"), array("q"), array("q")
+        label, section = array("B"), array("B")
+        labels: dict[str, int] = {}
+        sections: dict[str, int] = {}
+        ids: list[bytes] = []
+        for row in rows:
+            chunk_id, doc_id = row["chunk_id"], row["doc_id"]
+            at = number.get(doc_id)
+            if at is None:
+                raise ValueError(f"chunk {chunk_id} belongs to document {doc_id!r}, not held")
+            first, last = int(row["char_start"]), int(row["char_end"])
+            if texts[at][first:last] != row["text"]:
+                raise ValueError(
+                    f"chunk {chunk_id}'s text is not its document's text at {first}:{last}"
+                )
+            doc.append(at)
+            start.append(first)
+            end.append(last)
+            label.append(labels.setdefault(row["language"], len(labels)))
+            section.append(sections.setdefault(row.get("section", "main"), len(sections)))
+            ids.append(chunk_id.encode())
+        columns: dict[str, np.ndarray] = {
+            "doc": np.frombuffer(doc, dtype=np.int32),
+            "start": np.frombuffer(start, dtype=np.int64),
+            "end": np.frombuffer(end, dtype=np.int64),
+            "label": np.frombuffer(label, dtype=np.uint8),
+            "section": np.frombuffer(section, dtype=np.uint8),
+            "ids": np.array(ids, dtype=bytes) if ids else np.zeros(0, dtype="S16"),
+        }
+        return cls(list(documents.values()), columns, tuple(labels), tuple(sections))
+
+    def __len__(self) -> int:
+        return len(self._doc)
+
+    @overload
+    def __getitem__(self, row: int) -> Chunk: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[Chunk]: ...
+
+    def __getitem__(self, row: int | slice) -> Chunk | list[Chunk]:
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(f"chunk row {row} of {len(self)}")
+        document = self._documents[self._doc[row]]
+        start, end = int(self._start[row]), int(self._end[row])
+        return Chunk(
+            chunk_id=self._ids[row].decode(),
+            doc_id=document.doc_id,
+            char_start=start,
+            char_end=end,
+            text=document.text[start:end],
+            language=self._labels[self._label[row]],
+            section=self._sections[self._section[row]],
+        )
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return (self[row] for row in range(len(self)))
+
+    def row_of(self, chunk_id: str) -> int:
+        """The row of a chunk id; ``KeyError`` if the table has no such chunk."""
+        key = chunk_id.encode()
+        at = int(np.searchsorted(self._ids, key, sorter=self._by_id))
+        if at < len(self) and self._ids[self._by_id[at]] == key:
+            return int(self._by_id[at])
+        raise KeyError(chunk_id)
+
+    def distinct_ids(self) -> int:
+        return len(np.unique(self._ids))

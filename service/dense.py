@@ -11,7 +11,8 @@ The index kind follows the number of vectors (``DenseParams.spec_for``):
     ``efSearch`` is the candidate list a query keeps: recall against speed;
   - ``ivfpq``: ``IndexIVFPQ``, ``nlist`` k-means cells, each vector stored as ``pq_m``
     bytes; a query visits ``nprobe`` cells, then re-scores ``refine`` times ``k``
-    candidates with the exact vectors (a float copy kept beside the index, memory-mapped).
+    candidates with the exact vectors (a float copy kept beside the index, read a few
+    rows a query with ``service.rows.RowFile``).
 
 The kind and its parameters form the index's ``spec``; the index manifest records it and
 loading applies it (``efSearch``, ``nprobe`` and ``refine`` are search-time settings).
@@ -38,6 +39,7 @@ import numpy as np
 
 from service.config import Settings
 from service.errors import IndexCorruptError
+from service.rows import RowFile
 
 __all__ = ["KINDS", "DenseIndex", "DenseParams", "VectorStore", "theoretical_bytes"]
 
@@ -179,9 +181,10 @@ class DenseIndex:
         self,
         index: faiss.Index,
         spec: dict[str, Any] | None = None,
-        vectors: np.ndarray | None = None,
+        vectors: np.ndarray | RowFile | None = None,
     ) -> None:
-        """``vectors`` is the float copy an ``ivfpq`` index keeps (refinement, ``vectors()``)."""
+        """``vectors`` is the float copy an ``ivfpq`` index keeps (refinement, ``vectors()``):
+        in memory after a build, read from its file a few rows a query after ``load``."""
         self._index = index
         self._spec = dict(spec or {"kind": "flat"})
         self._vectors = vectors
@@ -232,7 +235,7 @@ class DenseIndex:
         """Write the FAISS file (and, for ``ivfpq``, the float copy beside it)."""
         faiss.write_index(self._index, str(path))
         if self._vectors is not None:
-            np.save(_vectors_path(path), np.asarray(self._vectors), allow_pickle=False)
+            np.save(_vectors_path(path), self.vectors(), allow_pickle=False)
 
     @classmethod
     def load(
@@ -255,8 +258,8 @@ class DenseIndex:
                 "rebuild with `citeqa build --force`."
             )
         vectors = None
-        if kind == "ivfpq":  # the float copy is always mapped: it is read a few rows a query
-            vectors = np.load(_vectors_path(path), mmap_mode="r", allow_pickle=False)
+        if kind == "ivfpq":  # the float copy: read a few rows a query (``service.rows``)
+            vectors = RowFile(_vectors_path(path))
             if vectors.shape != (index.ntotal, index.d):
                 raise IndexCorruptError(
                     f"{_vectors_path(path)} holds {vectors.shape} vectors, the index "
@@ -269,6 +272,8 @@ class DenseIndex:
         and HNSW store the floats, IVF-PQ keeps a float copy)."""
         if not self.size:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if isinstance(self._vectors, RowFile):
+            return self._vectors.read_all()
         if self._vectors is not None:
             return np.array(self._vectors, dtype=np.float32)
         return np.asarray(self._index.reconstruct_n(0, self.size), dtype=np.float32)
@@ -284,8 +289,13 @@ class DenseIndex:
         # IVF-PQ: rank the approximate candidates again by their exact inner product
         depth = min(self.size, k * max(1, int(self._spec.get("refine", 1))))
         _, candidates = self._index.search(query, depth)
-        found = np.sort(candidates[0][candidates[0] >= 0])  # in file order: mapped pages
-        exact = np.asarray(self._vectors[found], dtype=np.float32) @ query[0]
+        found = np.sort(candidates[0][candidates[0] >= 0])  # in file order
+        rows = (
+            self._vectors.take(found)
+            if isinstance(self._vectors, RowFile)
+            else self._vectors[found]
+        )
+        exact = np.asarray(rows, dtype=np.float32) @ query[0]
         order = np.argsort(-exact, kind="stable")[:k]
         return [(int(r), float(s)) for r, s in zip(found[order], exact[order], strict=True)]
 

@@ -33,7 +33,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from service import __version__
 from service.chunk import (
     SEGMENTER_VERSION,
     ChunkingParams,
+    ChunkTable,
     chunk_document,
     indexed_text,
     sentence_spans,
@@ -60,7 +61,8 @@ from service.errors import (
 )
 from service.ingest import corpus_files, read_document
 from service.lexical import TOKENIZER_VERSION, LexicalIndex
-from service.records import Chunk, Document, Span
+from service.records import Document, Span
+from service.rows import RowFile
 
 __all__ = [
     "FORMAT_VERSION",
@@ -95,14 +97,14 @@ class CorpusIndex:
     path: Path
     manifest: dict[str, Any]
     documents: dict[str, Document]
-    chunks: list[Chunk]
+    chunks: ChunkTable  # a Chunk is made when a row is read
     dense: VectorStore  # FAISS (DenseIndex) or Milvus (service.milvus.MilvusStore)
     multilingual: VectorStore
     lexical: LexicalIndex
     dense_encoder: Encoder
     multilingual_encoder: Encoder
     sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
-    sentence_vectors: dict[str, np.ndarray]  # "dense" / "multilingual" -> (n, dim) float32
+    sentence_vectors: dict[str, RowFile]  # "dense" / "multilingual" -> (n, dim) float32
     warning: str | None = None  # set when a damaged current generation was passed over
 
     @property
@@ -448,10 +450,8 @@ def _previous_vectors(settings: Settings, config: dict[str, Any]) -> dict[str, d
         if content(_config_of(manifest)) != content(config):
             return cache
         _check_files(manifest, generation)
-        documents = {
-            d.doc_id: d for d in map(_document_from_row, _read_jsonl(generation / DOCUMENTS))
-        }
-        chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
+        documents = {d.doc_id: d for d in _read_documents(generation)}
+        chunks = ChunkTable.from_rows(documents, _read_jsonl(generation / CHUNKS))
         texts = [indexed_text(c, documents[c.doc_id]) for c in chunks]
         sentences = np.load(generation / SENTENCES, allow_pickle=False)
         sentence_texts = [documents[chunks[r].doc_id].text[a:b] for r, a, b in sentences.tolist()]
@@ -729,9 +729,15 @@ def _check_files(manifest: dict[str, Any], generation: Path) -> None:
         )
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON-lines file, one at a time (a million chunks never sit in memory
+    as dicts)."""
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        yield from (json.loads(line) for line in handle if line.strip())
+
+
+def _read_documents(generation: Path) -> list[Document]:
+    return [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
 
 
 def check_index(settings: Settings, generation: Path | None = None) -> tuple[Path, dict[str, Any]]:
@@ -761,19 +767,21 @@ class _Files:
     """A generation's files, read and checked against its manifest (no models yet)."""
 
     documents: list[Document]
-    chunks: list[Chunk]
+    chunks: ChunkTable
     dense: VectorStore
     multilingual: VectorStore
     lexical: LexicalIndex
     sentences: np.ndarray
-    sentence_vectors: dict[str, np.ndarray]
+    sentence_vectors: dict[str, RowFile]
 
 
 def _read_generation(settings: Settings, generation: Path, manifest: dict[str, Any]) -> _Files:
     """Read a generation whose checksums passed; refuse it when its contents disagree with
     the manifest (counts of vectors, BM25 documents, sentences; chunk and document ids)."""
-    documents = [_document_from_row(row) for row in _read_jsonl(generation / DOCUMENTS)]
-    chunks = [Chunk(**row) for row in _read_jsonl(generation / CHUNKS)]
+    documents = _read_documents(generation)
+    chunks = ChunkTable.from_rows(
+        {d.doc_id: d for d in documents}, _read_jsonl(generation / CHUNKS)
+    )
     files = _Files(
         documents=documents,
         chunks=chunks,
@@ -781,9 +789,8 @@ def _read_generation(settings: Settings, generation: Path, manifest: dict[str, A
         multilingual=_open_store(settings, generation, manifest, "multilingual"),
         lexical=LexicalIndex.load(generation / BM25_DIR),
         sentences=np.load(generation / SENTENCES, allow_pickle=False),
-        sentence_vectors={
-            name: np.load(generation / file, mmap_mode="r", allow_pickle=False)
-            for name, file in SENTENCE_VECTORS.items()
+        sentence_vectors={  # read a passage's rows at a time (``service.rows``)
+            name: RowFile(generation / file) for name, file in SENTENCE_VECTORS.items()
         },
     )
     counts = manifest["counts"]
@@ -794,7 +801,7 @@ def _read_generation(settings: Settings, generation: Path, manifest: dict[str, A
         "multilingual vectors": (files.multilingual.size, counts["chunks"]),
         "BM25 documents": (files.lexical.size, counts["chunks"]),
         "sentences": (len(files.sentences), counts["sentences"]),
-        "distinct chunk ids": (len({c.chunk_id for c in chunks}), counts["chunks"]),
+        "distinct chunk ids": (chunks.distinct_ids(), counts["chunks"]),
         "distinct document ids": (len({d.doc_id for d in documents}), counts["documents"]),
     }
     sizes |= {
@@ -807,12 +814,6 @@ def _read_generation(settings: Settings, generation: Path, manifest: dict[str, A
                 f"the index at {generation} has {size} {what} but its manifest says "
                 f"{expected}; rebuild it with `citeqa build --force`."
             )
-    known = {d.doc_id for d in documents}
-    if stray := next((c.chunk_id for c in chunks if c.doc_id not in known), None):
-        raise IndexCorruptError(
-            f"the index at {generation} has chunk {stray} of a document it does not hold; "
-            "rebuild it with `citeqa build --force`."
-        )
     return files
 
 

@@ -1595,7 +1595,8 @@ def _serve_probe(
     steps = _Steps(2**62)
     undo = [
         steps.wrap(index_module, "_check_files", "checksums"),
-        steps.wrap(index_module, "_read_jsonl", "read jsonl"),
+        steps.wrap(index_module, "_read_documents", "read documents"),
+        steps.wrap(index_module.ChunkTable, "from_rows", "read chunks"),
         steps.wrap(index_module.DenseIndex, "load", "dense load"),
         steps.wrap(index_module.LexicalIndex, "load", "bm25 load"),
         steps.wrap(index_module, "_encoders", "query encoders"),

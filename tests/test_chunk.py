@@ -1,9 +1,11 @@
+import dataclasses
 from collections import Counter
 
 import pytest
 
 from service.chunk import (
     ChunkingParams,
+    ChunkTable,
     chunk_document,
     indexed_text,
     sentence_spans,
@@ -149,3 +151,32 @@ def test_sidebar_chunks_are_indexed_without_the_articles_title(
     assert sidebar and all(indexed_text(c, document) == c.text for c in sidebar)
     main = next(c for c in chunks if c.section == "main" and document.title not in c.text)
     assert indexed_text(main, document).startswith(str(document.title))
+
+
+def test_chunk_table_gives_back_the_chunks_it_was_made_from(
+    documents: dict[str, Document],
+) -> None:
+    chunks = [c for d in documents.values() for c in chunk_document(d, PARAMS)]
+    rows = [dataclasses.asdict(c) for c in chunks]
+    table = ChunkTable.from_rows(documents, rows)
+    assert len(table) == len(chunks) and list(table) == chunks
+    assert table[-1] == chunks[-1] and table[2:5] == chunks[2:5]
+    assert table.distinct_ids() == len({c.chunk_id for c in chunks})
+    for row in (0, len(chunks) // 2, len(chunks) - 1):
+        assert table.row_of(chunks[row].chunk_id) == row
+    with pytest.raises(KeyError):
+        table.row_of("0" * 16)
+    with pytest.raises(IndexError):
+        table[len(chunks)]
+
+
+def test_chunk_table_refuses_rows_that_do_not_slice_their_document(
+    documents: dict[str, Document],
+) -> None:
+    document = next(iter(documents.values()))
+    row = dataclasses.asdict(chunk_document(document, PARAMS)[0])
+    moved = row | {"char_start": row["char_start"] + 1}
+    with pytest.raises(ValueError, match="not its document's text"):
+        ChunkTable.from_rows(documents, [moved])
+    with pytest.raises(ValueError, match="not held"):
+        ChunkTable.from_rows(documents, [row | {"doc_id": "no-such-document"}])
