@@ -7,6 +7,7 @@ they return the same thing for the same question.
 
 from __future__ import annotations
 
+import threading
 import time
 import unicodedata
 
@@ -56,6 +57,8 @@ class Engine:
         self.settings = settings
         self.retriever = retriever or HybridRetriever.from_index(index, settings)
         self.extractor = Extractor(index, base_url=base_url, min_confidence=settings.min_confidence)
+        self._in_flight = 0  # questions being retrieved now (the server's threads)
+        self._in_flight_lock = threading.Lock()
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -106,10 +109,16 @@ class Engine:
         return True
 
     def _retrieve(
-        self, question: str, top_k: int, filters: Filters | None, timings: dict[str, float]
+        self,
+        question: str,
+        top_k: int,
+        filters: Filters | None,
+        timings: dict[str, float],
+        *,
+        alone: bool = False,
     ) -> list[Hit]:
         started = time.perf_counter()
-        runs = self.retriever.runs(question, timings)
+        runs = self.retriever.runs(question, timings, parallel=alone)
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         if filters is not None:
@@ -134,7 +143,28 @@ class Engine:
         question = clean_question(question)
         self._check(top_k, filters)
         timings: dict[str, float] = {}
-        hits = self._retrieve(question, max(top_k, self.extractor.passages_read), filters, timings)
+        with self._in_flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1  # no other question in this process now
+        try:
+            return self._ask(question, top_k, filters, timings, started, alone=alone)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _ask(
+        self,
+        question: str,
+        top_k: int,
+        filters: Filters | None,
+        timings: dict[str, float],
+        started: float,
+        *,
+        alone: bool,
+    ) -> AskResult:
+        hits = self._retrieve(
+            question, max(top_k, self.extractor.passages_read), filters, timings, alone=alone
+        )
         step = time.perf_counter()
         answer, reason = self.extractor.answer(question, hits)
         timings["answer"] = (time.perf_counter() - step) * 1000

@@ -161,7 +161,13 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path, *, mmap: bool = True) -> LexicalIndex:
-        return cls(bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False))
+        model = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False)
+        # Plain views of the mapped arrays: still mapped, but slicing a ``np.memmap``
+        # makes a memmap object per query term, a tenth of BM25's time on the seeds.
+        for key in ("data", "indices", "indptr"):
+            if isinstance(model.scores.get(key), np.memmap):
+                model.scores[key] = model.scores[key].view(np.ndarray)
+        return cls(model)
 
     def idf(self, term: str) -> float:
         """Inverse document frequency over chunks (BM25's form); unseen terms weigh most."""
