@@ -19,7 +19,9 @@ What it measures, on the configured corpus and index:
   into FAISS (the index ``service.config`` picks for N) and Milvus Lite (FLAT, and HNSW:
   Milvus Lite has no IVF-PQ), each built in one fresh process and searched in another:
   build seconds, bytes on disk, query p50/p99 at k = the retriever depth on one thread,
-  recall@10 against exact search, and the searching process's RSS.
+  recall@10 against exact search, the largest error of a returned score against the exact
+  inner product, whether opening and searching left every file as built, and the
+  searching process's RSS.
 
 ``write`` saves the report as ``bench.json``, a markdown summary ``bench.md`` and a chart
 ``bench.png`` (latency and memory against corpus size, the seed corpus as its own point,
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import http.client
 import importlib.util
 import json
@@ -181,6 +184,8 @@ class StoreFigures:
     p50_ms: float  # one query a call, k rows, one thread, one client
     p99_ms: float
     recall_at_10: dict[str, float]  # per query set, against exact search
+    max_score_error: float  # largest |score - exact inner product| of a row a query returned
+    unchanged_by_open: bool  # every file the same (size, sha256) after open, search, close
     rss_bytes: int  # the searching process after opening and every query
     rss_growth_bytes: int  # the same, less what it held before opening the store
     rss_anon_bytes: int  # the part of rss_bytes not backed by files (mapped index files are
@@ -234,8 +239,15 @@ def latency(values_ms: Sequence[float]) -> Latency:
 
 
 def stage_sum(timings_ms: Mapping[str, float]) -> float:
-    """The sum of the stages of one ``Engine.ask`` (every timing but the aggregates)."""
-    return sum(ms for stage, ms in timings_ms.items() if stage not in AGGREGATE_STAGES)
+    """The sum of the stages of one ``Engine.ask`` (every timing but the aggregates). The
+    encoders run side by side: where ``encode`` (their wall time) is timed, it counts and
+    each encoder's own ``encode_<name>`` inside it does not."""
+    overlapped = "encode" in timings_ms
+    return sum(
+        ms
+        for stage, ms in timings_ms.items()
+        if stage not in AGGREGATE_STAGES and not (overlapped and stage.startswith("encode_"))
+    )
 
 
 def _questions(path: Path, count: int) -> list[str]:
@@ -570,10 +582,14 @@ def _status_bytes(name: str) -> int:
     return 0
 
 
-def _bytes_under(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+def _files(directory: Path) -> dict[str, tuple[int, str]]:
+    """Every file under ``directory``: its size and sha256."""
+    table = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        with path.open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+        table[path.relative_to(directory).as_posix()] = (path.stat().st_size, digest)
+    return table
 
 
 def _in_fresh_process(function: Any, *args: Any) -> Any:
@@ -663,18 +679,19 @@ def _store_probe(
     open_seconds = time.perf_counter() - started
     for query in queries[:10]:  # warm code paths and caches
         opened.search(query, depth)
-    found, times = [], []
+    found, scores, times = [], [], []
     for query in queries:
         started = time.perf_counter()
         hits = opened.search(query, depth)
         times.append((time.perf_counter() - started) * 1000)
         found.append([row for row, _ in hits])
+        scores.append([score for _, score in hits])
     rss, anon = _status_bytes("VmRSS"), _status_bytes("RssAnon")
     close = getattr(opened, "close", None)
     if close is not None:
         close()
-    return {"open_seconds": open_seconds, "times": times, "found": found, "rss": rss,
-            "anon": anon, "before": before}  # fmt: skip
+    return {"open_seconds": open_seconds, "times": times, "found": found, "scores": scores,
+            "rss": rss, "anon": anon, "before": before}  # fmt: skip
 
 
 def _vector_cache_key(model: str, seed: int) -> str:
@@ -710,6 +727,21 @@ def _recalls_at_10(
     return recalls
 
 
+def _max_score_error(
+    vectors: np.ndarray,
+    query_vectors: np.ndarray,
+    found: Sequence[Sequence[int]],
+    scores: Sequence[Sequence[float]],
+) -> float:
+    """The largest |score - exact inner product| over every row a query returned."""
+    errors = [
+        float(np.max(np.abs(vectors[list(rows)] @ query - np.asarray(given))))
+        for query, rows, given in zip(query_vectors, found, scores, strict=True)
+        if rows
+    ]
+    return max(errors, default=0.0)
+
+
 def compare_stores(
     sizes: Sequence[int],
     stores: Sequence[str],
@@ -723,10 +755,8 @@ def compare_stores(
 ) -> list[StoreFigures]:
     """For each N in ``sizes``: the multilingual (USE) vectors of ``service.scale``'s N
     synthetic chunks (encoded once, cached under ``work_dir/vectors``) in each of ``stores``
-    (``STORES``; see ``_store_configs``), side by side. Every store is built in a fresh
-    process (``effective_threads``) and searched in another (one thread), once for each
-    of ``queries`` held-out synthetic queries and each of ``questions``, at the retriever
-    depth; recall@10 is against exact search over the same vectors."""
+    (``STORES``; see ``_store_configs``), side by side (``_measure_stores``), searched once
+    for each of ``queries`` held-out synthetic queries and each of ``questions``."""
     from service.chunk import ChunkingParams
     from service.scale import (
         encode_cached,
@@ -739,8 +769,6 @@ def compare_stores(
     if unknown := set(stores) - set(STORES):
         raise ValueError(f"unknown stores {sorted(unknown)}; use {', '.join(STORES)}")
     model = settings.multilingual_model
-    params = DenseParams.from_settings(settings)
-    depth = settings.retriever_depth
     pool = seed_pool(
         settings.corpus_dir, ChunkingParams(settings.chunk_size, settings.chunk_overlap)
     )
@@ -761,66 +789,96 @@ def compare_stores(
         query_sets = {"held-out": held_out(synthetic_queries(pool, queries, seed), texts)}
         if questions:
             query_sets["questions"] = list(questions)
-        set_threads(1)
         query_vectors = encoder.encode([q for qs in query_sets.values() for q in qs])
-        exact = DenseIndex.build(vectors, kind="flat")
-        exact_rows, exact_times = [], []
-        for query in query_vectors:
-            started = time.perf_counter()
-            exact_rows.append([row for row, _ in exact.search(query, depth)])
-            exact_times.append((time.perf_counter() - started) * 1000)
-        exact_figures = latency(exact_times)
-        del exact
+        rows += _measure_stores(
+            vectors, query_vectors, query_sets, stores, settings, work_dir / f"stores-n{n}",
+            progress=progress,
+        )  # fmt: skip
+    return rows
 
-        directory = work_dir / f"stores-n{n}"
+
+def _measure_stores(
+    vectors: np.ndarray,
+    query_vectors: np.ndarray,
+    query_sets: Mapping[str, Sequence[str]],
+    stores: Sequence[str],
+    settings: Settings,
+    directory: Path,
+    *,
+    progress: bool = False,
+) -> list[StoreFigures]:
+    """``vectors`` (the settings' multilingual model's) in each of ``stores``, one row each.
+    Every store is built in a fresh process (``effective_threads``) and searched in another
+    (one thread), once for each of ``query_vectors`` (``query_sets``' items in order), at
+    the retriever depth; recall@10 and score errors are against exact search over the same
+    vectors. ``directory`` holds the stores while they are measured, and is removed."""
+    params = DenseParams.from_settings(settings)
+    depth = settings.retriever_depth
+    n = len(vectors)
+    set_threads(1)
+    exact = DenseIndex.build(vectors, kind="flat")
+    exact_rows, exact_times = [], []
+    for query in query_vectors:
+        started = time.perf_counter()
+        exact_rows.append([row for row, _ in exact.search(query, depth)])
+        exact_times.append((time.perf_counter() - started) * 1000)
+    exact_figures = latency(exact_times)
+    del exact
+
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    vectors_file = directory / "vectors.npy"
+    np.save(vectors_file, vectors, allow_pickle=False)
+    rows: list[StoreFigures] = []
+    try:
+        for store, kind in _store_configs(stores):
+            _say(progress, f"stores: {store} ({kind}) over {n} vectors ...")
+            load_average = _load_average()
+            target = directory / f"{store}-{kind}"
+            built = _in_fresh_process(
+                _store_build, store, kind, params, vectors_file, target,
+                settings.effective_threads(),
+            )  # fmt: skip
+            files = _files(target)
+            probed = _in_fresh_process(
+                _store_probe, store, built["spec"], target, query_vectors, depth
+            )
+            recalls = _recalls_at_10(
+                vectors, query_vectors, probed["found"], exact_rows, query_sets
+            )
+            figures = latency(probed["times"])
+            rows.append(
+                StoreFigures(
+                    chunks=n,
+                    store=store,
+                    index=built["index"],
+                    spec=built["spec"],
+                    model=settings.multilingual_model,
+                    dim=int(vectors.shape[1]),
+                    build_seconds=round(built["seconds"], 3),
+                    build_peak_rss_bytes=built["peak"],
+                    bytes_on_disk=sum(size for size, _ in files.values()),
+                    open_seconds=round(probed["open_seconds"], 3),
+                    k=depth,
+                    p50_ms=figures.p50_ms,
+                    p99_ms=figures.p99_ms,
+                    recall_at_10=recalls,
+                    max_score_error=_max_score_error(
+                        vectors, query_vectors, probed["found"], probed["scores"]
+                    ),
+                    unchanged_by_open=_files(target) == files,
+                    rss_bytes=probed["rss"],
+                    rss_growth_bytes=probed["rss"] - probed["before"],
+                    rss_anon_bytes=probed["anon"],
+                    exact_p50_ms=exact_figures.p50_ms,
+                    exact_p99_ms=exact_figures.p99_ms,
+                    queries={name: len(items) for name, items in query_sets.items()},
+                    load_average=load_average,
+                )
+            )
+            shutil.rmtree(target, ignore_errors=True)
+    finally:
         shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
-        vectors_file = directory / "vectors.npy"
-        np.save(vectors_file, vectors, allow_pickle=False)
-        try:
-            for store, kind in _store_configs(stores):
-                _say(progress, f"stores: {store} ({kind}) over {n} vectors ...")
-                load_average = _load_average()
-                target = directory / f"{store}-{kind}"
-                built = _in_fresh_process(
-                    _store_build, store, kind, params, vectors_file, target,
-                    settings.effective_threads(),
-                )  # fmt: skip
-                probed = _in_fresh_process(
-                    _store_probe, store, built["spec"], target, query_vectors, depth
-                )
-                recalls = _recalls_at_10(
-                    vectors, query_vectors, probed["found"], exact_rows, query_sets
-                )
-                figures = latency(probed["times"])
-                rows.append(
-                    StoreFigures(
-                        chunks=n,
-                        store=store,
-                        index=built["index"],
-                        spec=built["spec"],
-                        model=model,
-                        dim=int(vectors.shape[1]),
-                        build_seconds=round(built["seconds"], 3),
-                        build_peak_rss_bytes=built["peak"],
-                        bytes_on_disk=_bytes_under(target),
-                        open_seconds=round(probed["open_seconds"], 3),
-                        k=depth,
-                        p50_ms=figures.p50_ms,
-                        p99_ms=figures.p99_ms,
-                        recall_at_10=recalls,
-                        rss_bytes=probed["rss"],
-                        rss_growth_bytes=probed["rss"] - probed["before"],
-                        rss_anon_bytes=probed["anon"],
-                        exact_p50_ms=exact_figures.p50_ms,
-                        exact_p99_ms=exact_figures.p99_ms,
-                        queries={name: len(items) for name, items in query_sets.items()},
-                        load_average=load_average,
-                    )
-                )
-                shutil.rmtree(target, ignore_errors=True)
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
     return rows
 
 
@@ -1021,8 +1079,8 @@ def _spec_text(spec: Mapping[str, Any]) -> str:
 def _stores_table(rows: Sequence[StoreFigures]) -> list[str]:
     header = [
         "chunks", "store", "index", "build s", "MiB on disk", "open s", "query p50 / p99 ms",
-        "recall@10", "RSS MiB (growth from opening)", "of which anonymous MiB",
-        "build peak RSS MiB",
+        "recall@10", "max score error", "RSS MiB (growth from opening)",
+        "of which anonymous MiB", "build peak RSS MiB", "files unchanged",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
@@ -1037,9 +1095,11 @@ def _stores_table(rows: Sequence[StoreFigures]) -> list[str]:
             f"{row.open_seconds:.2f}",
             f"{row.p50_ms:.2f} / {row.p99_ms:.2f}",
             recall,
+            f"{row.max_score_error:.1e}",
             f"{_mib(row.rss_bytes)} ({_mib(row.rss_growth_bytes)})",
             _mib(row.rss_anon_bytes),
             _mib(row.build_peak_rss_bytes),
+            "yes" if row.unchanged_by_open else "**no**",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     for n in sorted({row.chunks for row in rows}):
@@ -1049,7 +1109,10 @@ def _stores_table(rows: Sequence[StoreFigures]) -> list[str]:
             f"\n{n:,} chunks: {first.model} vectors ({first.dim} dims) of the synthetic corpus; "
             f"queries: {asked}, one at a time on one thread, k = {first.k}; exact search "
             f"(FAISS IndexFlatIP) over the same vectors: p50 {first.exact_p50_ms:.2f} ms, "
-            f"p99 {first.exact_p99_ms:.2f} ms. Recall@10: the share of the exact top 10 found."
+            f"p99 {first.exact_p99_ms:.2f} ms. Recall@10: the share of the exact top 10 found; "
+            "max score error: the largest difference between a score returned and the exact "
+            "inner product; files unchanged: every file of the store the same (size, sha256) "
+            "after it was opened, searched and closed."
         )
     return lines
 

@@ -43,30 +43,22 @@ generations, each point tested in ``tests/test_milvus.py``:
   share one embedded server, released when the last of them is closed or collected;
 - slow past a small corpus: every search walks every row in Python (deduplicating primary
   keys across segments and checking deletions: ``milvus_lite/search/executor_indexed.py``)
-  before the index is asked, so a query over 100,000 vectors took about 100 ms even with
-  HNSW, against 2 ms for FAISS HNSW (``python -m service.milvus``, which runs
-  ``compare_stores``). Milvus Lite suits development, tests and small corpora; serving a
-  large one from Milvus means a Milvus server.
+  before the index is asked, so a query over 100,000 vectors took about 120 ms even with
+  HNSW, against 1.4 ms for FAISS IVF-PQ (``eval/bench``: ``service.bench.compare_stores``,
+  run by ``citeqa bench --scale 100000 --stores faiss milvus``). Milvus Lite suits
+  development, tests and small corpora; serving a large one from Milvus means a Milvus
+  server.
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
-import hashlib
 import json
-import math
 import re
-import shutil
-import statistics
-import sys
-import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,19 +67,16 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from service.dense import DenseIndex, DenseParams, VectorStore
+from service.dense import DenseParams
 from service.errors import IndexCorruptError, IndexMismatchError, VectorStoreError
 
 __all__ = [
     "LITE_FILE",
     "MilvusStore",
-    "StoreMeasurement",
     "collection_name",
-    "compare_stores",
     "drop_stale_collections",
     "is_local",
     "milvus_index_type",
-    "synthetic_vectors",
 ]
 
 LITE_FILE = "milvus.db"  # the Milvus Lite data directory inside a generation
@@ -607,213 +596,3 @@ def drop_stale_collections(
     finally:
         _close(client, local)
     return stale
-
-
-# ---------------------------------------------------------------------------- measuring
-
-
-@dataclass(frozen=True)
-class StoreMeasurement:
-    """One store over one set of vectors (``compare_stores``)."""
-
-    store: str
-    kind: str
-    build_seconds: float  # from the array in memory to an index saved on disk
-    open_seconds: float  # from disk to the first answer
-    query_p50_ms: float  # one query vector a call, k rows
-    query_p99_ms: float
-    recall_at_k: float  # share of the exact top k found, averaged over the queries
-    max_score_error: float  # largest |score - exact score| of a row both found
-    vectors_seconds: float  # vectors(): what a rebuild reads to reuse the encodings
-    bytes_on_disk: int
-    unchanged_by_open: bool  # every file the same (size, sha256) after open/search/close
-
-
-def _tree(path: Path) -> dict[str, tuple[int, str]]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return {
-        p.relative_to(path).as_posix() if p != path else p.name: (
-            p.stat().st_size,
-            hashlib.sha256(p.read_bytes()).hexdigest(),
-        )
-        for p in files
-    }
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
-
-
-def compare_stores(
-    vectors: np.ndarray,
-    queries: np.ndarray,
-    k: int = 10,
-    *,
-    workdir: Path,
-    stores: Iterable[str] = ("faiss-flat", "milvus-lite-flat", "faiss-hnsw", "milvus-lite-hnsw"),
-    params: DenseParams | None = None,
-    build_threads: int = 2,
-    query_threads: int = 1,
-) -> dict[str, StoreMeasurement]:
-    """Build each store over ``vectors``, then search it once per row of ``queries``.
-
-    Stores are ``faiss-<kind>`` (``DenseIndex``, saved to a file and memory-mapped back)
-    and ``milvus-lite-<kind>`` (``MilvusStore`` in ``workdir``, closed after the build and
-    opened again), kinds as in ``DenseParams`` (``flat``, ``hnsw``, ``ivfpq``). Recall and
-    score error are against exact inner-product search (FAISS ``IndexFlatIP``). Builds run
-    on ``build_threads``, queries on ``query_threads`` (serving uses one a question).
-    """
-    from service.embed import set_threads  # torch, FAISS and BLAS threads together
-
-    params = params or DenseParams.defaults()
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    set_threads(build_threads)
-    exact = DenseIndex.build(vectors, kind="flat", params=params)
-    truth = [dict(exact.search(q, k)) for q in queries]
-    results: dict[str, StoreMeasurement] = {}
-    for name in stores:
-        engine, _, kind = name.rpartition("-")
-        set_threads(build_threads)
-        started = time.perf_counter()
-        if engine == "faiss":
-            path = workdir / f"{name}.faiss"
-            index = DenseIndex.build(vectors, kind=kind, params=params)
-            spec = index.spec
-            index.save(path)
-            del index
-        elif engine == "milvus-lite":
-            path = workdir / name / LITE_FILE
-            path.parent.mkdir(parents=True)
-            built = MilvusStore.build(
-                vectors, uri=str(path), collection="dense", kind=kind, params=params
-            )
-            spec = built.spec
-            built.close()
-        else:
-            raise ValueError(f"unknown store {name!r}; use faiss-<kind> or milvus-lite-<kind>")
-        build_seconds = time.perf_counter() - started
-        before = _tree(path)
-        set_threads(query_threads)
-        started = time.perf_counter()
-        store: VectorStore
-        if engine == "faiss":
-            store = DenseIndex.load(path, spec)
-        else:
-            store = MilvusStore.open(uri=str(path), collection="dense", spec=spec)
-        store.search(queries[0], k)
-        open_seconds = time.perf_counter() - started
-        for query in queries[: min(20, len(queries))]:  # warm caches and code paths
-            store.search(query, k)
-        times, found, errors = [], [], [0.0]
-        for query, expected in zip(queries, truth, strict=True):
-            started = time.perf_counter()
-            hits = store.search(query, k)
-            times.append((time.perf_counter() - started) * 1000)
-            found.append(len({row for row, _ in hits} & expected.keys()) / max(1, len(expected)))
-            errors += [abs(score - expected[row]) for row, score in hits if row in expected]
-        started = time.perf_counter()
-        copy = store.vectors()
-        vectors_seconds = time.perf_counter() - started
-        if not np.array_equal(copy, vectors):
-            raise IndexCorruptError(f"{name} gave back other vectors than it was given")
-        if isinstance(store, MilvusStore):
-            store.close()
-        del store
-        results[name] = StoreMeasurement(
-            store=name,
-            kind=kind,
-            build_seconds=build_seconds,
-            open_seconds=open_seconds,
-            query_p50_ms=statistics.median(times),
-            query_p99_ms=_percentile(times, 0.99),
-            recall_at_k=float(np.mean(found)),
-            max_score_error=max(errors),
-            vectors_seconds=vectors_seconds,
-            bytes_on_disk=sum(size for size, _ in before.values()),
-            unchanged_by_open=_tree(path) == before,
-        )
-    return results
-
-
-def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
-    rows = rng.standard_normal((n, dim), dtype=np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def synthetic_vectors(
-    n: int, queries: int, dim: int, *, clustered: bool, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalised vectors and queries. ``clustered=False``: uniform on the sphere, where
-    every pair is nearly orthogonal and nearest neighbours barely stand out (the worst case
-    for approximate search). ``clustered=True``: around ``n // 50`` random centres, each
-    point at cosine about 0.7 from its centre, queries drawn the same way (closer to real
-    embeddings, whose neighbours stand out)."""
-    rng = np.random.default_rng(seed)
-    if not clustered:
-        return _unit_rows(rng, n, dim), _unit_rows(rng, queries, dim)
-    centres = _unit_rows(rng, max(1, n // 50), dim)
-
-    def draw(m: int) -> np.ndarray:
-        noise = rng.standard_normal((m, dim), dtype=np.float32) / np.sqrt(dim)
-        rows = centres[rng.integers(0, len(centres), m)] + noise
-        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-    return draw(n), draw(queries)
-
-
-def _table(results: dict[str, StoreMeasurement]) -> str:
-    lines = [
-        "| store | build s | open s | query p50 ms | query p99 ms | recall@k | max score error "
-        "| vectors() s | MB on disk | files unchanged by open |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for m in results.values():
-        lines.append(
-            f"| {m.store} | {m.build_seconds:.2f} | {m.open_seconds:.2f} | {m.query_p50_ms:.3f} "
-            f"| {m.query_p99_ms:.3f} | {m.recall_at_k:.3f} | {m.max_score_error:.1e} "
-            f"| {m.vectors_seconds:.2f} | {m.bytes_on_disk / 1e6:.1f} | {m.unchanged_by_open} |"
-        )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m service.milvus``: FAISS and Milvus Lite side by side on random
-    vectors (``citeqa bench --scale N --stores faiss milvus`` compares them on the
-    synthetic corpus's encoded vectors). Run it under ``flock /tmp/citeqa-measure.lock``
-    on a shared machine."""
-    parser = argparse.ArgumentParser(prog="python -m service.milvus", description=main.__doc__)
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--data", choices=("uniform", "clustered"), default="uniform")
-    parser.add_argument(
-        "--stores", nargs="+", default=None, help="e.g. faiss-flat milvus-lite-hnsw"
-    )
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args(argv)
-    vectors, queries = synthetic_vectors(
-        args.rows, args.queries, args.dim, clustered=args.data == "clustered"
-    )
-    workdir = Path(tempfile.mkdtemp(prefix="citeqa-stores-"))
-    try:
-        kwargs = {"stores": args.stores} if args.stores else {}
-        results = compare_stores(vectors, queries, args.k, workdir=workdir, **kwargs)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(
-        f"{args.rows} {args.data} unit vectors of {args.dim} dims, {args.queries} queries, "
-        f"k={args.k}, defaults {DenseParams.defaults()}"
-    )
-    print(_table(results))
-    if args.json:
-        args.json.write_text(
-            json.dumps({name: asdict(m) for name, m in results.items()}, indent=2) + "\n"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

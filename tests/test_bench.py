@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import service.bench as bench_module
 from service.bench import (
     STORES,
     BenchReport,
@@ -19,7 +20,10 @@ from service.bench import (
     Latency,
     LoadRun,
     StoreFigures,
+    _files,
     _load_run,
+    _max_score_error,
+    _measure_stores,
     _recalls_at_10,
     _scale_points,
     _store_build,
@@ -66,6 +70,9 @@ def test_stage_sum_leaves_out_the_aggregates() -> None:
         "total": 5.0,
     }
     assert stage_sum(timings) == 4.0
+    # encoders side by side: their wall time counts, not each one's own time
+    overlapped = timings | {"encode_multilingual": 1.5, "encode": 2.25}
+    assert stage_sum(overlapped) == 4.25
 
 
 def _run(clients: int, requests_per_s: float, p50: float, p99: float, ratio: float) -> LoadRun:
@@ -310,12 +317,51 @@ def test_each_store_is_built_and_searched_the_same_way(tmp_path: Path) -> None:
         assert recalls == {"a": 1.0, "b": 1.0}, (store, kind)
 
 
+def test_measure_stores_on_small_vectors(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``compare_stores`` measures for each N, on small random vectors instead of an
+    encoded corpus, and with the children's work done in this process: every store finds
+    the exact top 10 with the exact scores (FLAT; FAISS's "auto" too at this size), keeps
+    every float on disk, and opening, searching and closing it changes no file."""
+    pytest.importorskip("milvus_lite")
+    monkeypatch.setattr(bench_module, "_in_fresh_process", lambda function, *args: function(*args))
+    vectors, queries = _unit_rows(1500, 32, seed=20), _unit_rows(40, 32, seed=21)
+    query_sets = {"held-out": ["q"] * 30, "questions": ["q"] * 10}
+    directory = tmp_path / "stores"
+    rows = _measure_stores(vectors, queries, query_sets, STORES, settings, directory)
+    assert [(r.store, r.spec["kind"]) for r in rows] == [
+        ("faiss", "flat"), ("milvus-lite", "flat"), ("milvus-lite", "hnsw"),
+        ("milvus-lite", "ivfflat"),
+    ]  # fmt: skip
+    for row in rows:
+        if row.spec["kind"] == "flat":
+            assert row.recall_at_10 == {"held-out": 1.0, "questions": 1.0}, row.store
+        assert row.max_score_error < 1e-4, (row.store, row.spec["kind"])
+        assert row.unchanged_by_open, (row.store, row.spec["kind"])
+        assert row.bytes_on_disk >= 4 * vectors.size  # the floats are all kept
+        assert 0 < row.p50_ms <= row.p99_ms and row.k == settings.retriever_depth
+        assert row.queries == {"held-out": 30, "questions": 10} and row.chunks == 1500
+    assert not directory.exists()  # the stores are removed afterwards
+
+    # both figures can tell: a score off by 0.5, a file rewritten at the same size
+    query = queries[0]
+    off = [[float(vectors[3] @ query), float(vectors[7] @ query) + 0.5]]
+    assert _max_score_error(vectors, queries[:1], [[3, 7]], off) == pytest.approx(0.5)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a").write_bytes(b"12")
+    before = _files(tmp_path / "files")
+    (tmp_path / "files" / "a").write_bytes(b"21")
+    assert _files(tmp_path / "files") != before and before["a"][0] == 2
+
+
 def _store_row(store: str, index: str, spec: dict[str, Any]) -> StoreFigures:
     return StoreFigures(
         chunks=100_000, store=store, index=index, spec=spec, model="usem3", dim=512,
         build_seconds=12.5, build_peak_rss_bytes=900 * 2**20, bytes_on_disk=210 * 2**20,
         open_seconds=0.25, k=50, p50_ms=1.25, p99_ms=2.5,
-        recall_at_10={"held-out": 0.991, "questions": 0.98}, rss_bytes=500 * 2**20,
+        recall_at_10={"held-out": 0.991, "questions": 0.98}, max_score_error=2e-7,
+        unchanged_by_open=store == "faiss", rss_bytes=500 * 2**20,
         rss_growth_bytes=20 * 2**20, rss_anon_bytes=300 * 2**20, exact_p50_ms=18.0,
         exact_p99_ms=25.0,
         queries={"held-out": 190, "questions": 150}, load_average=(1.0, 1.0, 1.0),
@@ -332,9 +378,10 @@ def test_store_figures_reach_the_summary_and_the_json(tmp_path: Path) -> None:
     assert "## Vector stores" in text
     assert (
         "| 100,000 | faiss | IndexIVFPQ, re-scored (nlist 1024) | 12.5 | 210 | 0.25 "
-        "| 1.25 / 2.50 | held-out 0.991, questions 0.980 | 500 (20) | 300 | 900 |"
+        "| 1.25 / 2.50 | held-out 0.991, questions 0.980 | 2.0e-07 | 500 (20) | 300 | 900 "
+        "| yes |"
     ) in text
-    assert "| 100,000 | milvus-lite | FLAT |" in text
+    assert "| 100,000 | milvus-lite | FLAT |" in text and "| 900 | **no** |" in text
     assert "190 held-out, 150 questions" in text and "k = 50" in text and "p50 18.00 ms" in text
     write(sample, tmp_path)
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -371,5 +418,6 @@ def test_compare_stores_on_a_small_synthetic_corpus(
     ]  # fmt: skip
     for row in rows:
         assert row.recall_at_10["held-out"] == 1.0 and row.queries["questions"] == 1
+        assert row.max_score_error < 1e-4 and row.unchanged_by_open
         assert 0 < row.p50_ms <= row.p99_ms and row.bytes_on_disk >= 4 * 512 * 1000
     assert not (tmp_path / "stores-n1000").exists()  # the stores are removed afterwards
