@@ -253,8 +253,12 @@ class ChunkTable(Sequence[Chunk]):
     every worker. Here a row is its document's number, its offsets, its language and
     section codes and its id (about 40 bytes); ``table[row]`` makes the ``Chunk`` when a
     retriever asks for it, its text sliced from the document, which is the invariant
-    ``document.text[char_start:char_end] == chunk.text`` that ``from_rows`` checks.
+    ``document.text[char_start:char_end] == chunk.text`` that ``from_rows`` checks. The
+    last ``MADE_KEPT`` chunks made are kept (every retriever of a question asks for many of
+    the same rows; on a small corpus that is all of them).
     """
+
+    MADE_KEPT = 8192
 
     def __init__(
         self,
@@ -273,6 +277,7 @@ class ChunkTable(Sequence[Chunk]):
         self._labels = labels
         self._sections = sections
         self._by_id = np.argsort(self._ids, kind="stable")  # row_of: binary search
+        self._made: dict[int, Chunk] = {}
 
     @classmethod
     def from_rows(
@@ -330,6 +335,14 @@ class ChunkTable(Sequence[Chunk]):
             row += len(self)
         if not 0 <= row < len(self):
             raise IndexError(f"chunk row {row} of {len(self)}")
+        made = self._made.get(row)
+        if made is None:
+            if len(self._made) >= self.MADE_KEPT:
+                self._made.clear()  # simpler than LRU order, and as good for a question
+            made = self._made[row] = self._make(row)
+        return made
+
+    def _make(self, row: int) -> Chunk:
         document = self._documents[self._doc[row]]
         start, end = int(self._start[row]), int(self._end[row])
         return Chunk(
@@ -342,8 +355,8 @@ class ChunkTable(Sequence[Chunk]):
             section=self._sections[self._section[row]],
         )
 
-    def __iter__(self) -> Iterator[Chunk]:
-        return (self[row] for row in range(len(self)))
+    def __iter__(self) -> Iterator[Chunk]:  # a pass over every row keeps none of them
+        return (self._make(row) for row in range(len(self)))
 
     def row_of(self, chunk_id: str) -> int:
         """The row of a chunk id; ``KeyError`` if the table has no such chunk."""

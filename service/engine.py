@@ -168,10 +168,12 @@ class Engine:
         step = time.perf_counter()
         answer, reason = self.extractor.answer(question, hits)
         timings["answer"] = (time.perf_counter() - step) * 1000
-        shown = hits[:top_k]
+        step = time.perf_counter()
         passages = tuple(
-            Passage(hit, self.extractor.highlights(question, hit.chunk, answer)) for hit in shown
+            Passage(hit, self.extractor.highlights(question, hit.chunk, answer))
+            for hit in hits[:top_k]
         )
+        timings["highlight"] = (time.perf_counter() - step) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         return AskResult(
             question=question,

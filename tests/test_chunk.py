@@ -170,6 +170,18 @@ def test_chunk_table_gives_back_the_chunks_it_was_made_from(
         table[len(chunks)]
 
 
+def test_chunk_table_keeps_a_bounded_number_of_made_chunks(
+    documents: dict[str, Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = [c for d in documents.values() for c in chunk_document(d, PARAMS)]
+    table = ChunkTable.from_rows(documents, [dataclasses.asdict(c) for c in chunks])
+    monkeypatch.setattr(ChunkTable, "MADE_KEPT", 3)
+    assert table[1] is table[1]  # kept: the same object again
+    for row in range(len(chunks)):  # more rows than are kept: every one still right
+        assert table[row] == chunks[row]
+        assert len(table._made) <= 3
+
+
 def test_chunk_table_refuses_rows_that_do_not_slice_their_document(
     documents: dict[str, Document],
 ) -> None:
