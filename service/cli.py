@@ -267,7 +267,7 @@ def _bench(args: argparse.Namespace) -> int:
     from service.bench import markdown, run_bench, scale_available, write
 
     if args.scale and not scale_available():  # fail before minutes of measuring
-        print("citeqa bench: error: --scale needs service/scale.py", file=sys.stderr)
+        print("citeqa bench: error: --scale needs service/scale/", file=sys.stderr)
         return 2
     if args.stores and not args.scale:
         print("citeqa bench: error: --stores compares stores at --scale N chunks", file=sys.stderr)
