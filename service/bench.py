@@ -1067,8 +1067,11 @@ def _scale_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             cells.append(", ".join(f"{k} {v:.3f}" for k, v in recall.items()) or "–")
         cells.append(f"{_figure(row.get('bm25_p50_ms'))} / {_figure(row.get('bm25_p99_ms'))}")
         lines.append("| " + " | ".join(cells) + " |")
-    skipped = sorted({note for row in rows for note in row.get("skipped") or ()})
-    lines += [f"\nNot measured: {note}." for note in skipped]
+    lines += [
+        f"\nNot measured at {row['chunks']:,} chunks: {note}."
+        for row in rows
+        for note in row.get("skipped") or ()
+    ]
     return lines
 
 

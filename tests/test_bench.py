@@ -250,7 +250,7 @@ def test_scale_results_reach_the_table_and_the_chart(tmp_path: Path) -> None:
     sample = _sample_report(rows)
     text = markdown(sample)
     assert "## Scale" in text and "| 10000 | 2.5 | 3 | 10000 | 1024 | 0.50 / 0.90" in text
-    assert "not encoded above 5000 chunks" in text
+    assert "Not measured at 10,000 chunks: dense (all-MiniLM-L6-v2): not encoded above 5000" in text
     chart(sample, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 10_000
 
