@@ -59,15 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sizes", nargs="+", type=int, help="chunk counts, e.g. 10000 100000")
-    parser.add_argument("--work-dir", type=Path, default=Path("scale-work"))
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("scale-work"),
+        help="where the corpora, cached vectors and indexes are kept (default: scale-work)",
+    )
     parser.add_argument("--queries", type=int, default=200, help="held-out synthetic queries")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the same seed makes the same corpus (default 0)"
+    )
     parser.add_argument("--questions", type=Path, help="also query with these (eval JSONL)")
     parser.add_argument(
         "--dense-encoder-limit",
         type=int,
         default=10_000,
-        help="encode with the English model up to this many chunks (about 14 a second here)",
+        help="encode with the English model up to this many chunks (14-48 a second here)",
     )
     parser.add_argument(
         "--multilingual-encoder-limit",
