@@ -15,6 +15,7 @@ a script with the question, the multilingual encoder on everything.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -178,6 +179,10 @@ _PARALLEL_ENCODE = available_cores() > 1
 def _encode_pool() -> ThreadPoolExecutor:
     """One thread that encodes a question with the second encoder while the first runs."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="citeqa-encode")
+
+
+# A forked child has the parent's pool but not its thread: work sent to it would never run.
+os.register_at_fork(after_in_child=_encode_pool.cache_clear)
 
 
 def _timed_vector(retriever: DenseRetriever, query: str, timings: dict[str, float]) -> np.ndarray:

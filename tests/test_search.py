@@ -1,6 +1,7 @@
 """Search quality on the seeds, through the real models and the real index."""
 
 import itertools
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,7 @@ import pytest
 
 from service.index import CorpusIndex
 from service.records import Hit
-from service.search import HybridRetriever, _Batcher, query_vector
+from service.search import HybridRetriever, _Batcher, _encode_pool, query_vector
 
 EARTHQUAKE_AGENCIES = "中國地震局、日本氣象廳和韓國氣象廳"
 
@@ -127,3 +128,25 @@ def test_a_failed_batch_fails_every_question_in_it() -> None:
     for future in futures:
         with pytest.raises(ValueError, match="cannot encode"):
             future.result()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_the_encode_thread_works_in_a_forked_child() -> None:
+    """A child forked after the parent used the encode thread gets a thread of its own
+    (the parent's does not exist there, and work sent to it would never run)."""
+    assert _encode_pool().submit(lambda: 1).result(timeout=10) == 1
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: answer through the pipe, then leave without cleanup
+        code = 1
+        try:
+            value = _encode_pool().submit(lambda: 42).result(timeout=10)
+            os.write(write, str(value).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    answer = os.read(read, 16)
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0 and answer == b"42"
