@@ -694,39 +694,6 @@ def _store_probe(
             "rss": rss, "anon": anon, "before": before}  # fmt: skip
 
 
-def _vector_cache_key(model: str, seed: int) -> str:
-    """The key ``service.scale`` caches a model's vectors of the synthetic texts under."""
-    from service import scale
-
-    key = getattr(scale, "_cache_key", None)
-    if callable(key):
-        return str(key(model, seed))
-    return f"{model}-seed{seed}-gen{scale.GENERATOR_VERSION}"
-
-
-def _recalls_at_10(
-    vectors: np.ndarray,
-    query_vectors: np.ndarray,
-    found: Sequence[Sequence[int]],
-    exact: Sequence[Sequence[int]],
-    query_sets: Mapping[str, Sequence[str]],
-) -> dict[str, float]:
-    """Mean recall@10 per query set (``service.scale.recall_at_k``: ties count)."""
-    from service.scale import recall_at_k
-
-    recalls: dict[str, float] = {}
-    offset = 0
-    for set_name, items in query_sets.items():
-        values = []
-        for i in range(offset, offset + len(items)):
-            query = query_vectors[i]
-            scores = {row: float(vectors[row] @ query) for row in (*found[i], *exact[i])}
-            values.append(recall_at_k(found[i], exact[i], scores.__getitem__, 10))
-        recalls[set_name] = round(float(np.mean(values)), 4) if values else math.nan
-        offset += len(items)
-    return recalls
-
-
 def _max_score_error(
     vectors: np.ndarray,
     query_vectors: np.ndarray,
@@ -759,6 +726,7 @@ def compare_stores(
     for each of ``queries`` held-out synthetic queries and each of ``questions``."""
     from service.chunk import ChunkingParams
     from service.scale import (
+        cache_key,
         encode_cached,
         held_out,
         seed_pool,
@@ -784,7 +752,7 @@ def compare_stores(
         texts = synthetic_texts(pool, n, seed)
         vectors, _, _ = encode_cached(
             model, texts, settings=settings, cache_dir=work_dir / "vectors",
-            key=_vector_cache_key(model, seed), progress=progress,
+            key=cache_key(model, seed), progress=progress,
         )  # fmt: skip
         query_sets = {"held-out": held_out(synthetic_queries(pool, queries, seed), texts)}
         if questions:
@@ -812,6 +780,9 @@ def _measure_stores(
     (one thread), once for each of ``query_vectors`` (``query_sets``' items in order), at
     the retriever depth; recall@10 and score errors are against exact search over the same
     vectors. ``directory`` holds the stores while they are measured, and is removed."""
+    from service.scale import recall_per_set
+
+    set_sizes = {name: len(items) for name, items in query_sets.items()}
     params = DenseParams.from_settings(settings)
     depth = settings.retriever_depth
     n = len(vectors)
@@ -843,9 +814,7 @@ def _measure_stores(
             probed = _in_fresh_process(
                 _store_probe, store, built["spec"], target, query_vectors, depth
             )
-            recalls = _recalls_at_10(
-                vectors, query_vectors, probed["found"], exact_rows, query_sets
-            )
+            recalls = recall_per_set(vectors, query_vectors, probed["found"], exact_rows, set_sizes)
             figures = latency(probed["times"])
             rows.append(
                 StoreFigures(
@@ -862,7 +831,7 @@ def _measure_stores(
                     k=depth,
                     p50_ms=figures.p50_ms,
                     p99_ms=figures.p99_ms,
-                    recall_at_10=recalls,
+                    recall_at_10={name: round(v, 4) for name, v in recalls.items()},
                     max_score_error=_max_score_error(
                         vectors, query_vectors, probed["found"], probed["scores"]
                     ),
@@ -872,7 +841,7 @@ def _measure_stores(
                     rss_anon_bytes=probed["anon"],
                     exact_p50_ms=exact_figures.p50_ms,
                     exact_p99_ms=exact_figures.p99_ms,
-                    queries={name: len(items) for name, items in query_sets.items()},
+                    queries=set_sizes,
                     load_average=load_average,
                 )
             )

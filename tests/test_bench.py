@@ -24,7 +24,6 @@ from service.bench import (
     _load_run,
     _max_score_error,
     _measure_stores,
-    _recalls_at_10,
     _scale_points,
     _store_build,
     _store_configs,
@@ -43,6 +42,7 @@ from service.cli import main
 from service.config import Settings
 from service.dense import DenseIndex, DenseParams
 from service.index import CorpusIndex, build_index, load_index
+from service.scale import recall_per_set
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 
@@ -311,9 +311,7 @@ def test_each_store_is_built_and_searched_the_same_way(tmp_path: Path) -> None:
         # both are read (in-process here, after other tests, RSS may also shrink)
         assert len(probed["times"]) == len(queries) and probed["rss"] > 0 < probed["before"]
         assert 0 < probed["anon"] <= probed["rss"]
-        recalls = _recalls_at_10(
-            vectors, queries, probed["found"], truth, {"a": ["q"] * 12, "b": ["q"] * 8}
-        )
+        recalls = recall_per_set(vectors, queries, probed["found"], truth, {"a": 12, "b": 8})
         assert recalls == {"a": 1.0, "b": 1.0}, (store, kind)
 
 

@@ -43,7 +43,7 @@ from service.scale.corpus import SERVE_SOURCE as SERVE_SOURCE
 from service.scale.corpus import Composition, write_corpus
 from service.scale.measure import DenseFigures, ScaleResult, run_scale
 from service.scale.metrics import RECALL_K as RECALL_K
-from service.scale.metrics import recall_at_k
+from service.scale.metrics import recall_at_k, recall_per_set
 from service.scale.serve import TARGETS as TARGETS
 from service.scale.serve import serve_scale
 from service.scale.serve_report import serve_markdown
@@ -59,6 +59,7 @@ from service.scale.synthetic import (
 from service.scale.vectors import BANK_VARIANTS as BANK_VARIANTS
 from service.scale.vectors import _bank as _bank
 from service.scale.vectors import approximate_vectors as approximate_vectors
+from service.scale.vectors import cache_key as cache_key
 from service.scale.vectors import encode_cached as encode_cached
 from service.scale.vectors import encode_throughput
 
@@ -73,6 +74,7 @@ __all__ = [
     "encode_throughput",
     "held_out",
     "recall_at_k",
+    "recall_per_set",
     "run_scale",
     "seed_pool",
     "serve_markdown",

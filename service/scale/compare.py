@@ -29,11 +29,11 @@ from service.scale.metrics import (
     _index_memory,
     _percentiles,
     _query_encoder,
-    _recalls,
     _timed,
+    recall_per_set,
 )
 from service.scale.synthetic import seed_pool, synthetic_queries, synthetic_texts
-from service.scale.vectors import _bank, _cache_key, approximate_vectors, encode_cached
+from service.scale.vectors import _bank, approximate_vectors, cache_key, encode_cached
 
 _SEARCH_KEYS = frozenset({"efSearch", "nprobe", "refine"})
 
@@ -95,13 +95,13 @@ def compare_dense(
         bank_texts, offsets = _bank(pool, seed)
         bank, _, _ = encode_cached(
             model, bank_texts, settings=settings, cache_dir=cache_dir,
-            key=_cache_key(model, seed, bank=True), progress=progress,
+            key=cache_key(model, seed, bank=True), progress=progress,
         )  # fmt: skip
         vectors = approximate_vectors(pool, n, seed, bank, offsets, progress)
     else:
         vectors, _, _ = encode_cached(
             model, synthetic_texts(pool, n, seed), settings=settings, cache_dir=cache_dir,
-            key=_cache_key(model, seed), progress=progress,
+            key=cache_key(model, seed), progress=progress,
         )  # fmt: skip
     query_texts = {"held-out": synthetic_queries(pool, queries, seed)}
     if questions:
@@ -136,7 +136,7 @@ def compare_dense(
     exact, exact_p50, exact_p99 = _exact_search(vectors, query_vectors, settings.retriever_depth)
     figures = []
     for spec, build_seconds, size, got in results:
-        recall = _recalls(vectors, query_vectors, got["found"], exact, set_sizes)
+        recall = recall_per_set(vectors, query_vectors, got["found"], exact, set_sizes)
         theory = theoretical_bytes(spec, n, vectors.shape[1])
         figures.append(
             DenseFigures(

@@ -45,12 +45,12 @@ from service.scale.metrics import (
     _index_memory,
     _percentiles,
     _query_encoder,
-    _recalls,
     _status,
     _timed,
+    recall_per_set,
 )
 from service.scale.synthetic import held_out, seed_pool, synthetic_queries, synthetic_texts
-from service.scale.vectors import _bank, _cache_key, _estimate, approximate_vectors, encode_cached
+from service.scale.vectors import _bank, _estimate, approximate_vectors, cache_key, encode_cached
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _build(plan: _Plan) -> dict[str, Any]:
             bank_texts, offsets = _bank(pool, plan.seed)
             bank, bank_seconds, encoded_now[name] = encode_cached(
                 model, bank_texts, settings=settings, cache_dir=plan.cache_dir,
-                key=_cache_key(model, plan.seed, bank=True), progress=plan.progress,
+                key=cache_key(model, plan.seed, bank=True), progress=plan.progress,
             )  # fmt: skip
             started = time.perf_counter()
             vectors = approximate_vectors(pool, plan.n, plan.seed, bank, offsets, plan.progress)
@@ -135,7 +135,7 @@ def _build(plan: _Plan) -> dict[str, Any]:
         else:
             vectors, seconds[f"encode {name}"], encoded_now[name] = encode_cached(
                 model, texts, settings=settings, cache_dir=plan.cache_dir,
-                key=_cache_key(model, plan.seed), progress=plan.progress,
+                key=cache_key(model, plan.seed), progress=plan.progress,
             )  # fmt: skip
         started = time.perf_counter()
         index = DenseIndex.build(vectors, params=params, progress=plan.progress)
@@ -205,7 +205,9 @@ def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         figures["dense"][name] |= {
             "exact_p50_ms": p50,
             "exact_p99_ms": p99,
-            "recall_at_10": _recalls(vectors, query_vectors[name], found[name], exact, set_sizes),
+            "recall_at_10": recall_per_set(
+                vectors, query_vectors[name], found[name], exact, set_sizes
+            ),
         }
         del vectors
     return figures

@@ -96,7 +96,7 @@ def _exact_search(
     return (rows, *_percentiles(times))
 
 
-def _recalls(
+def recall_per_set(
     vectors: np.ndarray,
     query_vectors: np.ndarray,
     found: Sequence[Sequence[int]],

@@ -43,7 +43,7 @@ from service.scale.metrics import (
 from service.scale.serve_http import _serve_http
 from service.scale.stand_in import StandInEncoder, _real_vectors
 from service.scale.synthetic import seed_pool, synthetic_queries
-from service.scale.vectors import _bank, _cache_key, encode_cached
+from service.scale.vectors import _bank, cache_key, encode_cached
 
 _MEMORY_GUARD = 18 * 2**30  # a build above this RSS (or under 1.5 GiB available) stops
 
@@ -180,7 +180,7 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
                 bank_texts,
                 settings=settings,
                 cache_dir=plan.cache_dir,
-                key=_cache_key(model, plan.seed, bank=True),
+                key=cache_key(model, plan.seed, bank=True),
                 progress=plan.progress,
             )
 

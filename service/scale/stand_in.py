@@ -8,7 +8,6 @@ model's; ``_real_vectors`` reads the cached encoded paragraphs that match the co
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from service.chunk import sentence_spans
 from service.chunk import weighted_length as _weighted_length
 from service.embed import Encoder
 from service.scale.corpus import Composition, _key
-from service.scale.vectors import _BLOCK, _cache_key, _VectorCache
+from service.scale.vectors import _BLOCK, _VectorCache, cache_key
 
 
 class StandInEncoder:
@@ -150,7 +149,7 @@ def _real_vectors(
 ) -> np.ndarray | None:
     """The cached encoded vectors of the synthetic stream's first blocks, as many as match
     ``blocks`` (the text digests of the corpus written now), or None."""
-    cache = _VectorCache(cache_dir, re.sub(r"[^A-Za-z0-9._-]+", "_", _cache_key(model, seed)))
+    cache = _VectorCache(cache_dir, cache_key(model, seed))
     if not (cache.meta.is_file() and cache.data.is_file()):
         return None
     meta = json.loads(cache.meta.read_text())

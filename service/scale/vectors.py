@@ -136,11 +136,12 @@ def encode_cached(
     progress: bool,
 ) -> tuple[np.ndarray, float, int]:
     """Vectors of ``texts`` by the encoder ``name``: one single-threaded process per core
-    encodes blocks of 1,000, and whole blocks are cached under ``cache_dir`` by ``key``.
+    encodes blocks of 1,000, and whole blocks are cached under ``cache_dir`` by ``key``
+    (``cache_key``).
     Returns the vectors, the wall seconds encoding them took (measured when each block was
     encoded, model loading included) and how many texts were encoded now."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = _VectorCache(cache_dir, re.sub(r"[^A-Za-z0-9._-]+", "_", key))
+    cache = _VectorCache(cache_dir, key)
     cache.open(texts)
     full = len(texts) // _BLOCK
     cached = min(len(cache.digests), full)
@@ -229,9 +230,11 @@ def encode_throughput(
 BANK_VARIANTS = 8  # encoded variants of every seed sentence
 
 
-def _cache_key(model: str, seed: int, *, bank: bool = False) -> str:
+def cache_key(model: str, seed: int, *, bank: bool = False) -> str:
+    """The file name (no suffix) a model's cached vectors of one text stream go under:
+    the synthetic texts of ``seed``, or with ``bank`` the encoded sentence variants."""
     kind = f"bank{BANK_VARIANTS}-" if bank else ""
-    return f"{model}-{kind}seed{seed}-gen{GENERATOR_VERSION}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}-{kind}seed{seed}-gen{GENERATOR_VERSION}")
 
 
 def _bank(pool: SeedPool, seed: int) -> tuple[list[str], dict[str, int]]:
@@ -280,7 +283,7 @@ def approximate_vectors(
 
 def _estimate(cache_dir: Path, model: str, seed: int, n: int) -> str:
     """How long encoding ``n`` chunks would take, at the rate the cached ones took."""
-    meta = _VectorCache(cache_dir, _cache_key(model, seed)).meta
+    meta = _VectorCache(cache_dir, cache_key(model, seed)).meta
     seconds = json.loads(meta.read_text())["seconds"] if meta.is_file() else []
     if not seconds or sum(seconds) <= 0:
         return " (no encoding of this model was measured yet to estimate the time)"
