@@ -437,8 +437,12 @@ class Extractor:
         idf = {term: self.index.lexical.idf(term) for term in q_terms | predicate}
         total_predicate = sum(idf[t] for t in predicate)
         total_idf = sum(idf.values())
-        english_question = detect_language(question) == "en"
-        question_script = _script(detect_language(question))
+        language = detect_language(question)
+        question_script = _script(language)
+        # an English question was encoded by MiniLM for retrieval too (a cache hit here)
+        dense_vector = (
+            query_vector(self.index.dense_encoder, question) if language == "en" else None
+        )
         sentence_vectors = self.index.sentence_vectors
         scored = []
         for hit in hits:
@@ -449,15 +453,14 @@ class Extractor:
             rows = self._sentence_rows(hit.chunk)
             vectors = sentence_vectors["multilingual"].span(rows.start, rows.stop)
             similarities = (vectors @ multilingual).astype(np.float64)
-            if english_question and hit.chunk.language == "en":
-                dense_vector = query_vector(self.index.dense_encoder, question)
+            if dense_vector is not None and hit.chunk.language == "en":
                 vectors = sentence_vectors["dense"].span(rows.start, rows.stop)
                 similarities = (similarities + (vectors @ dense_vector).astype(np.float64)) / 2
+            same_script = _script(hit.chunk.language) == question_script
             for row, similarity in zip(rows, similarities.tolist(), strict=True):
                 _, start, end = (int(v) for v in self.index.sentences[row])
                 text = document.text[start:end]
                 own = _terms(text)
-                same_script = _script(hit.chunk.language) == question_script
                 if same_script:
                     # terms the sentence leaves to its heading or the sentence before count half
                     weights = {t: 1.0 if t in own else 0.5 for t in q_terms & (own | context)}
