@@ -205,10 +205,10 @@ def _encode(
     for both: 1.5 ms less wait on the seeds, but 1.7 ms more CPU (the threads contend for
     Python's lock), so it only pays while no other question is in the process."""
     started = time.perf_counter()
+    beside = retrievers[1:] if parallel else []  # the first always runs on this thread
     pending = {
         name: _encode_pool().submit(_timed_vector, retriever, query, timings)
-        for name, retriever in retrievers[1:]
-        if parallel
+        for name, retriever in beside
     }
     vectors = {
         name: _timed_vector(retriever, query, timings)
