@@ -22,7 +22,7 @@ DEFAULT_CLAIMS = Path("eval/claims.jsonl")
 __all__ = ["check_workers", "main"]
 
 FUSIONS = ["competent_zscore", "competent_rrf", "rrf", "minmax"]
-STORES = ["faiss", "milvus"]  # service.bench.STORES, without importing it for --help
+STORES = ["faiss", "milvus"]  # service.lab.bench.STORES, without importing it for --help
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -35,7 +35,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from service.index import build_index
+    from service.index.generation import build_index
 
     settings = _settings(args)
     result = build_index(settings, force=args.force, progress=not args.quiet)
@@ -50,9 +50,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from service.api.schemas import PassageOut
     from service.engine import Engine, clean_question
-    from service.index import load_index
+    from service.index.generation import load_index
+    from service.server.schemas import PassageOut
 
     query = clean_question(args.query, "query")  # refuse bad input before loading models
     settings = _settings(args)
@@ -83,9 +83,9 @@ def _print_hits(hits: Sequence[Any]) -> None:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from service.api.schemas import AskResponse
     from service.engine import MAX_TOP_K, Engine, clean_question
-    from service.index import load_index
+    from service.index.generation import load_index
+    from service.server.schemas import AskResponse
 
     question = clean_question(args.question)  # refuse bad input before loading the models
     if args.k > MAX_TOP_K:
@@ -119,7 +119,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from service.live import add_files
+    from service.index.live import add_files
 
     result = add_files(_settings(args), args.paths)
     print(f"published {result.path.name}: {result.documents} documents, {result.chunks} chunks")
@@ -127,7 +127,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from service.live import remove_documents
+    from service.index.live import remove_documents
 
     result = remove_documents(_settings(args), args.doc_ids)
     print(f"published {result.path.name}: {result.documents} documents, {result.chunks} chunks")
@@ -135,10 +135,10 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from service.api.schemas import VerifyResponse
     from service.engine import MAX_TOP_K, Engine, clean_question
-    from service.index import load_index
-    from service.verify import Verifier
+    from service.index.generation import load_index
+    from service.server.schemas import VerifyResponse
+    from service.verify.verifier import Verifier
 
     claim = clean_question(args.claim, "claim")  # refuse bad input before loading models
     if args.k > MAX_TOP_K:
@@ -165,7 +165,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from service.engine import Engine
-    from service.evaluate import (
+    from service.index.generation import load_index
+    from service.lab.evaluate import (
         METRICS,
         abstention_curve,
         evaluate,
@@ -173,9 +174,8 @@ def _eval(args: argparse.Namespace) -> int:
         load_claims,
         load_questions,
     )
-    from service.index import load_index
-    from service.search import HybridRetriever
-    from service.verify import Verifier
+    from service.retrieve.hybrid import HybridRetriever
+    from service.verify.verifier import Verifier
 
     settings = _settings(args)
     # Neither file named: both defaults. One named: only that one.
@@ -214,7 +214,7 @@ def _eval(args: argparse.Namespace) -> int:
         verifier = Verifier(product)
         report["claims"], checks = evaluate_claims(verifier.verify, claims)
     if args.report:
-        from service.report import write_report
+        from service.lab.report import write_report
 
         if not questions:
             print("citeqa eval: error: --report needs questions as well", file=sys.stderr)
@@ -264,10 +264,10 @@ def _table(rows: dict[str, Any], scope: str | None, metrics: Sequence[str]) -> s
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from service.bench import markdown, run_bench, scale_available, write
+    from service.lab.bench import markdown, run_bench, scale_available, write
 
     if args.scale and not scale_available():  # fail before minutes of measuring
-        print("citeqa bench: error: --scale needs service/scale/", file=sys.stderr)
+        print("citeqa bench: error: --scale needs service/lab/scale/", file=sys.stderr)
         return 2
     if args.stores and not args.scale:
         print("citeqa bench: error: --stores compares stores at --scale N chunks", file=sys.stderr)
@@ -307,8 +307,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from service.index import build_index
-    from service.load import load_suite
+    from service.index.generation import build_index
+    from service.lab.load import load_suite
 
     settings = _settings(args)
     check_workers(settings, args.workers or settings.workers)
@@ -352,8 +352,8 @@ def check_workers(settings: Settings, workers: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.api.app import create_app
-    from service.index import check_index
+    from service.index.generation import check_index
+    from service.server.app import create_app
 
     settings = _settings(args)
     workers = args.workers or settings.workers
@@ -369,7 +369,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["CITEQA_CORPUS_DIR"] = str(settings.corpus_dir.resolve())
     os.environ["CITEQA_INDEX_DIR"] = str(settings.index_dir.resolve())
     uvicorn.run(
-        "service.api.app:create_app",
+        "service.server.app:create_app",
         factory=True,
         host=host,
         port=port,

@@ -77,13 +77,14 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(90, ge=0, description="Overlap between chunks, same units.")
 
     fusion: Literal["competent_zscore", "competent_rrf", "rrf", "minmax"] = Field(
-        "competent_zscore", description="How the three rankings are fused (see service.fuse)."
+        "competent_zscore",
+        description="How the three rankings are fused (see service.retrieve.fusion).",
     )
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
     retriever_depth: int = Field(50, ge=1, description="Hits taken from each retriever.")
 
-    # Dense index kind by corpus size (service.dense). The defaults come from
-    # `python -m service.scale N --compare` (USE vectors of synthetic corpora; k = 50, one
+    # Dense index kind by corpus size (service.store.faiss_store). The defaults come from
+    # `python -m service.lab.scale N --compare` (USE vectors of synthetic corpora; k = 50, one
     # thread; recall@10 against exact search on held-out sentences / the eval questions):
     # - exact search cost 1.4 ms (512-d) + 0.7 ms (384-d) at 10k chunks and 18 ms at 100k:
     #   exact while both stay within a few ms, hence approximate from 20k;
@@ -125,8 +126,9 @@ class Settings(BaseSettings):
         10, ge=1, description="IVF-PQ: re-score refine x k candidates with the exact vectors."
     )
 
-    # Where the dense vectors live (service.dense.VectorStore): FAISS files in each index
-    # generation, or Milvus (service.milvus), embedded (Milvus Lite) or on a server.
+    # Where the dense vectors live (service.store.faiss_store.VectorStore): FAISS files in
+    # each index generation, or Milvus (service.store.milvus), embedded (Milvus Lite) or on
+    # a server.
     dense_store: Literal["faiss", "milvus"] = Field(
         "faiss",
         description=(
@@ -232,7 +234,7 @@ class Settings(BaseSettings):
         """Whether the dense vectors are in Milvus Lite (embedded: one process at a time)."""
         if self.dense_store != "milvus":
             return False
-        from service.milvus import is_local  # pymilvus only when Milvus is configured
+        from service.store.milvus import is_local  # pymilvus only when Milvus is configured
 
         return not self.milvus_uri or is_local(self.milvus_uri)
 

@@ -1,7 +1,7 @@
 """Engine: one object that answers questions over a loaded index.
 
 It owns the loaded index and the hybrid retriever, applies filters, times each stage and
-hands the top passages to ``service.answer``. The CLI and the HTTP API both call it, so
+hands the top passages to ``service.answer.extractor``. The CLI and the HTTP API both call it, so
 they return the same thing for the same question.
 """
 
@@ -11,12 +11,12 @@ import threading
 import time
 import unicodedata
 
-from service.answer import Extractor
+from service.answer.extractor import Extractor
 from service.config import Settings
 from service.errors import DocumentGoneError, InputError, UnknownDocumentError
-from service.index import CorpusIndex
+from service.index.generation import CorpusIndex
 from service.records import AskResult, Chunk, Document, Filters, Hit, Passage
-from service.search import HybridRetriever
+from service.retrieve.hybrid import HybridRetriever
 
 __all__ = ["MAX_QUESTION_CHARS", "MAX_TOP_K", "Engine", "clean_question"]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
-from service.index import CorpusIndex, build_index, load_index
-from service.ingest import read_corpus
+from service.index.generation import CorpusIndex, build_index, load_index
+from service.ingest.documents import read_corpus
 from service.records import Document
-from service.search import HybridRetriever
+from service.retrieve.hybrid import HybridRetriever
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"

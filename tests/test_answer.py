@@ -2,11 +2,11 @@
 
 import pytest
 
-from service.answer import byline_fields, candidate_spans, question_type
+from service.answer.extractor import byline_fields, candidate_spans, question_type
 from service.config import Settings
 from service.engine import Engine
 from service.errors import InputError
-from service.index import CorpusIndex
+from service.index.generation import CorpusIndex
 
 
 @pytest.mark.parametrize(

@@ -15,14 +15,14 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from service.api import routes
-from service.api.app import create_app
-from service.api.errors import MAX_BODY_BYTES
-from service.api.pages import document_page
 from service.cli import main
 from service.config import Settings
-from service.index import CorpusIndex
+from service.index.generation import CorpusIndex
 from service.records import Document, Span
+from service.server import routes
+from service.server.app import create_app
+from service.server.errors import MAX_BODY_BYTES
+from service.server.pages import document_page
 
 ASK_KEYS = {"question", "answer", "abstained", "abstain_reason", "passages", "timings_ms"}
 ANSWER_KEYS = {

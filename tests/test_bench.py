@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import service.bench as bench_module
-from service.bench import (
+import service.lab.bench as bench_module
+from service.cli import main
+from service.config import Settings
+from service.index.generation import CorpusIndex, build_index, load_index
+from service.lab.bench import (
     STORES,
     BenchReport,
     IngestRate,
@@ -38,11 +41,8 @@ from service.bench import (
     stage_sum,
     write,
 )
-from service.cli import main
-from service.config import Settings
-from service.dense import DenseIndex, DenseParams
-from service.index import CorpusIndex, build_index, load_index
-from service.scale import recall_per_set
+from service.lab.scale import recall_per_set
+from service.store.faiss_store import DenseIndex, DenseParams
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 
@@ -209,7 +209,7 @@ def test_bench_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
     assert "at least 1" in capsys.readouterr().err
 
 
-# The fields of ``asdict(service.scale.ScaleResult)`` the summary and the chart read.
+# The fields of ``asdict(service.lab.scale.ScaleResult)`` the summary and the chart read.
 SCALE_FIELDS = {
     "chunks", "skipped", "seconds", "bytes_on_disk", "rss_build_peak_bytes",
     "rss_service_bytes", "dense", "bm25_p50_ms", "bm25_p99_ms",
@@ -218,7 +218,7 @@ DENSE_FIELDS = {"p50_ms", "p99_ms", "recall_at_10"}
 
 
 def test_scale_results_have_the_fields_the_summary_reads() -> None:
-    scale = pytest.importorskip("service.scale")
+    scale = pytest.importorskip("service.lab.scale")
     assert {f.name for f in fields(scale.ScaleResult)} >= SCALE_FIELDS
     assert {f.name for f in fields(scale.DenseFigures)} >= DENSE_FIELDS
 
@@ -287,7 +287,7 @@ def test_each_store_is_built_and_searched_the_same_way(tmp_path: Path) -> None:
     """What ``compare_stores`` runs in its child processes, here in-process on small
     vectors: every store finds the exact top 10 (flat, and HNSW at this size)."""
     pytest.importorskip("milvus_lite")
-    from service.milvus import LITE_FILE
+    from service.store.milvus import LITE_FILE
 
     vectors, queries = _unit_rows(800, 32, seed=1), _unit_rows(20, 32, seed=2)
     np.save(tmp_path / "vectors.npy", vectors)

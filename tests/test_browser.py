@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from service.bench import free_port, running_server
 from service.config import Settings
-from service.index import build_index
+from service.index.generation import build_index
+from service.lab.bench import free_port, running_server
 
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from service.chunk import (
+from service.ingest.chunk import (
     ChunkingParams,
     ChunkTable,
     chunk_document,
@@ -11,7 +11,7 @@ from service.chunk import (
     sentence_spans,
     weighted_length,
 )
-from service.ingest import parse_document
+from service.ingest.documents import parse_document
 from service.records import Document
 
 PARAMS = ChunkingParams(chunk_size=600, chunk_overlap=90)

@@ -7,7 +7,7 @@ import pytest
 
 from service.cli import main
 from service.config import Settings
-from service.index import CorpusIndex
+from service.index.generation import CorpusIndex
 
 
 def _args(settings: Settings) -> list[str]:
@@ -75,7 +75,7 @@ def test_eval_json_has_the_documented_shape(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from service.evaluate import METRICS
+    from service.lab.evaluate import METRICS
 
     source = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
     lines = source.read_text(encoding="utf-8").splitlines()

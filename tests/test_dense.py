@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from service.config import Settings
-from service.dense import DenseIndex, DenseParams, theoretical_bytes
 from service.errors import IndexCorruptError
-from service.index import MANIFEST, CorpusIndex, build_index, load_index
+from service.index.generation import MANIFEST, CorpusIndex, build_index, load_index
+from service.store.faiss_store import DenseIndex, DenseParams, theoretical_bytes
 
 DEFAULTS = DenseParams.defaults()
 SMALL_IVFPQ = replace(DEFAULTS, ann_kind="ivfpq", ivf_nlist=16, pq_m=8)

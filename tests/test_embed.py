@@ -3,7 +3,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.embed import OnnxEncoder, SentenceTransformerEncoder, UseEncoder, load_encoder
+from service.encode.encoders import (
+    OnnxEncoder,
+    SentenceTransformerEncoder,
+    UseEncoder,
+    load_encoder,
+)
 from service.errors import ModelLoadError
 
 TEXTS = [

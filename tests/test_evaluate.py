@@ -8,7 +8,8 @@ import pytest
 
 from service.config import Settings
 from service.engine import Engine
-from service.evaluate import (
+from service.index.generation import CorpusIndex
+from service.lab.evaluate import (
     METRICS,
     Outcome,
     Question,
@@ -20,10 +21,9 @@ from service.evaluate import (
     load_questions,
     ranking_metrics,
 )
-from service.index import CorpusIndex
+from service.lab.report import write_report
 from service.records import Chunk, Document
-from service.report import write_report
-from service.search import HybridRetriever
+from service.retrieve.hybrid import HybridRetriever
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 MINIMUM = {

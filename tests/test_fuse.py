@@ -2,7 +2,12 @@
 
 import pytest
 
-from service.fuse import competent_rrf, competent_zscore, minmax_fusion, reciprocal_rank_fusion
+from service.retrieve.fusion import (
+    competent_rrf,
+    competent_zscore,
+    minmax_fusion,
+    reciprocal_rank_fusion,
+)
 
 RUNS = {
     "a": [("x", 9.0), ("y", 5.0), ("z", 1.0)],

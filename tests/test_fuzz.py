@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from service.api.app import create_app
 from service.config import Settings
-from service.index import build_index
+from service.index.generation import build_index
+from service.server.app import create_app
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 KEY = "fuzz-admin-key"

@@ -7,7 +7,13 @@ import pytest
 from service import __version__
 from service.config import Settings
 from service.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
-from service.index import MANIFEST, CorpusIndex, build_index, current_generation, load_index
+from service.index.generation import (
+    MANIFEST,
+    CorpusIndex,
+    build_index,
+    current_generation,
+    load_index,
+)
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import CorpusError
-from service.ingest import find_date, parse_document, read_corpus
+from service.ingest.documents import find_date, parse_document, read_corpus
 from service.records import Document
 
 EXPECTED = {

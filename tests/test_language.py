@@ -1,6 +1,6 @@
 import pytest
 
-from service.language import detect_language, fold
+from service.text.language import detect_language, fold
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from service.lexical import LexicalIndex, tokenize, top_k
+from service.store.bm25 import LexicalIndex, top_k
+from service.text.tokenize import tokenize
 
 
 def test_chinese_becomes_unigrams_and_bigrams() -> None:

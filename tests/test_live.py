@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
 from service.cli import main
 from service.config import Settings
 from service.engine import Engine
 from service.errors import DocumentGoneError, InputError, UnknownDocumentError
-from service.index import CURRENT, MANIFEST, build_index, current_generation, load_index
-from service.live import add_text, remove_documents
+from service.index.generation import CURRENT, MANIFEST, build_index, current_generation, load_index
+from service.index.live import add_text, remove_documents
+from service.server.app import create_app
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 KEY = "s3cret-admin-key"

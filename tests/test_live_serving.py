@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.bench import free_port, running_server
 from service.config import Settings
-from service.index import build_index, check_index, current_generation
+from service.index.generation import build_index, check_index, current_generation
+from service.lab.bench import free_port, running_server
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 KEY = "live-serving-key"
@@ -173,7 +173,7 @@ def _server_pid(port: int) -> int:
 
 
 def test_manifest_records_removals(live_settings: Settings) -> None:
-    from service.live import add_text, remove_documents
+    from service.index.live import add_text, remove_documents
 
     add_text(live_settings, "A note that will not stay.", doc_id="brief-note")
     remove_documents(live_settings, ["brief-note"])

@@ -21,12 +21,10 @@ pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (citeqa[
 
 from service.cli import check_workers, main
 from service.config import Settings
-from service.dense import DenseIndex, DenseParams, VectorStore
-from service.embed import Encoder
+from service.encode.encoders import Encoder
 from service.engine import Engine
 from service.errors import IndexCorruptError, IndexMismatchError, VectorStoreError
-from service.evaluate import load_questions
-from service.index import (
+from service.index.generation import (
     CURRENT,
     KEEP_GENERATIONS,
     CorpusIndex,
@@ -35,7 +33,9 @@ from service.index import (
     current_generation,
     load_index,
 )
-from service.milvus import (
+from service.lab.evaluate import load_questions
+from service.store.faiss_store import DenseIndex, DenseParams, VectorStore
+from service.store.milvus import (
     LITE_FILE,
     MilvusStore,
     collection_name,
@@ -341,7 +341,7 @@ def _hold_open(lite: str) -> subprocess.Popen[str]:
     """Another process that opens the store and keeps it open until killed."""
     code = (
         "import sys\n"
-        "from service.milvus import MilvusStore\n"
+        "from service.store.milvus import MilvusStore\n"
         f"store = MilvusStore.open(uri={lite!r}, collection='dense')\n"
         "print('open', flush=True)\n"
         "sys.stdin.read()\n"

@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service import rows as rows_module
+import service.store.rows as rows_module
 from service.errors import IndexCorruptError
-from service.rows import RowFile
+from service.store.rows import RowFile
 
 
 @pytest.fixture(params=["read", "in memory"])

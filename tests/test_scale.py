@@ -13,14 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service import index as index_module
-from service.chunk import ChunkingParams, indexed_text, sentence_spans, weighted_length
+import service.index.generation as index_module
 from service.config import Settings
-from service.evaluate import load_questions
-from service.index import CorpusIndex
-from service.ingest import read_corpus
-from service.records import Chunk
-from service.scale import (
+from service.index.generation import CorpusIndex
+from service.ingest.chunk import ChunkingParams, indexed_text, sentence_spans, weighted_length
+from service.ingest.documents import read_corpus
+from service.lab.evaluate import load_questions
+from service.lab.scale import (
     ScaleResult,
     SeedPool,
     StandInEncoder,
@@ -35,6 +34,7 @@ from service.scale import (
     synthetic_texts,
     write_corpus,
 )
+from service.records import Chunk
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 

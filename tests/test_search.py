@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from service.index import CorpusIndex
+from service.index.generation import CorpusIndex
 from service.records import Hit
-from service.search import HybridRetriever, _Batcher, _encode_pool, query_vector
+from service.retrieve.hybrid import HybridRetriever, _Batcher, _encode_pool, query_vector
 
 EARTHQUAKE_AGENCIES = "中國地震局、日本氣象廳和韓國氣象廳"
 

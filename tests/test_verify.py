@@ -7,9 +7,9 @@ import pytest
 from service.config import Settings
 from service.engine import Engine
 from service.errors import InputError
-from service.facts import dates, dates_agree, mentions, names, numbers, same_number
-from service.index import CorpusIndex
-from service.verify import Verifier
+from service.index.generation import CorpusIndex
+from service.verify.facts import dates, dates_agree, mentions, names, numbers, same_number
+from service.verify.verifier import Verifier
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,180 @@
+"""Live corpus: add and remove documents while the service answers.
+
+A change writes the corpus folder, then builds and publishes a new index generation
+(``service.index.generation``: written aside, every file fsynced, switched to by an atomic rename of
+``CURRENT``). Only text that is new gets encoded, so adding one article takes seconds.
+Changes are serialized by an exclusive lock on ``<index_dir>/.write.lock``, across
+processes (the CLI and every server worker); readers never wait for it.
+
+If a process dies between writing the corpus folder and publishing, the next change (or
+``citeqa build``) builds from the folder and so completes it; a generation is never seen
+half-written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from service.config import Settings
+from service.errors import CorpusError, InputError, UnknownDocumentError
+from service.index.generation import BuildResult, build_index
+from service.ingest.documents import SUFFIXES, corpus_files, parse_document
+
+__all__ = ["add_files", "add_text", "rebuild", "remove_documents", "write_lock"]
+
+LOCK = ".write.lock"
+_DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@contextmanager
+def write_lock(settings: Settings) -> Iterator[None]:
+    """Hold the index's write lock (blocks until the running change is published)."""
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.index_dir / LOCK).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with staging.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+    _fsync_dir(path.parent)
+
+
+def _existing(settings: Settings) -> dict[str, Path]:
+    try:
+        return {path.stem: path for path in corpus_files(settings.corpus_dir)}
+    except CorpusError:
+        return {}
+
+
+def check_doc_id(doc_id: str) -> str:
+    if not _DOC_ID.match(doc_id):
+        raise InputError(
+            "doc_id",
+            f"doc_id {doc_id!r} is not allowed: use 1 to 100 letters, digits, '_', '-' or "
+            "'.', starting with a letter or digit.",
+        )
+    return doc_id
+
+
+def add_files(settings: Settings, paths: Sequence[Path]) -> BuildResult:
+    """Copy text or markdown files into the corpus (replacing same-named documents) and
+    publish the new generation. The document id is the file name without its suffix."""
+    payloads = []
+    for path in paths:
+        if path.suffix not in SUFFIXES:
+            raise CorpusError(f"{path} is not a .txt or .md file; only those can be indexed.")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError as error:
+            raise CorpusError(f"{path} does not exist.") from error
+        except UnicodeDecodeError as error:
+            raise CorpusError(f"{path} is not UTF-8 text; convert it first.") from error
+        check_doc_id(path.stem)
+        payloads.append((path.stem, path.suffix, text))
+    with write_lock(settings):
+        existing = _existing(settings)
+        settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+        for doc_id, suffix, text in payloads:
+            old = existing.get(doc_id)
+            target = settings.corpus_dir / f"{doc_id}{suffix}"
+            _write_atomic(target, text.encode("utf-8"))
+            if old is not None and old != target:
+                old.unlink()  # same id, other suffix: the new file replaces it
+        return build_index(settings, progress=False)
+
+
+def compose(text: str, *, title: str | None, source: str | None, published: str | None) -> str:
+    """A document file from an API body: the title line, a source/date line, the text."""
+    head = []
+    if title:
+        head.append(" ".join(title.split()))
+    facts = [f"Source: {' '.join(source.split())}" if source else "", published or ""]
+    if any(facts):
+        head.append(" | ".join(part for part in facts if part))
+    return "\n\n".join([*head, text]) if head else text
+
+
+def _slug(title: str | None, text: str) -> str:
+    base = unicodedata.normalize("NFKD", title or text[:60]).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", base).strip("-").lower()[:40]
+    return slug or "document"
+
+
+def add_text(
+    settings: Settings,
+    text: str,
+    *,
+    doc_id: str | None = None,
+    title: str | None = None,
+    source: str | None = None,
+    published: str | None = None,
+    markdown: bool = False,
+) -> tuple[str, BuildResult]:
+    """Add one document given as text (the admin API); returns its id and the build."""
+    if not text.strip():
+        raise InputError("text", "text is empty; send the document's text.")
+    body = compose(text, title=title, source=source, published=published)
+    if doc_id is None:
+        import hashlib
+
+        digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
+        doc_id = f"{_slug(title, text)}_{digest}"
+    check_doc_id(doc_id)
+    suffix = ".md" if markdown else ".txt"
+    parse_document(doc_id, body, path=f"{doc_id}{suffix}")  # fails here, not mid-build
+    with write_lock(settings):
+        existing = _existing(settings)
+        settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+        target = settings.corpus_dir / f"{doc_id}{suffix}"
+        _write_atomic(target, body.encode("utf-8"))
+        old = existing.get(doc_id)
+        if old is not None and old != target:
+            old.unlink()
+        return doc_id, build_index(settings, progress=False)
+
+
+def remove_documents(settings: Settings, doc_ids: Sequence[str]) -> BuildResult:
+    """Delete documents from the corpus and publish the generation without them; their
+    citation links then answer 410 Gone."""
+    with write_lock(settings):
+        existing = _existing(settings)
+        unknown = [doc_id for doc_id in doc_ids if doc_id not in existing]
+        if unknown:
+            raise UnknownDocumentError(unknown[0])
+        if len(set(doc_ids)) >= len(existing):
+            raise InputError(
+                "doc_id", "that would remove every document; the index needs at least one."
+            )
+        for doc_id in doc_ids:
+            existing[doc_id].unlink()
+        _fsync_dir(settings.corpus_dir)
+        return build_index(settings, progress=False, removed=doc_ids)
+
+
+def rebuild(settings: Settings) -> BuildResult:
+    """Build every vector anew from the corpus folder and publish it."""
+    with write_lock(settings):
+        return build_index(settings, force=True, progress=False)

@@ -1,0 +1,338 @@
+"""Load and soak: a real load generator (locust, headless) against ``citeqa serve`` on
+loopback, with the server's memory sampled while it runs.
+
+- ``run_load`` drives ``clients`` concurrent locust users (``service/lab/locustfile.py``) for
+  ``seconds`` against a running server and reads locust's own CSV statistics: requests,
+  failures, requests/s, p50 and p99. While it runs, the server's resident memory (the
+  ``citeqa serve`` process and its workers) is sampled every ``sample_every`` seconds.
+- ``rss_growth`` is the soak's memory verdict: the largest RSS after warm-up against the
+  RSS when warm-up ended.
+
+A failure is any response other than the one expected (200 for valid requests, the exact
+4xx for each malformed one), any 5xx, timeout or dropped connection, and any citation that
+does not slice out of its document.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from service.config import Settings, available_cores
+
+__all__ = [
+    "LoadResult",
+    "RssSample",
+    "load_suite",
+    "rss_growth",
+    "run_load",
+    "server_processes",
+    "tree_rss",
+]
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+@dataclass(frozen=True)
+class RssSample:
+    seconds: float  # since the run started
+    rss_bytes: int  # resident memory of the server and its workers, summed
+    pss_bytes: int  # the same with shared pages (mapped index files, libraries) split
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    clients: int
+    seconds: float
+    invalid_share: float
+    requests: int
+    failures: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    failure_examples: tuple[str, ...] = ()
+    rss: tuple[RssSample, ...] = field(default=(), repr=False)
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += _children(current)
+    return found
+
+
+def server_processes(parent: int | None = None) -> list[int]:
+    """The ``citeqa serve`` process started below ``parent`` (this process by default)
+    and all its descendants (the uvicorn workers)."""
+    for pid in _descendants(parent or os.getpid()):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\x00")
+        except OSError:
+            continue
+        if b"serve" in command and b"service" in command:
+            return _descendants(pid)
+    return []
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in bytes; zeros if it is gone."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0, 0
+    values = {}
+    for line in rollup.splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        if rest.strip().endswith("kB"):
+            values[name] = int(rest.split()[0]) * 1024
+    return values.get("Rss", 0), values.get("Pss", 0)
+
+
+def tree_rss(pids: Sequence[int]) -> tuple[int, int]:
+    """Summed (RSS, PSS) of ``pids``."""
+    pairs = [_memory(pid) for pid in pids]
+    return sum(r for r, _ in pairs), sum(p for _, p in pairs)
+
+
+def rss_growth(samples: Sequence[RssSample], warmup_seconds: float) -> float:
+    """The largest RSS after warm-up over the RSS when warm-up ended, minus one (0.03 is
+    3% growth). Needs samples on both sides of the warm-up."""
+    after = [s for s in samples if s.seconds >= warmup_seconds]
+    if len(after) < 2:
+        raise ValueError(
+            f"too few memory samples after {warmup_seconds:.0f} s of warm-up to judge growth; "
+            "run longer or sample more often."
+        )
+    return max(s.rss_bytes for s in after[1:]) / after[0].rss_bytes - 1
+
+
+# ------------------------------------------------------------------------------ load
+
+
+def _locust() -> str:
+    found = shutil.which("locust", path=str(Path(sys.executable).parent)) or shutil.which("locust")
+    if found is None:
+        raise RuntimeError(
+            "locust is not installed; install the test tools with `pip install -e '.[dev]'` "
+            "(or `make install`)."
+        )
+    return found
+
+
+def _aggregated(stats_csv: Path) -> dict[str, str]:
+    with stats_csv.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == "Aggregated":
+                return row
+    raise RuntimeError(f"locust wrote no aggregated row to {stats_csv}")
+
+
+def _failures(failures_csv: Path, most: int = 5) -> tuple[str, ...]:
+    if not failures_csv.is_file():
+        return ()
+    with failures_csv.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return tuple(f"{r['Occurrences']}x {r['Name']}: {r['Error']}"[:300] for r in rows[:most])
+
+
+def run_load(
+    url: str,
+    *,
+    clients: int,
+    seconds: float,
+    questions: Path,
+    out_dir: Path,
+    claims: Path | None = None,
+    invalid_share: float = 0.0,
+    check_share: float = 0.0,
+    admin_key_set: bool = False,
+    sample_every: float = 10.0,
+    server_pids: Sequence[int] = (),
+) -> LoadResult:
+    """``clients`` locust users on ``url`` for ``seconds``; locust's figures, and the
+    server's memory every ``sample_every`` seconds when ``server_pids`` are given."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prefix = out_dir / f"locust-{clients}c"
+    command = [
+        _locust(),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        url,
+        "--users",
+        str(clients),
+        "--spawn-rate",
+        str(clients),
+        "--run-time",
+        f"{max(1, round(seconds))}s",
+        "--stop-timeout",
+        "30",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--questions",
+        str(questions),
+        "--invalid-share",
+        str(invalid_share),
+        "--check-share",
+        str(check_share),
+    ]
+    if claims is not None:
+        command += ["--claims", str(claims)]
+    if admin_key_set:
+        command.append("--admin-key-set")
+
+    samples: list[RssSample] = []
+    done = threading.Event()
+    started = time.monotonic()
+
+    def sample() -> None:
+        while True:
+            rss, pss = tree_rss(server_pids)
+            samples.append(RssSample(round(time.monotonic() - started, 1), rss, pss))
+            if done.wait(sample_every):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if server_pids:
+        sampler.start()
+    log = (out_dir / f"locust-{clients}c.log").open("w", encoding="utf-8")
+    try:
+        finished = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 120, check=False
+        )
+    finally:
+        log.close()
+        done.set()
+        if server_pids:
+            sampler.join()
+    stats = prefix.with_name(prefix.name + "_stats.csv")
+    if not stats.is_file():
+        tail = (out_dir / f"locust-{clients}c.log").read_text(encoding="utf-8")[-2000:]
+        raise RuntimeError(f"locust exited with {finished.returncode} and no statistics:\n{tail}")
+    row = _aggregated(stats)
+    return LoadResult(
+        clients=clients,
+        seconds=seconds,
+        invalid_share=invalid_share,
+        requests=int(row["Request Count"]),
+        failures=int(row["Failure Count"]),
+        requests_per_s=round(float(row["Requests/s"]), 1),
+        p50_ms=float(row["50%"]),
+        p99_ms=float(row["99%"]),
+        failure_examples=_failures(prefix.with_name(prefix.name + "_failures.csv")),
+        rss=tuple(samples),
+    )
+
+
+# ---------------------------------------------------------------------------- suites
+
+
+def _markdown(results: Sequence[LoadResult], growth: float | None, warmup: float) -> str:
+    lines = [
+        "| clients | seconds | bad input | requests | requests/s | p50 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.clients} | {r.seconds:.0f} | {r.invalid_share:.0%} | {r.requests} | "
+            f"{r.requests_per_s} | {r.p50_ms:.0f} | {r.p99_ms:.0f} | "
+            f"{r.failures} ({r.error_rate:.2%}) |"
+        )
+    for r in results:
+        for example in r.failure_examples:
+            lines.append(f"\n- {r.clients} clients: {example}")
+        if r.rss:
+            mib = [s.rss_bytes / 2**20 for s in r.rss]
+            lines.append(
+                f"\nServer RSS with {r.clients} clients ({len(mib)} samples): "
+                f"{mib[0]:.0f} MiB at start, {max(mib):.0f} MiB at most, {mib[-1]:.0f} MiB at "
+                f"the end (PSS at the end {r.rss[-1].pss_bytes / 2**20:.0f} MiB)."
+            )
+    if growth is not None:
+        lines.append(f"\nRSS growth after {warmup:.0f} s of warm-up: {growth:+.2%}.")
+    return "\n".join(lines) + "\n"
+
+
+def load_suite(
+    settings: Settings,
+    *,
+    clients: Sequence[int],
+    seconds: float,
+    questions: Path,
+    out_dir: Path,
+    workers: int,
+    claims: Path | None = None,
+    invalid_share: float = 0.0,
+    check_share: float = 0.0,
+    sample_every: float = 10.0,
+    warmup_seconds: float = 0.0,
+) -> tuple[list[LoadResult], float | None]:
+    """Start ``citeqa serve`` with ``workers`` workers, warm it, then one locust run per
+    entry of ``clients``; writes ``load.json`` and ``load.md`` to ``out_dir``. Returns the
+    results and, when ``warmup_seconds`` is set, the RSS growth after warm-up of the last
+    run (the soak's verdict)."""
+    from service.lab.bench import running_server
+
+    admin = settings.admin_key is not None
+    results: list[LoadResult] = []
+    with running_server(settings, workers) as url:
+        pids = server_processes()
+        run = functools.partial(
+            run_load,
+            url,
+            questions=questions,
+            out_dir=out_dir,
+            claims=claims,
+            invalid_share=invalid_share,
+            check_share=check_share,
+            admin_key_set=admin,
+        )
+        run(clients=max(clients), seconds=5)  # every worker warm
+        for count in clients:
+            results.append(
+                run(clients=count, seconds=seconds, sample_every=sample_every, server_pids=pids)
+            )
+    growth = rss_growth(results[-1].rss, warmup_seconds) if warmup_seconds else None
+    report = {
+        "workers": workers,
+        "cores": available_cores(),
+        "results": [asdict(r) | {"error_rate": r.error_rate} for r in results],
+        "rss_growth_after_warmup": growth,
+        "warmup_seconds": warmup_seconds,
+    }
+    (out_dir / "load.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "load.md").write_text(_markdown(results, growth, warmup_seconds), encoding="utf-8")
+    return results, growth

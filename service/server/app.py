@@ -1,0 +1,106 @@
+"""FastAPI application factory.
+
+The index and the models load once, in the lifespan, never at import time; routes get the
+engine through ``Depends`` (``service.server.deps``). Routes are plain ``def``: the engine is
+CPU-bound, so FastAPI runs them in its thread pool and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from service import __version__
+from service.config import Settings, get_settings
+from service.engine import Engine
+from service.index.generation import load_index
+from service.server.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
+from service.server.limits import RateLimit, SecurityHeaders
+from service.server.pages import STATIC_DIR
+from service.server.routes import admin, ask, documents, ops, search, verify, view, widget
+
+__all__ = ["LOCALHOST_ORIGIN", "create_app"]
+
+# Pages on this machine may always call the API (the widget during development); other
+# origins only when listed in CITEQA_CORS_ORIGINS. Same-origin calls need no CORS at all.
+LOCALHOST_ORIGIN = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$"
+
+logger = logging.getLogger(__name__)
+
+
+def _load_engine(settings: Settings) -> Engine:
+    index = load_index(settings)
+    engine = Engine(index, settings, base_url=settings.public_url)
+    # The first calls allocate buffers and fill caches: make them before reporting ready.
+    engine.ask("warm up 预热", top_k=1)
+    return engine
+
+
+ADMIN_MAX_BODY_BYTES = 8 * 1024 * 1024  # a whole article, not a question
+
+
+class PublicCORS(CORSMiddleware):
+    """CORS for the public routes; the admin routes never answer a cross-origin browser."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/admin"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app bound to ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = None
+        engine = _load_engine(settings)  # nothing is served until this returns
+        logger.info(
+            "citeqa ready: %d documents, %d chunks from %s",
+            len(engine.documents),
+            len(engine.index.chunks),
+            engine.index.path,
+        )
+        app.state.engine = engine
+        yield
+        app.state.engine = None
+
+    app = FastAPI(
+        title="citeqa",
+        version=__version__,
+        summary="Cited, extractive question answering over a multilingual news corpus.",
+        description=(
+            "Every answer and passage carries character offsets into the original document: "
+            "`GET /documents/{doc_id}` sliced at them gives the quote back, letter for letter. "
+            'Errors are always `{"error": {"field", "message"}, "errors": [...]}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.engine = None
+    app.state.settings = settings
+    app.add_middleware(
+        BodySizeLimit, max_bytes=MAX_BODY_BYTES, admin_max_bytes=ADMIN_MAX_BODY_BYTES
+    )
+    app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
+    install_error_handlers(app)
+    app.add_middleware(
+        PublicCORS,
+        allow_origins=list(settings.cors_origins),
+        allow_origin_regex=LOCALHOST_ORIGIN,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+    for module in (ask, verify, search, documents, view, ops, widget, admin):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,92 @@
+"""What routes receive through ``Depends``: the engine of the newest published generation.
+
+Each request takes the engine once and keeps it, so it reads one generation from start to
+end. At most once a second a request looks at the index's ``CURRENT`` pointer; when another
+process (``citeqa add``, an admin route in another worker) has published a new generation,
+that request loads it, reusing the loaded models, and later requests get the new engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from service.config import Settings
+from service.engine import Engine
+from service.index.generation import current_generation, load_index
+from service.verify.verifier import Verifier
+
+__all__ = ["EngineDep", "VerifierDep", "get_engine", "get_verifier", "reload_engine"]
+
+RELOAD_CHECK_SECONDS = 1.0
+_reload_lock = threading.Lock()
+logger = logging.getLogger(__name__)
+
+
+def reload_engine(state: object, settings: Settings) -> Engine:
+    """Load the current generation into a new engine (models reused) and make it the app's."""
+    old: Engine = state.engine  # type: ignore[attr-defined]
+    index = load_index(settings, encoders=(old.index.dense_encoder, old.index.multilingual_encoder))
+    engine = Engine(index, settings, base_url=settings.public_url)
+    state.engine = engine  # type: ignore[attr-defined]
+    logger.info("serving %s (%d documents)", index.path.name, len(index.documents))
+    return engine
+
+
+def _maybe_reload(request: Request) -> None:
+    state = request.app.state
+    now = time.monotonic()
+    if now - getattr(state, "checked_at", 0.0) < RELOAD_CHECK_SECONDS:
+        return
+    if not _reload_lock.acquire(blocking=False):
+        return  # another request is loading it; keep serving the current one meanwhile
+    try:
+        state.checked_at = now
+        settings: Settings = state.settings
+        current = current_generation(settings.index_dir)
+        seen = getattr(state, "seen_generation", None)
+        if current is None or current.name in (seen, state.engine.index.path.name):
+            return
+        state.seen_generation = current.name  # tried once: a damaged one is not retried
+        reload_engine(state, settings)
+    except Exception:  # keep serving what is loaded; the log says why
+        logger.exception("could not load the new index generation")
+    finally:
+        _reload_lock.release()
+
+
+async def get_engine(request: Request) -> Engine:
+    """The app's engine, or 503 while the lifespan has not loaded it.
+
+    Asynchronous, so a request does not cross to the thread pool and back just to read
+    the engine; the once-a-second look for a new generation runs there (it may load one)."""
+    state = request.app.state
+    if getattr(state, "engine", None) is None:
+        raise HTTPException(
+            status_code=503,
+            detail="the index is not loaded yet; retry once GET /readyz answers 200.",
+        )
+    if time.monotonic() - getattr(state, "checked_at", 0.0) >= RELOAD_CHECK_SECONDS:
+        await run_in_threadpool(_maybe_reload, request)
+    engine: Engine = state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_verifier(request: Request, engine: EngineDep) -> Verifier:
+    """The claim checker over the app's engine (made once, it caches name statistics)."""
+    verifier: Verifier | None = getattr(request.app.state, "verifier", None)
+    if verifier is None or verifier.engine is not engine:
+        verifier = Verifier(engine)
+        request.app.state.verifier = verifier
+    return verifier
+
+
+VerifierDep = Annotated[Verifier, Depends(get_verifier)]

@@ -1,0 +1,370 @@
+"""The API's request and response bodies: pydantic models at the edge, built from records.
+
+The ``from_*`` constructors are the one place a record becomes JSON, so the HTTP API and
+``citeqa ask --json`` print the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K
+from service.records import Answer, AskResult, Document, Filters, Passage
+from service.verify.verifier import ClaimCheck, Evidence
+
+__all__ = [
+    "AnswerOut",
+    "AskRequest",
+    "AskResponse",
+    "CitationOut",
+    "DocumentOut",
+    "DocumentSummary",
+    "ErrorBody",
+    "ErrorDetail",
+    "FiltersIn",
+    "PassageOut",
+    "SearchParams",
+    "SliceOut",
+    "VerifyRequest",
+    "VerifyResponse",
+]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: str) -> str:
+    """Accept only a real calendar date written ``YYYY-MM-DD``; return it unchanged."""
+    if _ISO_DATE.fullmatch(value):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    raise ValueError(f"{shown!r} is not a date; write it as YYYY-MM-DD, for example 2023-12-13")
+
+
+IsoDate = Annotated[str, AfterValidator(_iso_date)]
+
+
+def _check_date_order(published_from: str | None, published_to: str | None) -> None:
+    if published_from and published_to and published_from > published_to:
+        raise ValueError(
+            f"published_from ({published_from}) is after published_to ({published_to}); "
+            "give a range whose start is not after its end"
+        )
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+class FiltersIn(BaseModel):
+    """Which passages may answer. Every field is optional; an empty list restricts nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_ids: list[str] | None = Field(
+        None, description="Only these documents (ids from GET /documents)."
+    )
+    languages: list[str] | None = Field(
+        None, description="Only passages in these languages: en, zh-Hans, zh-Hant, ja, ko."
+    )
+    published_from: IsoDate | None = Field(
+        None, description="Only documents published on or after this date (YYYY-MM-DD)."
+    )
+    published_to: IsoDate | None = Field(
+        None, description="Only documents published on or before this date (YYYY-MM-DD)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FiltersIn:
+        _check_date_order(self.published_from, self.published_to)
+        return self
+
+    def to_filters(self) -> Filters:
+        return Filters(
+            doc_ids=tuple(self.doc_ids) if self.doc_ids else None,
+            languages=tuple(self.languages) if self.languages else None,
+            published_from=self.published_from,
+            published_to=self.published_to,
+        )
+
+
+class AskRequest(BaseModel):
+    """A question, how many passages to show, and optional filters."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "Who organized the NEAR International Forum 2023?", "top_k": 5},
+                {
+                    "question": "中日韩地震减灾三边会议由哪些机构举行？",
+                    "top_k": 3,
+                    "filters": {"languages": ["zh-Hant"], "published_from": "2020-01-01"},
+                },
+            ]
+        },
+    )
+
+    question: str = Field(
+        description=(
+            f"The question, in any language: 1 to {MAX_QUESTION_CHARS} characters once "
+            "control characters are removed."
+        )
+    )
+    top_k: int = Field(
+        5, ge=1, le=MAX_TOP_K, strict=True, description="How many passages to return."
+    )
+    filters: FiltersIn | None = None
+
+
+class SearchParams(BaseModel):
+    """Query parameters of GET /search."""
+
+    q: str = Field(description=f"The query, 1 to {MAX_QUESTION_CHARS} characters.")
+    k: int = Field(5, ge=1, le=MAX_TOP_K, description="How many passages to return.")
+    doc_id: list[str] | None = Field(None, description="Only these documents (repeatable).")
+    language: list[str] | None = Field(None, description="Only these languages (repeatable).")
+    published_from: IsoDate | None = Field(None, description="On or after (YYYY-MM-DD).")
+    published_to: IsoDate | None = Field(None, description="On or before (YYYY-MM-DD).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchParams:
+        _check_date_order(self.published_from, self.published_to)
+        return self
+
+    def to_filters(self) -> Filters | None:
+        filters = FiltersIn(
+            doc_ids=self.doc_id,
+            languages=self.language,
+            published_from=self.published_from,
+            published_to=self.published_to,
+        ).to_filters()
+        return None if filters == Filters() else filters
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+class CitationOut(BaseModel):
+    """Where the answer comes from: ``document.text[char_start:char_end] == quote``."""
+
+    doc_id: str
+    title: str | None
+    source: str | None = Field(description="The publisher, where the document names one.")
+    published: str | None
+    char_start: int
+    char_end: int
+    quote: str
+    url: str = Field(description="The document page with the quote highlighted.")
+
+
+class AnswerOut(BaseModel):
+    """A verbatim span of one sentence of one document."""
+
+    text: str
+    sentence: str
+    sentence_start: int = Field(description="Offset of the sentence in the document.")
+    sentence_end: int
+    language: str
+    answer_type: str = Field(description="when, number, who, where, other or sentence.")
+    confidence: float
+    citation: CitationOut
+
+    @classmethod
+    def from_answer(cls, answer: Answer) -> AnswerOut:
+        fields = asdict(answer)
+        fields["citation"] = CitationOut(**fields["citation"])
+        return cls(**fields)
+
+
+class PassageOut(BaseModel):
+    """A ranked passage: ``document.text[char_start:char_end] == text``."""
+
+    rank: int
+    score: float
+    chunk_id: str
+    doc_id: str
+    title: str | None
+    source: str | None
+    published: str | None
+    language: str
+    section: str = Field(
+        description="'main' for the article, 'sidebar' for another story listed under it."
+    )
+    char_start: int
+    char_end: int
+    text: str
+    highlights: list[tuple[int, int]] = Field(
+        description="Ranges [start, end) of `text` that match the question or hold the answer."
+    )
+    retriever_ranks: dict[str, int] = Field(
+        description="Each retriever's own 1-based rank of this passage, where it found it."
+    )
+
+    @classmethod
+    def from_passage(cls, passage: Passage, documents: dict[str, Document]) -> PassageOut:
+        hit = passage.hit
+        chunk = hit.chunk
+        document = documents[chunk.doc_id]
+        return cls(
+            rank=hit.rank,
+            score=round(hit.score, 6),
+            chunk_id=chunk.chunk_id,
+            doc_id=chunk.doc_id,
+            title=document.title,
+            source=document.source,
+            published=document.published,
+            language=chunk.language,
+            section=chunk.section,
+            char_start=chunk.char_start,
+            char_end=chunk.char_end,
+            text=chunk.text,
+            highlights=[(start, end) for start, end in passage.highlights],
+            retriever_ranks=dict(hit.ranks),
+        )
+
+
+class AskResponse(BaseModel):
+    """The answer with its citation, or the reason there is none, and the passages read."""
+
+    question: str = Field(description="The question as answered (control characters removed).")
+    answer: AnswerOut | None
+    abstained: bool
+    abstain_reason: str | None
+    passages: list[PassageOut]
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def from_result(cls, result: AskResult, documents: dict[str, Document]) -> AskResponse:
+        return cls(
+            question=result.question,
+            answer=AnswerOut.from_answer(result.answer) if result.answer else None,
+            abstained=result.abstained,
+            abstain_reason=result.abstain_reason,
+            passages=[PassageOut.from_passage(p, documents) for p in result.passages],
+            timings_ms=dict(result.timings_ms),
+        )
+
+
+class VerifyRequest(BaseModel):
+    """A claim to check against the sources."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"claim": "The NEAR forum in Gyeongju drew delegates from seven countries."},
+                {"claim": "中日韓核安全監管高官會機制於2008年啟動。", "top_k": 3},
+            ]
+        },
+    )
+
+    claim: str = Field(
+        description=(
+            f"The claim, in any language: 1 to {MAX_QUESTION_CHARS} characters once control "
+            "characters are removed."
+        )
+    )
+    top_k: int = Field(
+        5, ge=1, le=MAX_TOP_K, strict=True, description="How many evidence sentences to return."
+    )
+
+
+class MismatchOut(BaseModel):
+    kind: str = Field(description="number, date, person, place or organization.")
+    claim_text: str = Field(description="The value as the claim states it.")
+    evidence_text: str = Field(description="The value as the evidence states it (in its quote).")
+
+
+class EvidenceOut(BaseModel):
+    quote: str = Field(description="The evidence sentence, verbatim.")
+    citation: CitationOut
+    stance: str = Field(description="supports, contradicts or related.")
+    mismatches: list[MismatchOut]
+
+    @classmethod
+    def from_evidence(cls, evidence: Evidence) -> EvidenceOut:
+        return cls(
+            quote=evidence.quote,
+            citation=CitationOut(**asdict(evidence.citation)),
+            stance=evidence.stance,
+            mismatches=[
+                MismatchOut(kind=m.kind, claim_text=m.claim_text, evidence_text=m.evidence_text)
+                for m in evidence.mismatches
+            ],
+        )
+
+
+class VerifyResponse(BaseModel):
+    """The verdict on a claim and the evidence quoted for it."""
+
+    claim: str = Field(description="The claim as checked (control characters removed).")
+    verdict: str = Field(description="supported, contradicted or not_found.")
+    confidence: float
+    evidence: list[EvidenceOut]
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def from_check(cls, check: ClaimCheck) -> VerifyResponse:
+        return cls(
+            claim=check.claim,
+            verdict=check.verdict,
+            confidence=check.confidence,
+            evidence=[EvidenceOut.from_evidence(e) for e in check.evidence],
+            timings_ms=dict(check.timings_ms),
+        )
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str | None
+    source: str | None
+    published: str | None
+    languages: list[str]
+    length: int = Field(description="Characters in the original text.")
+
+    @classmethod
+    def from_document(cls, document: Document) -> DocumentSummary:
+        return cls(
+            doc_id=document.doc_id,
+            title=document.title,
+            source=document.source,
+            published=document.published,
+            languages=list(document.languages),
+            length=len(document.text),
+        )
+
+
+class SliceOut(BaseModel):
+    start: int
+    end: int
+    text: str = Field(description="`text[start:end]` of the document.")
+
+
+class DocumentOut(DocumentSummary):
+    """A document's metadata and its original text, character for character."""
+
+    sha256: str
+    view_url: str = Field(description="A readable HTML page of the document.")
+    text: str
+    slice: SliceOut | None = Field(description="The requested ?start=&end= range, if any.")
+
+
+class ErrorDetail(BaseModel):
+    field: str | None = Field(description="The part of the request to fix, if one is to blame.")
+    message: str = Field(description="What is wrong and what is allowed.")
+
+
+class ErrorBody(BaseModel):
+    """Every error response: the first problem, and all of them."""
+
+    error: ErrorDetail
+    errors: list[ErrorDetail]
