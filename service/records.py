@@ -86,7 +86,6 @@ class Citation:
     char_start: int
     char_end: int
     quote: str
-    url: str
     source: str | None = None  # the publisher, where the document names one
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
-from service.index.generation import CorpusIndex, build_index, load_index
+from service.index import CorpusIndex, build_index, load_index
 from service.ingest.documents import read_corpus
 from service.records import Document
 from service.retrieve.hybrid import HybridRetriever

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from service.cli import main
 from service.config import Settings
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 from service.records import Document, Span
 from service.server import routes
 from service.server.app import create_app

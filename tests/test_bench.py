@@ -15,7 +15,7 @@ import pytest
 import service.lab.bench as bench_module
 from service.cli import main
 from service.config import Settings
-from service.index.generation import CorpusIndex, build_index, load_index
+from service.index import CorpusIndex, build_index, load_index
 from service.lab.bench import (
     STORES,
     BenchReport,

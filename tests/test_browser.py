@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
-from service.index.generation import build_index
+from service.index import build_index
 from service.lab.bench import free_port, running_server
 
 playwright = pytest.importorskip("playwright.sync_api")

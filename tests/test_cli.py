@@ -7,7 +7,7 @@ import pytest
 
 from service.cli import main
 from service.config import Settings
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 
 
 def _args(settings: Settings) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 
 from service.config import Settings
 from service.errors import IndexCorruptError
-from service.index.generation import MANIFEST, CorpusIndex, build_index, load_index
+from service.index import MANIFEST, CorpusIndex, build_index, load_index
 from service.store.faiss_store import DenseIndex, DenseParams, theoretical_bytes
 
 DEFAULTS = DenseParams.defaults()
@@ -195,7 +195,7 @@ def test_theoretical_bytes() -> None:
 
 def test_the_seed_corpus_stays_exact(corpus_index: CorpusIndex) -> None:
     """About 100 chunks: exact search, so nothing in the evaluation changes."""
-    assert corpus_index.dense.kind == corpus_index.multilingual.kind == "flat"
+    assert corpus_index.stores["dense"].kind == corpus_index.stores["multilingual"].kind == "flat"
     assert corpus_index.manifest["dense_index"] == {
         "dense": {"kind": "flat"},
         "multilingual": {"kind": "flat"},
@@ -229,9 +229,11 @@ def test_the_manifest_records_the_kind_and_loading_uses_it(
 
     # loading follows the manifest, whatever the settings say now
     loaded = load_index(approximate.model_copy(update={"dense_hnsw_ef_search": 500}))
-    assert loaded.dense.kind == loaded.multilingual.kind == "hnsw"
-    assert loaded.multilingual._index.hnsw.efSearch == 40
+    assert loaded.stores["dense"].kind == loaded.stores["multilingual"].kind == "hnsw"
+    assert loaded.stores["multilingual"]._index.hnsw.efSearch == 40
     # the same vectors as the exact index, in the same rows
-    assert np.array_equal(loaded.multilingual.vectors(), corpus_index.multilingual.vectors())
-    query = corpus_index.multilingual.vectors()[3]
-    assert loaded.multilingual.search(query, 5)[0][0] == 3
+    assert np.array_equal(
+        loaded.stores["multilingual"].vectors(), corpus_index.stores["multilingual"].vectors()
+    )
+    query = corpus_index.stores["multilingual"].vectors()[3]
+    assert loaded.stores["multilingual"].search(query, 5)[0][0] == 3

@@ -8,7 +8,7 @@ import pytest
 
 from service.config import Settings
 from service.engine import Engine
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 from service.lab.evaluate import (
     METRICS,
     Outcome,
@@ -23,7 +23,6 @@ from service.lab.evaluate import (
 )
 from service.lab.report import write_report
 from service.records import Chunk, Document
-from service.retrieve.hybrid import HybridRetriever
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 MINIMUM = {
@@ -89,10 +88,10 @@ def small_run(
     questions = [
         q for q in load_questions(QUESTIONS) if q.category in ("en", "zh-Hant", "unanswerable")
     ]
-    product = Engine(corpus_index, settings)
-    bm25 = HybridRetriever({"bm25": product.retriever.retrievers["bm25"]}, fusion="rrf")
+    product = Engine.from_settings(settings, index=corpus_index)
+    bm25 = Engine.from_settings(settings, index=corpus_index, retrievers=["bm25"])
     systems = {
-        "bm25": functools.partial(Engine(corpus_index, settings, retriever=bm25).ask, top_k=10),
+        "bm25": functools.partial(bm25.ask, top_k=10),
         "hybrid": functools.partial(product.ask, top_k=10),
     }
     report, outcomes = evaluate(systems, questions, corpus_index.chunks, corpus_index.documents)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.config import Settings
-from service.index.generation import build_index
+from service.index import build_index
 from service.server.app import create_app
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

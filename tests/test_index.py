@@ -7,7 +7,7 @@ import pytest
 from service import __version__
 from service.config import Settings
 from service.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
-from service.index.generation import (
+from service.index import (
     MANIFEST,
     CorpusIndex,
     build_index,
@@ -153,8 +153,8 @@ def test_an_index_built_before_the_store_was_recorded_is_faiss(
     assert manifest["config"].pop("dense_store") == "faiss"
     (generation / MANIFEST).write_text(json.dumps(manifest))
     assert not build_index(private_settings, progress=False).built
-    encoders = (corpus_index.dense_encoder, corpus_index.multilingual_encoder)
-    assert load_index(private_settings, encoders=encoders).dense.size > 0
+    encoders = corpus_index.encoders
+    assert load_index(private_settings, encoders=encoders).stores["dense"].size > 0
     milvus = private_settings.model_copy(update={"dense_store": "milvus"})
     with pytest.raises(IndexMismatchError, match="dense_store: built with 'faiss'"):
         load_index(milvus)

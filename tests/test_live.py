@@ -16,7 +16,7 @@ from service.cli import main
 from service.config import Settings
 from service.engine import Engine
 from service.errors import DocumentGoneError, InputError, UnknownDocumentError
-from service.index.generation import CURRENT, MANIFEST, build_index, current_generation, load_index
+from service.index import CURRENT, MANIFEST, build_index, current_generation, load_index
 from service.index.live import add_text, remove_documents
 from service.server.app import create_app
 
@@ -75,12 +75,12 @@ def test_cli_add_and_remove_publish_generations(
     assert "910_lantern" in after
     for doc_id, ids in before.items():  # unchanged text keeps its chunk ids (and links)
         assert after[doc_id] == ids
-    engine = Engine(load_index(live), live)
+    engine = Engine.from_settings(live)
     answer = engine.ask("When does the Harbour Lantern Festival open?").answer
     assert answer is not None and answer.text == "March 14"
 
     assert main(["remove", "910_lantern", *args]) == 0
-    engine = Engine(load_index(live), live)
+    engine = Engine.from_settings(live)
     with pytest.raises(DocumentGoneError, match="was removed"):
         engine.document("910_lantern")
     assert "910_lantern" in engine.index.removed

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from service.config import Settings
-from service.index.generation import build_index, check_index, current_generation
+from service.index import build_index, check_index, current_generation
 from service.lab.bench import free_port, running_server
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 from service.lab.load import RssSample, load_suite, rss_growth
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from service.config import Settings
 from service.encode.encoders import Encoder
 from service.engine import Engine
 from service.errors import IndexCorruptError, IndexMismatchError, VectorStoreError
-from service.index.generation import (
+from service.index import (
     CURRENT,
     KEEP_GENERATIONS,
     CorpusIndex,
@@ -99,7 +100,7 @@ def lite(tmp_path: Path) -> str:
 
 def seed_vectors(corpus_index: CorpusIndex, name: str) -> tuple[np.ndarray, np.ndarray]:
     """The seed corpus's chunk vectors and, as queries, its sentence vectors."""
-    store = corpus_index.dense if name == "dense" else corpus_index.multilingual
+    store = corpus_index.stores[name]
     queries = np.asarray(corpus_index.sentence_vectors[name].span(0, 200), dtype=np.float32)
     return store.vectors(), queries
 
@@ -507,8 +508,8 @@ def lite_settings(
     return faiss.model_copy(update={"dense_store": "milvus"})
 
 
-def _encoders(corpus_index: CorpusIndex) -> tuple[Encoder, Encoder]:
-    return corpus_index.dense_encoder, corpus_index.multilingual_encoder
+def _encoders(corpus_index: CorpusIndex) -> Mapping[str, Encoder]:
+    return corpus_index.encoders
 
 
 def test_citeqa_build_puts_the_vectors_in_milvus_lite_inside_the_generation(
@@ -530,7 +531,7 @@ def test_citeqa_build_puts_the_vectors_in_milvus_lite_inside_the_generation(
     for name in ("dense", "multilingual"):
         store = MilvusStore.open(uri=str(generation / LITE_FILE), collection=name)
         try:
-            faiss_store = corpus_index.dense if name == "dense" else corpus_index.multilingual
+            faiss_store = corpus_index.stores[name]
             assert np.array_equal(store.vectors(), faiss_store.vectors())
         finally:
             store.close()
@@ -546,8 +547,13 @@ def test_answers_on_milvus_lite_equal_the_faiss_ones(
 ) -> None:
     """Both stores are exact at this size: the same passages, scores and answers."""
     index = load_index(lite_settings, encoders=_encoders(corpus_index))
-    assert isinstance(index.dense, MilvusStore) and isinstance(index.multilingual, MilvusStore)
-    on_milvus, on_faiss = Engine(index, lite_settings), Engine(corpus_index, settings)
+    assert isinstance(index.stores["dense"], MilvusStore) and isinstance(
+        index.stores["multilingual"], MilvusStore
+    )
+    on_milvus, on_faiss = (
+        Engine.from_settings(lite_settings, index=index),
+        Engine.from_settings(settings, index=corpus_index),
+    )
     questions = [q.question for q in load_questions(QUESTIONS)[:SAME_QUESTIONS]]
     questions += ["中日韩地震减灾三边会议由哪些机构举行？", "Who organized the NEAR forum 2023?"]
     answered = 0
@@ -651,7 +657,7 @@ def test_collections_at_a_uri_are_per_generation_and_dropped_with_it(
         update={"dense_store": "milvus", "milvus_uri": uri, "corpus_dir": corpus}
     )
     encoders = _encoders(corpus_index)
-    seed_rows = corpus_index.multilingual.size
+    seed_rows = corpus_index.stores["multilingual"].size
     generations = []
     for i in range(KEEP_GENERATIONS + 1):
         if generations:
@@ -662,11 +668,14 @@ def test_collections_at_a_uri_are_per_generation_and_dropped_with_it(
         assert result.built
         generations.append(result.path.name)
         index = load_index(at_uri, encoders=encoders)
-        assert isinstance(index.multilingual, MilvusStore)
-        assert index.multilingual.collection == collection_name(result.path.name, "multilingual")
-        assert index.multilingual.size == len(index.chunks) == seed_rows + i
+        assert isinstance(index.stores["multilingual"], MilvusStore)
+        assert index.stores["multilingual"].collection == collection_name(
+            result.path.name, "multilingual"
+        )
+        assert index.stores["multilingual"].size == len(index.chunks) == seed_rows + i
         assert np.array_equal(
-            index.multilingual.vectors()[:seed_rows], corpus_index.multilingual.vectors()
+            index.stores["multilingual"].vectors()[:seed_rows],
+            corpus_index.stores["multilingual"].vectors(),
         )
         assert not (result.path / LITE_FILE).exists()  # nothing of Milvus in the generation
         del index

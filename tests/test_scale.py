@@ -15,7 +15,7 @@ import pytest
 
 import service.index.generation as index_module
 from service.config import Settings
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 from service.ingest.chunk import ChunkingParams, indexed_text, sentence_spans, weighted_length
 from service.ingest.documents import read_corpus
 from service.lab.evaluate import load_questions

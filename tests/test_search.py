@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 from service.records import Hit
 from service.retrieve.hybrid import HybridRetriever, _Batcher, _encode_pool, query_vector
 
@@ -101,7 +101,7 @@ def test_a_chinese_query_does_not_ask_the_english_encoder(retriever: HybridRetri
 def test_concurrent_questions_share_a_use_batch_with_the_same_vectors(
     corpus_index: CorpusIndex,
 ) -> None:
-    encoder = corpus_index.multilingual_encoder
+    encoder = corpus_index.encoders["multilingual"]
     questions = [f"Which agencies met in round {i} of the trilateral talks?" for i in range(24)]
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(lambda q: query_vector(encoder, q), questions))

@@ -23,11 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
-from urllib.parse import quote
 
 import numpy as np
 
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 from service.records import Answer, Chunk, Citation, Hit
 from service.retrieve.hybrid import query_vector
 from service.text.language import CJK_RE, detect_language, fold
@@ -383,19 +382,13 @@ class Extractor:
     weak_similarity = 0.35
     weak_support = 0.30
 
-    def __init__(
-        self, index: CorpusIndex, *, base_url: str = "", min_confidence: float = 0.0
-    ) -> None:
+    def __init__(self, index: CorpusIndex, *, min_confidence: float = 0.0) -> None:
         self.index = index
-        self.base_url = base_url.rstrip("/")
         self.min_confidence = min_confidence
         rows = index.sentences[:, 0]
         self._first = np.searchsorted(rows, np.arange(len(index.chunks) + 1))
 
     # -- helpers -------------------------------------------------------------------------
-
-    def url(self, doc_id: str, start: int, end: int) -> str:
-        return f"{self.base_url}/view/{quote(doc_id)}#{start}-{end}"
 
     def _sentence_text(self, scored: ScoredSentence) -> str:
         return self.index.documents[scored.chunk.doc_id].text[scored.start : scored.end]
@@ -427,7 +420,7 @@ class Extractor:
     def _score_sentences(
         self, question: str, kind: str, hits: Iterable[Hit]
     ) -> list[ScoredSentence]:
-        multilingual = query_vector(self.index.multilingual_encoder, question)
+        multilingual = query_vector(self.index.encoders["multilingual"], question)
         q_terms = _terms(question)
         plural = bool(_PLURAL_QUESTION.search(question))
         counted = _counted(question) if kind == "number" else (frozenset(), ())
@@ -441,7 +434,7 @@ class Extractor:
         question_script = _script(language)
         # an English question was encoded by MiniLM for retrieval too (a cache hit here)
         dense_vector = (
-            query_vector(self.index.dense_encoder, question) if language == "en" else None
+            query_vector(self.index.encoders["dense"], question) if language == "en" else None
         )
         sentence_vectors = self.index.sentence_vectors
         scored = []
@@ -594,7 +587,6 @@ class Extractor:
                     char_start=start,
                     char_end=end,
                     quote=document.text[start:end],
-                    url=self.url(document.doc_id, start, end),
                 ),
                 confidence=round(confidence, 4),
                 language=best.chunk.language,

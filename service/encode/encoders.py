@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from service.config import hub_offline
 from service.errors import ModelLoadError
 
 __all__ = [
@@ -74,8 +75,7 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model on the CPU."""
 
     def __init__(self, name: str, *, batch_size: int = 32) -> None:
-        # Models come from local files only; a missing one must fail, not download.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        hub_offline()
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -122,7 +122,7 @@ class OnnxEncoder:
     def __init__(
         self, name: str, model_dir: Path, *, cache_dir: Path, threads: int, int8: bool = False
     ) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        hub_offline()
         import onnxruntime
         from transformers import AutoTokenizer
 

@@ -33,7 +33,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -99,13 +99,13 @@ class CorpusIndex:
     manifest: dict[str, Any]
     documents: dict[str, Document]
     chunks: ChunkTable  # a Chunk is made when a row is read
-    dense: VectorStore  # FAISS (DenseIndex) or Milvus (service.store.milvus.MilvusStore)
-    multilingual: VectorStore
+    # by encoder name ("dense", "multilingual": Settings.encoder_models): the chunks'
+    # vectors (FAISS DenseIndex or service.store.milvus.MilvusStore) and the query models
+    stores: Mapping[str, VectorStore]
+    encoders: Mapping[str, Encoder]
     lexical: LexicalIndex
-    dense_encoder: Encoder
-    multilingual_encoder: Encoder
     sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
-    sentence_vectors: dict[str, RowFile]  # "dense" / "multilingual" -> (n, dim) float32
+    sentence_vectors: Mapping[str, RowFile]  # encoder name -> (n, dim) float32
     warning: str | None = None  # set when a damaged current generation was passed over
 
     @property
@@ -123,25 +123,21 @@ class BuildResult:
     chunks: int
 
 
-def _encoders(settings: Settings, threads: int, *, query: bool) -> tuple[Encoder, Encoder]:
-    """The two encoders, with the configured backend (ONNX exports cached under the index).
-    Passages are always encoded at full precision; ``query`` encoders may be int8."""
+def _encoders(settings: Settings, threads: int, *, query: bool) -> dict[str, Encoder]:
+    """The encoders by name, with the configured backend (ONNX exports cached under the
+    index). Passages are always encoded at full precision; ``query`` encoders may be int8
+    where the settings allow it."""
     cache = settings.index_dir / "onnx"
-    return (
-        load_encoder(
-            settings.dense_model,
+    return {
+        name: load_encoder(
+            model,
             threads=threads,
             backend=settings.dense_backend,
             cache_dir=cache,
-            int8=query and settings.query_int8,
-        ),
-        load_encoder(
-            settings.multilingual_model,
-            threads=threads,
-            backend=settings.dense_backend,
-            cache_dir=cache,
-        ),
-    )
+            int8=query and settings.query_int8 and name in settings.int8_encoders,
+        )
+        for name, model in settings.encoder_models().items()
+    }
 
 
 def expected_config(settings: Settings) -> dict[str, Any]:
@@ -530,16 +526,17 @@ def build_index(
     force: bool = False,
     progress: bool = True,
     removed: Iterable[str] = (),
-    encoders: tuple[Encoder, Encoder] | None = None,
+    encoders: Mapping[str, Encoder] | None = None,
 ) -> BuildResult:
     """Build all three indexes from the corpus, unless an up-to-date build exists.
 
     Text whose vectors the current generation already holds is not encoded again, so
     adding a document costs its own encoding. ``removed`` names documents taken out by
     this change; the manifest keeps every removed id (so their links answer 410 Gone)
-    until a document with that id comes back. ``encoders`` (English, multilingual) replace
-    the configured models; they must have the configured names and dimensions
-    (``service.lab.scale`` passes stand-ins for corpora too large to encode).
+    until a document with that id comes back. ``encoders`` (by name, as
+    ``Settings.encoder_models``) replace the configured models; they must have the
+    configured names and dimensions (``service.lab.scale`` passes stand-ins for corpora
+    too large to encode).
     """
     started = time.perf_counter()
     files = corpus_files(settings.corpus_dir)
@@ -577,7 +574,8 @@ def build_index(
 
     _check_store_supports(settings, dense_params, len(chunks))  # before minutes of encoding
     steps.set_postfix_str(f"loading {settings.dense_model}")
-    dense_encoder, multilingual_encoder = encoders or _encoders(settings, threads, query=False)
+    models = encoders or _encoders(settings, threads, query=False)
+    dense_encoder, multilingual_encoder = models["dense"], models["multilingual"]
     steps.update()
 
     cache = {"dense": {}, "multilingual": {}} if force else _previous_vectors(settings, config)
@@ -846,9 +844,7 @@ def _last_good(
     raise failure
 
 
-def load_index(
-    settings: Settings, *, encoders: tuple[Encoder, Encoder] | None = None
-) -> CorpusIndex:
+def load_index(settings: Settings, *, encoders: Mapping[str, Encoder] | None = None) -> CorpusIndex:
     """Load the current generation, checked against the settings and its manifest.
 
     A damaged current generation (checksums, or contents that disagree with the manifest)
@@ -863,17 +859,15 @@ def load_index(
         generation, manifest, files = _last_good(settings, error)
         warning = f"{error} Serving the last good generation, {generation.name}."
         logging.getLogger(__name__).error(warning)
-    dense, multilingual = files.dense, files.multilingual
+    stores = {"dense": files.dense, "multilingual": files.multilingual}
 
     # Serving encodes one short question at a time: parallel kernels only add spin-waiting
     # threads that starve the other encoder and concurrent requests (measured in the README).
     threads = min(settings.query_threads, settings.effective_threads())
     set_threads(threads)
-    dense_encoder, multilingual_encoder = encoders or _encoders(settings, threads, query=True)
-    for name, encoder, index in (
-        ("dense", dense_encoder, dense),
-        ("multilingual", multilingual_encoder, multilingual),
-    ):
+    models = dict(encoders or _encoders(settings, threads, query=True))
+    for name, index in stores.items():
+        encoder = models[name]
         if encoder.dim != index.dim:
             raise IndexMismatchError(
                 f"the {name} model {encoder.name!r} makes {encoder.dim}-d vectors but the index "
@@ -884,11 +878,9 @@ def load_index(
         manifest=manifest,
         documents={d.doc_id: d for d in files.documents},
         chunks=files.chunks,
-        dense=dense,
-        multilingual=multilingual,
+        stores=stores,
+        encoders=models,
         lexical=files.lexical,
-        dense_encoder=dense_encoder,
-        multilingual_encoder=multilingual_encoder,
         sentences=files.sentences,
         sentence_vectors=files.sentence_vectors,
         warning=warning,

@@ -63,10 +63,10 @@ import httpx
 import numpy as np
 
 import service.index.generation as index_module
-from service.config import Settings
+from service.config import Settings, child_environment
 from service.encode.encoders import Encoder, load_encoder, set_threads
 from service.engine import Engine
-from service.index.generation import build_index, load_index
+from service.index import build_index
 from service.lab.evaluate import load_questions
 from service.lab.load import server_processes, tree_rss
 from service.store.bm25 import LexicalIndex
@@ -294,8 +294,7 @@ def _server(
     settings: Settings, workers: int = 1, port: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = port or free_port()
-    env = dict(os.environ)
-    env.update(
+    env = child_environment(
         {
             "CITEQA_INDEX_DIR": str(settings.index_dir.resolve()),
             "CITEQA_CORPUS_DIR": str(settings.corpus_dir.resolve()),
@@ -346,7 +345,7 @@ def running_server(settings: Settings, workers: int = 1, port: int | None = None
 def _in_process(
     settings: Settings, questions: Sequence[str]
 ) -> tuple[dict[str, Latency], Latency, dict[str, int]]:
-    engine = Engine(load_index(settings), settings)
+    engine = Engine.from_settings(settings)
     engine.ask("warm up 预热", top_k=5)
     stages: dict[str, list[float]] = {}
     sums = []

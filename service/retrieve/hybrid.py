@@ -28,7 +28,7 @@ import numpy as np
 
 from service.config import Settings, available_cores
 from service.encode.encoders import Encoder, UseEncoder
-from service.index.generation import CorpusIndex
+from service.index import CorpusIndex
 from service.records import Chunk, Hit
 from service.retrieve.fusion import (
     competent_rrf,
@@ -261,9 +261,14 @@ class HybridRetriever:
 
         return cls(
             {
-                "dense": DenseRetriever("dense", index.dense_encoder, index.dense, index.chunks),
+                "dense": DenseRetriever(
+                    "dense", index.encoders["dense"], index.stores["dense"], index.chunks
+                ),
                 "multilingual": DenseRetriever(
-                    "multilingual", index.multilingual_encoder, index.multilingual, index.chunks
+                    "multilingual",
+                    index.encoders["multilingual"],
+                    index.stores["multilingual"],
+                    index.chunks,
                 ),
                 "bm25": LexicalRetriever("bm25", index.lexical, index.chunks),
             },

@@ -19,7 +19,6 @@ from starlette.types import Receive, Scope, Send
 from service import __version__
 from service.config import Settings, get_settings
 from service.engine import Engine
-from service.index.generation import load_index
 from service.server.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
 from service.server.limits import RateLimit, SecurityHeaders
 from service.server.pages import STATIC_DIR
@@ -35,8 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def _load_engine(settings: Settings) -> Engine:
-    index = load_index(settings)
-    engine = Engine(index, settings, base_url=settings.public_url)
+    engine = Engine.from_settings(settings)
     # The first calls allocate buffers and fill caches: make them before reporting ready.
     engine.ask("warm up 预热", top_k=1)
     return engine

@@ -18,10 +18,18 @@ from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
 from service.engine import Engine
-from service.index.generation import current_generation, load_index
+from service.index import current_generation
 from service.verify.verifier import Verifier
 
-__all__ = ["EngineDep", "VerifierDep", "get_engine", "get_verifier", "reload_engine"]
+__all__ = [
+    "EngineDep",
+    "PublicUrlDep",
+    "VerifierDep",
+    "get_engine",
+    "get_public_url",
+    "get_verifier",
+    "reload_engine",
+]
 
 RELOAD_CHECK_SECONDS = 1.0
 _reload_lock = threading.Lock()
@@ -31,8 +39,8 @@ logger = logging.getLogger(__name__)
 def reload_engine(state: object, settings: Settings) -> Engine:
     """Load the current generation into a new engine (models reused) and make it the app's."""
     old: Engine = state.engine  # type: ignore[attr-defined]
-    index = load_index(settings, encoders=(old.index.dense_encoder, old.index.multilingual_encoder))
-    engine = Engine(index, settings, base_url=settings.public_url)
+    engine = Engine.from_settings(settings, encoders=old.index.encoders)
+    index = engine.index
     state.engine = engine  # type: ignore[attr-defined]
     logger.info("serving %s (%d documents)", index.path.name, len(index.documents))
     return engine
@@ -90,3 +98,12 @@ def get_verifier(request: Request, engine: EngineDep) -> Verifier:
 
 
 VerifierDep = Annotated[Verifier, Depends(get_verifier)]
+
+
+def get_public_url(request: Request) -> str:
+    """``CITEQA_PUBLIC_URL``: where citation links point (empty: relative links)."""
+    settings: Settings = request.app.state.settings
+    return settings.public_url
+
+
+PublicUrlDep = Annotated[str, Depends(get_public_url)]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from urllib.parse import quote
 
 from service.records import Document
+from service.server.links import document_url
 
 __all__ = ["CONTENT_SECURITY_POLICY", "STATIC_DIR", "document_page", "page_headers", "segments"]
 
@@ -78,7 +78,7 @@ def _piece(text: str, kind: str, label: str) -> str:
 def document_page(document: Document) -> str:
     """The whole page; the citation range comes from the URL fragment, read by view.js."""
     title = document.title or document.doc_id
-    quoted = quote(document.doc_id, safe="")
+    json_link = document_url("", document.doc_id)  # relative: ../documents/<id>
     languages = document.languages
     facts = [
         ("source", document.source),
@@ -109,7 +109,7 @@ def document_page(document: Document) -> str:
         '<header class="meta">\n'
         f"<h1>{html.escape(title)}</h1>\n"
         f"<dl>{rows}</dl>\n"
-        f'<p class="links"><a href="../documents/{html.escape(quoted)}">JSON</a>'
+        f'<p class="links"><a href="..{html.escape(json_link)}">JSON</a>'
         ' · <a href="../docs">API</a></p>\n'
         '<p id="cite-status" class="cite-status" role="status" hidden></p>\n'
         "</header>\n"

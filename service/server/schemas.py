@@ -14,7 +14,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K
-from service.records import Answer, AskResult, Document, Filters, Passage
+from service.records import Answer, AskResult, Citation, Document, Filters, Passage
+from service.server.links import view_url
 from service.verify.verifier import ClaimCheck, Evidence
 
 __all__ = [
@@ -165,6 +166,12 @@ class CitationOut(BaseModel):
     quote: str
     url: str = Field(description="The document page with the quote highlighted.")
 
+    @classmethod
+    def from_citation(cls, citation: Citation, base_url: str) -> CitationOut:
+        """The citation with its link (``base_url``: ``CITEQA_PUBLIC_URL``, may be empty)."""
+        link = view_url(base_url, citation.doc_id, citation.char_start, citation.char_end)
+        return cls(**asdict(citation), url=link)
+
 
 class AnswerOut(BaseModel):
     """A verbatim span of one sentence of one document."""
@@ -179,9 +186,9 @@ class AnswerOut(BaseModel):
     citation: CitationOut
 
     @classmethod
-    def from_answer(cls, answer: Answer) -> AnswerOut:
+    def from_answer(cls, answer: Answer, base_url: str) -> AnswerOut:
         fields = asdict(answer)
-        fields["citation"] = CitationOut(**fields["citation"])
+        fields["citation"] = CitationOut.from_citation(answer.citation, base_url)
         return cls(**fields)
 
 
@@ -243,10 +250,13 @@ class AskResponse(BaseModel):
     timings_ms: dict[str, float]
 
     @classmethod
-    def from_result(cls, result: AskResult, documents: dict[str, Document]) -> AskResponse:
+    def from_result(
+        cls, result: AskResult, documents: dict[str, Document], base_url: str
+    ) -> AskResponse:
+        answer = result.answer
         return cls(
             question=result.question,
-            answer=AnswerOut.from_answer(result.answer) if result.answer else None,
+            answer=AnswerOut.from_answer(answer, base_url) if answer else None,
             abstained=result.abstained,
             abstain_reason=result.abstain_reason,
             passages=[PassageOut.from_passage(p, documents) for p in result.passages],
@@ -291,10 +301,10 @@ class EvidenceOut(BaseModel):
     mismatches: list[MismatchOut]
 
     @classmethod
-    def from_evidence(cls, evidence: Evidence) -> EvidenceOut:
+    def from_evidence(cls, evidence: Evidence, base_url: str) -> EvidenceOut:
         return cls(
             quote=evidence.quote,
-            citation=CitationOut(**asdict(evidence.citation)),
+            citation=CitationOut.from_citation(evidence.citation, base_url),
             stance=evidence.stance,
             mismatches=[
                 MismatchOut(kind=m.kind, claim_text=m.claim_text, evidence_text=m.evidence_text)
@@ -313,12 +323,12 @@ class VerifyResponse(BaseModel):
     timings_ms: dict[str, float]
 
     @classmethod
-    def from_check(cls, check: ClaimCheck) -> VerifyResponse:
+    def from_check(cls, check: ClaimCheck, base_url: str) -> VerifyResponse:
         return cls(
             claim=check.claim,
             verdict=check.verdict,
             confidence=check.confidence,
-            evidence=[EvidenceOut.from_evidence(e) for e in check.evidence],
+            evidence=[EvidenceOut.from_evidence(e, base_url) for e in check.evidence],
             timings_ms=dict(check.timings_ms),
         )
 

@@ -279,7 +279,6 @@ class Verifier:
         mismatches: tuple[Mismatch, ...],
         matched: int,
     ) -> Evidence:
-        extractor = self.engine.extractor
         document = self.engine.document(scored.chunk.doc_id)
         citation = Citation(
             doc_id=document.doc_id,
@@ -289,7 +288,6 @@ class Verifier:
             char_start=scored.start,
             char_end=scored.end,
             quote=text,
-            url=extractor.url(document.doc_id, scored.start, scored.end),
         )
         return Evidence(text, citation, stance, mismatches, matched, scored.score)
 

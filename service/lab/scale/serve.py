@@ -171,10 +171,10 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
             progress=plan.progress,
         )
     _copy_onnx(plan.onnx_from, settings.index_dir)
-    encoders = []
+    encoders: dict[str, StandInEncoder] = {}
     with steps.step("bank and cached vectors"):
         bank_texts, _ = _bank(pool, plan.seed)
-        for model in (settings.dense_model, settings.multilingual_model):
+        for name, model in settings.encoder_models().items():
             bank, _, _ = encode_cached(
                 model,
                 bank_texts,
@@ -193,15 +193,13 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
                 )
 
             real = _real_vectors(plan.cache_dir, model, plan.seed, composition.blocks)
-            encoders.append(
-                StandInEncoder(
-                    model,
-                    int(bank.shape[1]),
-                    bank=bank,
-                    composition=composition,
-                    real=real,
-                    load_real=load_real,
-                )
+            encoders[name] = StandInEncoder(
+                model,
+                int(bank.shape[1]),
+                bank=bank,
+                composition=composition,
+                real=real,
+                load_real=load_real,
             )
     calls = iter(
         [
@@ -230,7 +228,7 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
                 settings,
                 force=plan.force,
                 progress=plan.progress,
-                encoders=(encoders[0], encoders[1]),
+                encoders=encoders,
             )
     finally:
         for step in undo:
@@ -259,7 +257,7 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
                 "counts": encoder.counts,
                 "real_vectors_available": len(encoder._real),
             }
-            for name, encoder in zip(("dense", "multilingual"), encoders, strict=True)
+            for name, encoder in encoders.items()
         },
     }
 
@@ -287,7 +285,7 @@ def _serve_probe(
         with steps.step("load_index"):
             index = index_module.load_index(settings)
         with steps.step("Engine"):
-            engine = Engine(index, settings, base_url=settings.public_url)
+            engine = Engine.from_settings(settings, index=index)
         with steps.step("warm-up ask"):
             engine.ask("warm up 预热", top_k=1)
     finally:
@@ -316,8 +314,8 @@ def _serve_probe(
     _, bm25_times = _timed(index.lexical.search, queries, depth)
     dense_times = {}
     for name, store, encoder in (
-        ("multilingual", index.multilingual, index.multilingual_encoder),
-        ("dense", index.dense, index.dense_encoder),
+        ("multilingual", index.stores["multilingual"], index.encoders["multilingual"]),
+        ("dense", index.stores["dense"], index.encoders["dense"]),
     ):
         vectors = encoder.encode(queries)
         store.search(vectors[0], depth)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service.config import Settings
+from service.config import Settings, child_environment
 from service.lab.scale.metrics import _percentiles
 
 
@@ -34,12 +33,14 @@ def _serve_http(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    env = dict(os.environ) | {
-        "CITEQA_INDEX_DIR": str(settings.index_dir.resolve()),
-        "CITEQA_CORPUS_DIR": str(settings.corpus_dir.resolve()),
-        "CITEQA_RATE_LIMIT_PER_MINUTE": "0",
-        "CITEQA_REQUEST_BUDGET_SECONDS": "120",
-    }
+    env = child_environment(
+        {
+            "CITEQA_INDEX_DIR": str(settings.index_dir.resolve()),
+            "CITEQA_CORPUS_DIR": str(settings.corpus_dir.resolve()),
+            "CITEQA_RATE_LIMIT_PER_MINUTE": "0",
+            "CITEQA_REQUEST_BUDGET_SECONDS": "120",
+        }
+    )
     command = [
         sys.executable,
         "-m",

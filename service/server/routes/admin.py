@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.config import Settings
-from service.index.generation import BuildResult
+from service.index import BuildResult
 from service.index.live import add_text, rebuild, remove_documents
 from service.server.deps import EngineDep, reload_engine
 from service.server.errors import responses

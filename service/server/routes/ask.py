@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from service.server.deps import EngineDep
+from service.server.deps import EngineDep, PublicUrlDep
 from service.server.errors import responses
 from service.server.limits import within_budget
 from service.server.schemas import AskRequest, AskResponse
@@ -13,7 +13,9 @@ router = APIRouter(tags=["answer"])
 
 
 @router.post("/ask", response_model=AskResponse, responses=responses(404, 413, 422, 429, 503))
-async def ask(body: AskRequest, engine: EngineDep, request: Request) -> AskResponse:
+async def ask(
+    body: AskRequest, engine: EngineDep, public_url: PublicUrlDep, request: Request
+) -> AskResponse:
     """Answer the question from the corpus, quoting one document, or abstain and say why.
 
     Every offset is a Python string index into the document's original text, so
@@ -23,4 +25,4 @@ async def ask(body: AskRequest, engine: EngineDep, request: Request) -> AskRespo
     result = await within_budget(
         request, engine.ask, body.question, top_k=body.top_k, filters=filters
     )
-    return AskResponse.from_result(result, engine.documents)
+    return AskResponse.from_result(result, engine.documents, public_url)

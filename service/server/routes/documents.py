@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 
 from service.errors import InputError
 from service.server.deps import EngineDep
 from service.server.errors import responses
+from service.server.links import view_url
 from service.server.schemas import DocumentOut, DocumentSummary, SliceOut
 
 router = APIRouter(tags=["documents"])
@@ -52,7 +52,7 @@ def get_document(
     return DocumentOut(
         **summary.model_dump(),
         sha256=document.sha256,
-        view_url=f"/view/{quote(doc_id, safe='')}",
+        view_url=view_url("", doc_id),
         text=document.text,
         slice=_slice(document.text, start, end),
     )

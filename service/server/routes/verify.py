@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from service.server.deps import VerifierDep
+from service.server.deps import PublicUrlDep, VerifierDep
 from service.server.errors import responses
 from service.server.limits import within_budget
 from service.server.schemas import VerifyRequest, VerifyResponse
@@ -13,7 +13,9 @@ router = APIRouter(tags=["claims"])
 
 
 @router.post("/verify", response_model=VerifyResponse, responses=responses(413, 422, 429, 503))
-async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -> VerifyResponse:
+async def verify(
+    body: VerifyRequest, verifier: VerifierDep, public_url: PublicUrlDep, request: Request
+) -> VerifyResponse:
     """Check a claim against the closest sentences of the sources.
 
     ``supported``: a sentence about the same event states the claim's numbers, dates and
@@ -23,4 +25,4 @@ async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -
     exactly at ``citation.char_start:char_end``.
     """
     check = await within_budget(request, verifier.verify, body.claim, top_k=body.top_k)
-    return VerifyResponse.from_check(check)
+    return VerifyResponse.from_check(check, public_url)
