@@ -91,9 +91,17 @@ class Settings(BaseSettings):
 
     fusion: Literal["competent_zscore", "competent_rrf", "rrf", "minmax"] = Field(
         "competent_zscore",
-        description="How the three rankings are fused (see service.retrieve.fusion).",
+        description="How the rankings are fused (see service.retrieve.fusion).",
     )
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
+    retrievers: tuple[str, ...] = Field(
+        ("dense", "multilingual", "bm25"),
+        min_length=1,
+        description=(
+            "The retrievers whose rankings are fused, by their registered names "
+            "(service/retrieve/: dense, multilingual, bm25)."
+        ),
+    )
     retriever_depth: int = Field(50, ge=1, description="Hits taken from each retriever.")
 
     # Dense index kind by corpus size (service.store.faiss_store). The defaults come from
@@ -246,6 +254,10 @@ class Settings(BaseSettings):
     def encoder_models(self) -> dict[str, str]:
         """The dense encoders by name: each has a vector store in the index and a retriever."""
         return {"dense": self.dense_model, "multilingual": self.multilingual_model}
+
+    def encoder_languages(self) -> dict[str, frozenset[str] | None]:
+        """The passage and question languages each encoder can read (None: every one)."""
+        return {"dense": frozenset(self.dense_languages), "multilingual": None}
 
     def milvus_lite(self) -> bool:
         """Whether the dense vectors are in Milvus Lite (embedded: one process at a time)."""

@@ -1,7 +1,9 @@
 """Engine: one object that answers questions over a loaded index.
 
-It owns the loaded index and the hybrid retriever, applies filters, times each stage and
-hands the top passages to ``service.answer.extractor``. The CLI and the HTTP API both call it, so
+A question meets the stages in this order: the query encoder builds its ``Query`` record
+(``service.encode.query``), the hybrid retriever ranks passages (``service.retrieve``), the
+filters apply, and the reader quotes an answer (``service.answer``). The engine times each
+stage. The CLI, the HTTP API and the lab all build it with ``Engine.from_settings``, so
 they return the same thing for the same question.
 """
 
@@ -13,12 +15,15 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from service.answer.extractor import Extractor
+from service.answer.highlights import answer_highlights, term_highlights
 from service.config import Settings
 from service.encode.encoders import Encoder
+from service.encode.query import QueryEncoder, analyse
 from service.errors import DocumentGoneError, InputError, UnknownDocumentError
 from service.index import CorpusIndex, load_index
-from service.records import AskResult, Chunk, Document, Filters, Hit, Passage
+from service.records import AskResult, Chunk, Document, Filters, Hit, Passage, Query
 from service.retrieve.hybrid import HybridRetriever
+from service.tuned import Tuned, load_tuned
 
 __all__ = ["MAX_QUESTION_CHARS", "MAX_TOP_K", "Engine", "clean_question"]
 
@@ -46,12 +51,21 @@ def clean_question(text: str, field: str = "question") -> str:
 class Engine:
     """Question answering over one loaded index generation."""
 
-    def __init__(self, index: CorpusIndex, settings: Settings, retriever: HybridRetriever) -> None:
+    def __init__(
+        self,
+        index: CorpusIndex,
+        settings: Settings,
+        tuned: Tuned,
+        retriever: HybridRetriever,
+        extractor: Extractor,
+    ) -> None:
         """Use ``Engine.from_settings``; this only stores what it wired."""
         self.index = index
         self.settings = settings
+        self.tuned = tuned
         self.retriever = retriever
-        self.extractor = Extractor(index, min_confidence=settings.min_confidence)
+        self.extractor = extractor
+        self.query_encoder = QueryEncoder(index.encoders)
         self._in_flight = 0  # questions being retrieved now (the server's threads)
         self._in_flight_lock = threading.Lock()
 
@@ -76,6 +90,7 @@ class Engine:
         Returns:
             An engine over the index.
         """
+        tuned = load_tuned(settings.tuned_file)  # a bad file fails before the models load
         if index is None:
             index = load_index(settings, encoders=encoders)
         retriever = HybridRetriever.from_index(index, settings)
@@ -90,7 +105,13 @@ class Engine:
             retriever = HybridRetriever(
                 {name: retriever.retrievers[name] for name in retrievers}, fusion="rrf"
             )
-        return cls(index, settings, retriever)
+        extractor = Extractor(
+            index,
+            tuned.reader,
+            settings.encoder_languages(),
+            min_confidence=settings.min_confidence,
+        )
+        return cls(index, settings, tuned, retriever, extractor)
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -140,17 +161,38 @@ class Engine:
                 return False
         return True
 
+    def query(
+        self,
+        text: str,
+        timings: dict[str, float] | None = None,
+        *,
+        reader: bool = True,
+        parallel: bool = False,
+    ) -> Query:
+        """The ``Query`` record of ``text`` (already cleaned), encoded for the retrievers
+        that will read it and, with ``reader``, for the reader as well.
+
+        ``parallel`` runs the encoders side by side (for a question that has the process to
+        itself); ``timings`` gets each encode."""
+        query = analyse(text)
+        names = self.retriever.encoders_for(query)
+        if reader:
+            names += [n for n in self.extractor.encoders_for(query) if n not in names]
+        return self.query_encoder.encode(query, names, timings, parallel=parallel)
+
     def _retrieve(
         self,
-        question: str,
+        text: str,
         top_k: int,
         filters: Filters | None,
         timings: dict[str, float],
         *,
+        reader: bool,
         alone: bool = False,
-    ) -> list[Hit]:
+    ) -> tuple[Query, list[Hit]]:
         started = time.perf_counter()
-        runs = self.retriever.runs(question, timings, parallel=alone)
+        query = self.query(text, timings, reader=reader, parallel=alone)
+        runs = self.retriever.runs(query, timings)
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         if filters is not None:
@@ -158,16 +200,16 @@ class Engine:
                 name: [h for h in hits if self._allowed(h.chunk, filters)]
                 for name, hits in runs.items()
             }
-        hits = self.retriever.fuse(question, runs, top_k)
+        hits = self.retriever.fuse(query, runs, top_k)
         timings["fuse"] = (time.perf_counter() - started) * 1000
-        return hits
+        return query, hits
 
     def search(self, query: str, top_k: int = 5, filters: Filters | None = None) -> list[Passage]:
         """Ranked passages, highlights on the query terms."""
-        query = clean_question(query, "q")
+        text = clean_question(query, "q")
         self._check(top_k, filters)
-        hits = self._retrieve(query, top_k, filters, {})
-        return [Passage(hit, self.extractor.term_highlights(query, hit.chunk)) for hit in hits]
+        record, hits = self._retrieve(text, top_k, filters, {}, reader=False)
+        return [Passage(hit, term_highlights(record, hit.chunk)) for hit in hits]
 
     def ask(self, question: str, top_k: int = 5, filters: Filters | None = None) -> AskResult:
         """Answer ``question`` from the corpus, or abstain with the reason."""
@@ -194,16 +236,14 @@ class Engine:
         *,
         alone: bool,
     ) -> AskResult:
-        hits = self._retrieve(
-            question, max(top_k, self.extractor.passages_read), filters, timings, alone=alone
-        )
+        depth = max(top_k, self.extractor.passages_read)
+        query, hits = self._retrieve(question, depth, filters, timings, reader=True, alone=alone)
         step = time.perf_counter()
-        answer, reason = self.extractor.answer(question, hits)
+        answer, reason = self.extractor.answer(query, hits)
         timings["answer"] = (time.perf_counter() - step) * 1000
         step = time.perf_counter()
         passages = tuple(
-            Passage(hit, self.extractor.highlights(question, hit.chunk, answer))
-            for hit in hits[:top_k]
+            Passage(hit, answer_highlights(query, hit.chunk, answer)) for hit in hits[:top_k]
         )
         timings["highlight"] = (time.perf_counter() - step) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000

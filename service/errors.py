@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "CiteqaError",
+    "ConfigError",
     "CorpusError",
     "IndexCorruptError",
     "IndexMismatchError",
@@ -50,6 +51,10 @@ class IndexCorruptError(CiteqaError):
 
 class ModelLoadError(CiteqaError):
     """An embedding model could not be loaded."""
+
+
+class ConfigError(CiteqaError):
+    """A configuration file (such as the tuned constants) is missing or malformed."""
 
 
 class VectorStoreError(CiteqaError):

@@ -1,21 +1,37 @@
-"""The records passed between pipeline stages: plain frozen dataclasses."""
+"""The records passed between pipeline stages: plain frozen dataclasses, and their kinds."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
 
 __all__ = [
     "Answer",
+    "AnswerType",
     "AskResult",
     "Chunk",
     "Citation",
+    "ClaimCheck",
     "Document",
+    "Evidence",
     "Filters",
     "Hit",
+    "Mismatch",
     "Passage",
+    "Query",
     "Span",
+    "Stance",
+    "Verdict",
 ]
+
+# What a question asks for; "sentence" when the answer is a whole sentence, no typed span.
+QuestionType = Literal["when", "number", "who", "where", "other"]
+AnswerType = Literal["when", "number", "who", "where", "other", "sentence"]
+Stance = Literal["supports", "contradicts", "related"]  # of one evidence sentence
+Verdict = Literal["supported", "contradicted", "not_found"]  # on a whole claim
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,33 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A question (or a claim, or a search) as every stage reads it, worked out once.
+
+    ``service.encode.query.analyse`` fills in the text fields and
+    ``QueryEncoder.encode`` the vectors; no stage detects a language or encodes again.
+    """
+
+    text: str  # as asked, control characters removed (``engine.clean_question``)
+    folded: str  # NFKC, case-folded, Traditional folded to Simplified: for matching
+    language: str  # its overall language (``detect_language``)
+    languages: frozenset[str]  # every language it is written in (mixed text: several)
+    scripts: frozenset[str]  # the writing systems of those languages
+    terms: frozenset[str]  # content terms (``service.text.tokenize.content_terms``)
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)  # encoder name -> unit
+
+    def vector(self, encoder: str) -> np.ndarray:
+        """The question's vector by ``encoder``; a clear error if it was not encoded."""
+        try:
+            return self.vectors[encoder]
+        except KeyError:
+            raise KeyError(
+                f"the query was not encoded with {encoder!r} (encoded: "
+                f"{', '.join(self.vectors) or 'none'}); ask QueryEncoder.encode for it"
+            ) from None
+
+
+@dataclass(frozen=True)
 class Hit:
     """One ranked passage. ``ranks`` holds each retriever's 1-based rank where it found it."""
 
@@ -100,7 +143,7 @@ class Answer:
     citation: Citation  # offsets and quote of ``text``
     confidence: float
     language: str
-    answer_type: str  # when, number, who, where, other
+    answer_type: AnswerType
 
 
 @dataclass(frozen=True)
@@ -132,3 +175,37 @@ class AskResult:
     @property
     def abstained(self) -> bool:
         return self.answer is None
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A fact the claim states one way and the evidence another."""
+
+    kind: str  # number, date, person, place, organization
+    claim_text: str
+    evidence_text: str
+    evidence_start: int  # offsets of evidence_text in the quote, for highlighting
+    evidence_end: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One sentence weighed against a claim."""
+
+    quote: str  # the sentence, verbatim
+    citation: Citation
+    stance: Stance
+    mismatches: tuple[Mismatch, ...]
+    matched: int  # how many of the claim's facts it states the same way
+    closeness: float  # the sentence's score against the claim
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """The verdict on a claim and the evidence shown for it."""
+
+    claim: str
+    verdict: Verdict
+    confidence: float
+    evidence: tuple[Evidence, ...]
+    timings_ms: Mapping[str, float]

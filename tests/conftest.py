@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
+from service.engine import Engine
 from service.index import CorpusIndex, build_index, load_index
 from service.ingest.documents import read_corpus
 from service.records import Document
@@ -55,5 +56,10 @@ def corpus_index(settings: Settings) -> CorpusIndex:
 
 
 @pytest.fixture(scope="session")
-def retriever(corpus_index: CorpusIndex, settings: Settings) -> HybridRetriever:
-    return HybridRetriever.from_index(corpus_index, settings)
+def engine(corpus_index: CorpusIndex, settings: Settings) -> Engine:
+    return Engine.from_settings(settings, index=corpus_index)
+
+
+@pytest.fixture(scope="session")
+def retriever(engine: Engine) -> HybridRetriever:
+    return engine.retriever

@@ -2,7 +2,9 @@
 
 import pytest
 
-from service.answer.extractor import byline_fields, candidate_spans, question_type
+from service.answer.bylines import byline_fields
+from service.answer.question import question_type
+from service.answer.spans import candidate_spans
 from service.config import Settings
 from service.engine import Engine
 from service.errors import InputError

@@ -1,19 +1,28 @@
 """Search quality on the seeds, through the real models and the real index."""
 
+import functools
 import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from service.encode.query import QueryEncoder, _Batcher, _encode_pool, analyse
+from service.engine import Engine
 from service.index import CorpusIndex
-from service.records import Hit
-from service.retrieve.hybrid import HybridRetriever, _Batcher, _encode_pool, query_vector
+from service.records import Hit, Query
+from service.retrieve.hybrid import HybridRetriever
 
 EARTHQUAKE_AGENCIES = "中國地震局、日本氣象廳和韓國氣象廳"
+
+
+@pytest.fixture(scope="module")
+def ask(engine: Engine) -> Callable[..., Query]:
+    """A question's Query record, encoded as the engine encodes it for retrieval."""
+    return functools.partial(engine.query, reader=False)
 
 
 def _rank_of(hits: list[Hit], doc_id: str, phrase: str) -> int | None:
@@ -31,36 +40,43 @@ def _rank_of(hits: list[Hit], doc_id: str, phrase: str) -> int | None:
     ],
     ids=["simplified-over-traditional", "english-over-traditional"],
 )
-def test_earthquake_agencies_passage_in_top_5(retriever: HybridRetriever, query: str) -> None:
-    hits = retriever.search(query, 5)
+def test_earthquake_agencies_passage_in_top_5(
+    retriever: HybridRetriever, ask: Callable[..., Query], query: str
+) -> None:
+    hits = retriever.search(ask(query), 5)
     rank = _rank_of(hits, "004_f0aa982511d8ddb1", EARTHQUAKE_AGENCIES)
     assert rank is not None and rank <= 5, [h.chunk.text[:40] for h in hits]
 
 
-def test_near_forum_organizer_is_first(retriever: HybridRetriever) -> None:
-    hits = retriever.search("Who organized the NEAR International Forum 2023?", 5)
+def test_near_forum_organizer_is_first(
+    retriever: HybridRetriever, ask: Callable[..., Query]
+) -> None:
+    hits = retriever.search(ask("Who organized the NEAR International Forum 2023?"), 5)
     assert hits[0].chunk.doc_id == "003_94041ec9e2685c6c"
     assert "Gyeongsangbuk-do" in hits[0].chunk.text
 
 
-def test_english_question_finds_chinese_only_answer(retriever: HybridRetriever) -> None:
-    hits = retriever.search(
-        "Which kinds of economy will the secretariat focus on to stabilize supply chains?", 5
-    )
+def test_english_question_finds_chinese_only_answer(
+    retriever: HybridRetriever, ask: Callable[..., Query]
+) -> None:
+    question = "Which kinds of economy will the secretariat focus on to stabilize supply chains?"
+    hits = retriever.search(ask(question), 5)
     assert _rank_of(hits, "000_8e6ebfa50e614d2c", "数字经济与绿色经济") is not None
 
 
-def test_fusion_keeps_what_the_multilingual_retriever_finds(retriever: HybridRetriever) -> None:
+def test_fusion_keeps_what_the_multilingual_retriever_finds(
+    retriever: HybridRetriever, ask: Callable[..., Query]
+) -> None:
     """A cross-lingual first place must survive fusion (min-max blending loses it)."""
-    query = "Which agencies held the trilateral meetings on earthquake disaster reduction?"
+    query = ask("Which agencies held the trilateral meetings on earthquake disaster reduction?")
     runs = retriever.runs(query)
     top_multilingual = runs["multilingual"][0].chunk.chunk_id
     fused = retriever.fuse(query, runs, 5)
     assert top_multilingual in [hit.chunk.chunk_id for hit in fused]
 
 
-def test_hits_are_ranked_and_scored(retriever: HybridRetriever) -> None:
-    hits = retriever.search("trilateral summit Seoul", 8)
+def test_hits_are_ranked_and_scored(retriever: HybridRetriever, ask: Callable[..., Query]) -> None:
+    hits = retriever.search(ask("trilateral summit Seoul"), 8)
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
     assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     assert len({h.chunk.chunk_id for h in hits}) == len(hits)
@@ -69,9 +85,9 @@ def test_hits_are_ranked_and_scored(retriever: HybridRetriever) -> None:
 
 
 def test_only_the_multilingual_model_judges_chinese_for_an_english_query(
-    retriever: HybridRetriever,
+    retriever: HybridRetriever, ask: Callable[..., Query]
 ) -> None:
-    query = "earthquake cooperation between the three weather agencies"
+    query = ask("earthquake cooperation between the three weather agencies")
     runs = retriever.runs(query)
     multilingual = runs["multilingual"]
     scores = [hit.score for hit in multilingual]
@@ -84,17 +100,21 @@ def test_only_the_multilingual_model_judges_chinese_for_an_english_query(
         assert hit.score == pytest.approx((own.score - mean) / std)
 
 
-def test_chinese_query_ranks_chinese_first(retriever: HybridRetriever) -> None:
-    assert retriever.search("地震科技合作", 5)[0].chunk.language == "zh-Hant"
+def test_chinese_query_ranks_chinese_first(
+    retriever: HybridRetriever, ask: Callable[..., Query]
+) -> None:
+    assert retriever.search(ask("地震科技合作"), 5)[0].chunk.language == "zh-Hant"
 
 
-def test_a_chinese_query_does_not_ask_the_english_encoder(retriever: HybridRetriever) -> None:
+def test_a_chinese_query_does_not_ask_the_english_encoder(
+    retriever: HybridRetriever, ask: Callable[..., Query]
+) -> None:
     timings: dict[str, float] = {}
-    runs = retriever.runs("地震科技合作", timings)
+    runs = retriever.runs(ask("地震科技合作", timings), timings)
     assert runs["dense"] == [] and runs["multilingual"] and runs["bm25"]
     assert "encode_dense" not in timings and "encode_multilingual" in timings
     english: dict[str, float] = {}
-    assert retriever.runs("earthquake cooperation", english)["dense"]
+    assert retriever.runs(ask("earthquake cooperation", english), english)["dense"]
     assert {"encode_dense", "search_dense", "search_bm25"} <= english.keys()
 
 
@@ -102,9 +122,14 @@ def test_concurrent_questions_share_a_use_batch_with_the_same_vectors(
     corpus_index: CorpusIndex,
 ) -> None:
     encoder = corpus_index.encoders["multilingual"]
+    query_encoder = QueryEncoder({"multilingual": encoder})
     questions = [f"Which agencies met in round {i} of the trilateral talks?" for i in range(24)]
+
+    def encoded(question: str) -> np.ndarray:
+        return query_encoder.encode(analyse(question), ["multilingual"]).vector("multilingual")
+
     with ThreadPoolExecutor(8) as pool:
-        together = list(pool.map(lambda q: query_vector(encoder, q), questions))
+        together = list(pool.map(encoded, questions))
     for question, vector in zip(questions, together, strict=True):
         alone = encoder.encode([question])[0]
         assert np.abs(vector - alone).max() < 1e-5  # batching changes no vector

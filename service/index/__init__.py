@@ -6,6 +6,7 @@ in the modules of this package.
 
 from service.index.generation import (
     CURRENT,
+    KEEP_GENERATIONS,
     MANIFEST,
     BuildResult,
     CorpusIndex,
@@ -17,6 +18,7 @@ from service.index.generation import (
 
 __all__ = [
     "CURRENT",
+    "KEEP_GENERATIONS",
     "MANIFEST",
     "BuildResult",
     "CorpusIndex",

@@ -196,10 +196,8 @@ def run_system(
     chunks: Sequence[Chunk],
     documents: Mapping[str, Document],
 ) -> list[Outcome]:
-    """Ask every question of one system (``ask`` returns at least 10 passages)."""
-    from service.retrieve.hybrid import query_vector
-
-    query_vector.cache_clear()  # each system pays for its own encoding
+    """Ask every question of one system (``ask`` returns at least 10 passages). Each
+    system's engine has its own query encoder, so each pays for its own encoding."""
     outcomes = []
     for question in questions:
         started = time.perf_counter()

@@ -22,10 +22,25 @@ Four methods, chosen by ``Settings.fusion`` and compared in the README:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, get_args
 
-__all__ = ["competent_rrf", "competent_zscore", "minmax_fusion", "reciprocal_rank_fusion"]
+__all__ = [
+    "COMPETENT",
+    "FUSIONS",
+    "FusionName",
+    "competent_rrf",
+    "competent_zscore",
+    "fuse",
+    "minmax_fusion",
+    "reciprocal_rank_fusion",
+]
 
 Ranking = Sequence[tuple[str, float]]  # (item id, retriever score), best first
+FusionName = Literal["competent_zscore", "competent_rrf", "rrf", "minmax"]
+FUSIONS: tuple[FusionName, ...] = get_args(FusionName)
+# The fusions that only let a retriever vote where it can read: they ask each retriever
+# whether it can read the query and each passage.
+COMPETENT: frozenset[FusionName] = frozenset({"competent_zscore", "competent_rrf"})
 
 
 def _ranked(scores: Mapping[str, float], k: int | None) -> list[tuple[str, float]]:
@@ -116,3 +131,31 @@ def minmax_fusion(runs: Mapping[str, Ranking], *, k: int | None = None) -> list[
             normalised = (score - low) / spread if spread > 0 else 1.0
             scores[item] = scores.get(item, 0.0) + normalised
     return _ranked(scores, k)
+
+
+_Fuse = Callable[[Mapping[str, Ranking], Callable[[str, str], bool], int, int | None], list]
+
+_DISPATCH: dict[FusionName, _Fuse] = {
+    "competent_zscore": lambda runs, can_read, rrf_k, k: competent_zscore(runs, can_read, k=k),
+    "competent_rrf": lambda runs, can_read, rrf_k, k: competent_rrf(
+        runs, can_read, rrf_k=rrf_k, k=k
+    ),
+    "rrf": lambda runs, can_read, rrf_k, k: reciprocal_rank_fusion(runs, rrf_k=rrf_k, k=k),
+    "minmax": lambda runs, can_read, rrf_k, k: minmax_fusion(runs, k=k),
+}
+
+
+def fuse(
+    method: FusionName,
+    runs: Mapping[str, Ranking],
+    can_read: Callable[[str, str], bool],
+    *,
+    rrf_k: int = 60,
+    k: int | None = None,
+) -> list[tuple[str, float]]:
+    """Fuse ``runs`` by ``method``; ``can_read`` is consulted by the competent methods only."""
+    try:
+        fusion = _DISPATCH[method]
+    except KeyError:
+        raise ValueError(f"unknown fusion {method!r}; use {', '.join(FUSIONS)}") from None
+    return fusion(runs, can_read, rrf_k, k)

@@ -11,10 +11,22 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Literal
 
 import zhconv
 
-__all__ = ["CJK_RE", "detect_language", "fold", "is_cjk_char"]
+__all__ = [
+    "CJK_RE",
+    "Script",
+    "detect_language",
+    "fold",
+    "is_han",
+    "languages_in",
+    "scripts_of",
+    "shares_script",
+]
+
+Script = Literal["latin", "han", "kana", "hangul"]
 
 # CJK unified ideographs (basic, extension A) and compatibility ideographs.
 _CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -22,11 +34,6 @@ CJK_RE = re.compile(f"[{_CJK_RANGES}]")
 _HANGUL_RE = re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
 _LATIN_WORD_RE = re.compile(r"[A-Za-z]+")
-
-
-def is_cjk_char(char: str) -> bool:
-    """True for a Chinese character (Han ideograph)."""
-    return CJK_RE.match(char) is not None
 
 
 @lru_cache(maxsize=65536)
@@ -76,3 +83,43 @@ def fold(text: str) -> str:
     if CJK_RE.search(text):
         text = zhconv.convert(text, "zh-hans")
     return text
+
+
+# ----------------------------------------------------------------------------- scripts
+# The one script rule: which writing systems a language label's text is in. Term overlap,
+# BM25 and name matching only work between texts that share one.
+
+_SCRIPTS: dict[str, frozenset[Script]] = {
+    "ja": frozenset({"han", "kana"}),
+    "ko": frozenset({"hangul"}),
+}
+
+
+def scripts_of(language: str) -> frozenset[Script]:
+    """The writing systems of a language label (``en``, ``zh-Hans``, ``zh``, ``ja``, ...)."""
+    if language.startswith("zh"):
+        return frozenset({"han"})
+    return _SCRIPTS.get(language, frozenset({"latin"}))
+
+
+def shares_script(language: str, other: str) -> bool:
+    """Whether texts in the two languages can share written terms (Chinese and Japanese
+    share Han characters; English and Korean share nothing)."""
+    return bool(scripts_of(language) & scripts_of(other))
+
+
+def is_han(language: str) -> bool:
+    """Whether the language is written with Han characters (Chinese, Japanese)."""
+    return "han" in scripts_of(language)
+
+
+def languages_in(text: str) -> frozenset[str]:
+    """Every language a text is written in: its overall language, plus English if it has
+    Latin letters and Chinese if it has Han characters (a mixed question is read by both
+    sides)."""
+    languages = {detect_language(text)}
+    if any("a" <= ch.lower() <= "z" for ch in text):
+        languages.add("en")
+    if detect_language("".join(ch for ch in text if ord(ch) > 0x2E80)) != "en":
+        languages.add("zh")
+    return frozenset(languages)

@@ -16,9 +16,9 @@ from functools import lru_cache
 
 import snowballstemmer
 
-from service.text.language import fold
+from service.text.language import CJK_RE, fold
 
-__all__ = ["TOKENIZER_VERSION", "tokenize"]
+__all__ = ["TOKENIZER_VERSION", "content_terms", "tokenize"]
 
 # Bump when tokenize() changes: the manifest records it and a stale index is refused.
 TOKENIZER_VERSION = "cjk-uni-bi+snowball-en+irregular/2"
@@ -127,3 +127,25 @@ def _latin_tokens(text: str) -> list[str]:
             if word not in _STOPWORDS:
                 tokens.append(_stem(_IRREGULAR.get(word, word)))
     return tokens
+
+
+# Question words say what kind of answer is wanted, not what a source must contain.
+_QUESTION_WORDS = frozenset(
+    tokenize(
+        "who whom whose what when where which why how many much year date kind kinds type "
+        "name did does do is are was were"
+    )
+)
+
+
+@lru_cache(maxsize=8192)
+def content_terms(text: str) -> frozenset[str]:
+    """Content terms for overlap: stems and Chinese bigrams (unigrams are too common),
+    without question words.
+
+    Cached: the same sentences and titles come back query after query."""
+    return frozenset(
+        token
+        for token in tokenize(text)
+        if not (CJK_RE.match(token) and len(token) == 1) and token not in _QUESTION_WORDS
+    )

@@ -19,13 +19,12 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 
 from service.answer.extractor import ScoredSentence
 from service.engine import Engine, clean_question
-from service.records import Citation
-from service.text.language import detect_language, fold
+from service.records import Citation, ClaimCheck, Evidence, Mismatch, Stance, Verdict
+from service.text.language import detect_language, fold, is_han
 from service.verify.facts import (
     Fact,
     dates,
@@ -40,37 +39,9 @@ from service.verify.facts import (
 __all__ = ["ClaimCheck", "Evidence", "Mismatch", "Verifier"]
 
 
-@dataclass(frozen=True)
-class Mismatch:
-    kind: str  # number, date, person, place, organization
-    claim_text: str
-    evidence_text: str
-    evidence_start: int  # offsets of evidence_text in the quote, for highlighting
-    evidence_end: int
-
-
-@dataclass(frozen=True)
-class Evidence:
-    quote: str  # the sentence, verbatim
-    citation: Citation
-    stance: str  # supports, contradicts, related
-    mismatches: tuple[Mismatch, ...]
-    matched: int  # how many of the claim's facts it states the same way
-    closeness: float  # the sentence's score against the claim
-
-
-@dataclass(frozen=True)
-class ClaimCheck:
-    claim: str
-    verdict: str  # supported, contradicted, not_found
-    confidence: float
-    evidence: tuple[Evidence, ...]
-    timings_ms: dict[str, float]
-
-
 def _script(text: str) -> str:
-    language = detect_language(text)
-    return "han" if language.startswith("zh") or language == "ja" else "latin"
+    """``han`` or ``latin``: which names of the claim the sentence can show as written."""
+    return "han" if is_han(detect_language(text)) else "latin"
 
 
 _COUNTRIES = frozenset(
@@ -129,35 +100,30 @@ def _personal(name: str) -> bool:
 class Verifier:
     """Claim checks over an engine's index."""
 
-    passages_read = 5
-    sentences_read = 8
-    # A sentence this close to a claim is about the same event (chosen on eval/claims.jsonl).
-    min_closeness = 0.40
-    # Supporting without a single checkable fact takes a sentence that says nearly the same;
-    # so does supporting a claim with a name the sentence cannot show (another script).
-    min_closeness_without_facts = 0.75
-    min_closeness_unverified = 0.60
-    # ...and one without numbers or dates must state most of what the claim says of its
-    # names ("chaired" in "the summit was chaired by ...").
-    min_predicate_support = 0.5
-
     def __init__(self, engine: Engine) -> None:
+        """Args:
+        engine: the engine whose retriever, reader and tuned constants
+            (``engine.tuned.claims``: closeness thresholds, calibration) the check uses.
+        """
         self.engine = engine
+        self.tuning = engine.tuned.claims
 
     def verify(self, claim: str, top_k: int = 5) -> ClaimCheck:
         started = time.perf_counter()
         claim = clean_question(claim, "claim")
         self.engine.check_top_k(top_k)
         timings: dict[str, float] = {}
-        hits = self.engine.retriever.search(claim, max(top_k, self.passages_read))
+        query = self.engine.query(claim)
+        tuning = self.tuning
+        hits = self.engine.retriever.search(query, max(top_k, tuning.passages_read))
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         step = time.perf_counter()
-        extractor = self.engine.extractor
-        ranked = extractor.rank_sentences(claim, hits[: self.passages_read])
+        ranked = self.engine.extractor.rank_sentences(query, hits[: tuning.passages_read])
         facts = self._facts(claim, claim=True)
         script = _script(claim)
         evidence = [
-            self._compare(claim, facts, script, scored) for scored in ranked[: self.sentences_read]
+            self._compare(claim, facts, script, scored)
+            for scored in ranked[: tuning.sentences_read]
         ]
         verdict, decisive = self._decide(evidence, bool(facts))
         timings["compare"] = (time.perf_counter() - step) * 1000
@@ -166,7 +132,7 @@ class Verifier:
         return ClaimCheck(
             claim=claim,
             verdict=verdict,
-            confidence=self._confidence(verdict, decisive, evidence),
+            confidence=self._confidence(decisive, evidence),
             evidence=tuple(shown),
             timings_ms={k: round(v, 3) for k, v in timings.items()},
         )
@@ -249,24 +215,26 @@ class Verifier:
         unknown: int,
         mismatches: list[Mismatch],
         in_context: int = 0,
-    ) -> str:
+    ) -> Stance:
         """supports, contradicts or related (see the module's description)."""
-        if scored.score < self.min_closeness:
+        if scored.score < self.tuning.min_closeness:
             return "related"
         if mismatches:
             same_event = matched or in_context or scored.coverage >= 0.5
             return "contradicts" if same_event else "related"
         if not facts:
-            return "supports" if scored.score >= self.min_closeness_without_facts else "related"
+            return (
+                "supports" if scored.score >= self.tuning.min_closeness_without_facts else "related"
+            )
         if matched_required < len(required):
             return "related"  # a number, date or place it does not state the same way
         if not required and (
-            scored.score < self.min_closeness_unverified
-            or (scored.support is not None and scored.support < self.min_predicate_support)
+            scored.score < self.tuning.min_closeness_unverified
+            or (scored.support is not None and scored.support < self.tuning.min_predicate_support)
         ):
             return "related"  # names alone do not pin down what happened: the words do
         if matched and (
-            not unknown or matched >= 2 or scored.score >= self.min_closeness_unverified
+            not unknown or matched >= 2 or scored.score >= self.tuning.min_closeness_unverified
         ):
             return "supports"
         return "related"
@@ -275,7 +243,7 @@ class Verifier:
         self,
         scored: ScoredSentence,
         text: str,
-        stance: str,
+        stance: Stance,
         mismatches: tuple[Mismatch, ...],
         matched: int,
     ) -> Evidence:
@@ -336,17 +304,19 @@ class Verifier:
 
     # -- deciding ------------------------------------------------------------------------
 
-    def _decide(self, evidence: list[Evidence], has_facts: bool) -> tuple[str, Evidence | None]:
+    def _decide(self, evidence: list[Evidence], has_facts: bool) -> tuple[Verdict, Evidence | None]:
         decisive = [e for e in evidence if e.stance in ("supports", "contradicts")]
         if not decisive:
             return "not_found", None
         best = max(decisive, key=lambda e: (e.matched, e.closeness))
         return ("supported" if best.stance == "supports" else "contradicted"), best
 
-    @staticmethod
-    def _confidence(verdict: str, decisive: Evidence | None, evidence: list[Evidence]) -> float:
-        """A plain function of how close the deciding sentence is (not yet calibrated)."""
+    def _confidence(self, decisive: Evidence | None, evidence: list[Evidence]) -> float:
+        """A logistic function of how close the deciding sentence is (not yet calibrated
+        against outcomes): for not_found, falling with the closest sentence's closeness."""
         if decisive is None:
             closest = max((e.closeness for e in evidence), default=0.0)
-            return round(1 / (1 + math.exp(6 * (closest - 0.55))), 3)
-        return round(1 / (1 + math.exp(-6 * (decisive.closeness - 0.35))), 3)
+            curve = self.tuning.confidence_not_found
+            return round(1 / (1 + math.exp(curve.slope * (closest - curve.center))), 3)
+        curve = self.tuning.confidence_found
+        return round(1 / (1 + math.exp(-curve.slope * (decisive.closeness - curve.center))), 3)

@@ -1,0 +1,126 @@
+"""The tuned constants of the reader and the claim check, read from one versioned file.
+
+Every weight, threshold and calibration that a measurement chose lives in a JSON file
+(``service/tuned.json`` by default, ``CITEQA_TUNED_FILE`` to use another), with a record
+of the data and the method that chose it. The stages take these records; nothing else
+in the code sets such a number.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.errors import ConfigError
+
+__all__ = ["FORMAT", "PACKAGED", "ClaimTuning", "Logistic", "ReaderTuning", "Tuned", "load_tuned"]
+
+FORMAT = "citeqa-tuned/1"
+PACKAGED = Path(__file__).with_name("tuned.json")
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """``1 / (1 + exp(-slope * (x - center)))``."""
+
+    slope: float
+    center: float
+
+
+@dataclass(frozen=True)
+class ReaderTuning:
+    """The reader's constants (``service.answer.extractor.Extractor``)."""
+
+    passages_read: int  # top fused passages whose sentences compete
+    weights: tuple[float, float, float, float]  # similarity, coverage, prior, typed span
+    cross_script: float  # coverage of a sentence in another script: this x similarity
+    abstain_below: dict[str, tuple[float, float]]  # "latin" | "han" -> (similarity, coverage)
+    confidence_slope: float  # confidence = logistic(slope * score + intercept)
+    confidence_intercept: float
+    min_support: float  # abstain when the sentence states less of the question's predicate
+    weak_similarity: float  # ...or is both this distant
+    weak_support: float  # ...and states less than this
+
+
+@dataclass(frozen=True)
+class ClaimTuning:
+    """The claim check's constants (``service.verify.verifier.Verifier``)."""
+
+    passages_read: int
+    sentences_read: int
+    min_closeness: float  # a sentence this close is about the same event
+    min_closeness_without_facts: float  # supporting a claim with no checkable fact
+    min_closeness_unverified: float  # ...or with a name the sentence cannot show
+    min_predicate_support: float  # share of the claim's predicate a sentence must state
+    confidence_found: Logistic  # of a verdict, by the deciding sentence's closeness
+    confidence_not_found: Logistic  # of not_found, by the closest sentence (decreasing)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    reader: ReaderTuning
+    claims: ClaimTuning
+    provenance: dict[str, Any]
+    path: Path
+
+
+def _reader(raw: dict[str, Any]) -> ReaderTuning:
+    w = raw["weights"]
+    return ReaderTuning(
+        passages_read=int(raw["passages_read"]),
+        weights=(w["similarity"], w["coverage"], w["prior"], w["typed"]),
+        cross_script=float(raw["cross_script"]),
+        abstain_below={
+            script: (float(v["similarity"]), float(v["coverage"]))
+            for script, v in raw["abstain_below"].items()
+        },
+        confidence_slope=float(raw["confidence"]["slope"]),
+        confidence_intercept=float(raw["confidence"]["intercept"]),
+        min_support=float(raw["min_support"]),
+        weak_similarity=float(raw["weak_similarity"]),
+        weak_support=float(raw["weak_support"]),
+    )
+
+
+def _claims(raw: dict[str, Any]) -> ClaimTuning:
+    found, not_found = raw["confidence_found"], raw["confidence_not_found"]
+    return ClaimTuning(
+        passages_read=int(raw["passages_read"]),
+        sentences_read=int(raw["sentences_read"]),
+        min_closeness=float(raw["min_closeness"]),
+        min_closeness_without_facts=float(raw["min_closeness_without_facts"]),
+        min_closeness_unverified=float(raw["min_closeness_unverified"]),
+        min_predicate_support=float(raw["min_predicate_support"]),
+        confidence_found=Logistic(float(found["slope"]), float(found["center"])),
+        confidence_not_found=Logistic(float(not_found["slope"]), float(not_found["center"])),
+    )
+
+
+def load_tuned(path: Path | None = None) -> Tuned:
+    """The constants in ``path`` (default: the packaged file), checked.
+
+    Raises:
+        ConfigError: the file is missing, not JSON, of another format, or lacks a value;
+            the message names the file and what to fix.
+    """
+    path = path or PACKAGED
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read the tuned constants {path}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON ({error}); fix or regenerate it") from error
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise ConfigError(
+            f"{path} has format {found!r}; this version of citeqa reads {FORMAT!r}: "
+            "regenerate it, or unset CITEQA_TUNED_FILE to use the packaged one"
+        )
+    try:
+        return Tuned(_reader(raw["reader"]), _claims(raw["claims"]), raw["provenance"], path)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ConfigError(
+            f"{path} lacks or mistypes the value {error}; compare it with {PACKAGED}"
+        ) from error
