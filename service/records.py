@@ -17,11 +17,13 @@ __all__ = [
     "ClaimCheck",
     "Document",
     "Evidence",
+    "FactKind",
     "Filters",
     "Hit",
     "Mismatch",
     "Passage",
     "Query",
+    "QuestionType",
     "Span",
     "Stance",
     "Verdict",
@@ -31,6 +33,7 @@ __all__ = [
 QuestionType = Literal["when", "number", "who", "where", "other"]
 AnswerType = Literal["when", "number", "who", "where", "other", "sentence"]
 Stance = Literal["supports", "contradicts", "related"]  # of one evidence sentence
+FactKind = Literal["number", "date", "person", "place", "organization"]  # a checkable value
 Verdict = Literal["supported", "contradicted", "not_found"]  # on a whole claim
 
 
@@ -181,7 +184,7 @@ class AskResult:
 class Mismatch:
     """A fact the claim states one way and the evidence another."""
 
-    kind: str  # number, date, person, place, organization
+    kind: FactKind
     claim_text: str
     evidence_text: str
     evidence_start: int  # offsets of evidence_text in the quote, for highlighting

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from service.records import FactKind
 from service.text.language import fold
 
 __all__ = [
@@ -29,13 +30,12 @@ __all__ = [
     "numbers",
     "same_number",
     "translatable",
-    "units_meet",
 ]
 
 
 @dataclass(frozen=True)
 class Fact:
-    kind: str  # number, date, person, place, organization
+    kind: FactKind
     text: str  # as written
     start: int  # offsets in the sentence
     end: int
@@ -213,11 +213,6 @@ def numbers(text: str) -> list[Fact]:
         unit = _units(text[end + (after_qualifier.end() if after_qualifier else 0) :])
         found.append(Fact("number", text[start:end], start, end, (value,), unit, qualifier))
     return found
-
-
-def units_meet(a: Fact, b: Fact) -> bool:
-    """Two numbers count the same kind of thing (or one of them names no unit)."""
-    return not a.unit or not b.unit or bool(a.unit & b.unit)
 
 
 def same_number(claim: Fact, evidence: Fact) -> bool:
@@ -423,6 +418,7 @@ def names(text: str) -> list[Fact]:
         start = match.start() + tokens[0].start()
         end = match.start() + len(match.group().rstrip(".,;:'’"))
         name = text[start:end]
+        kind: FactKind
         if _ORG_WORDS.search(name) or re.fullmatch(r"[A-Z]{2,6}", name):
             kind = "organization"
         elif _PLACE_BEFORE.search(text[max(0, start - 6) : start]):
