@@ -22,7 +22,9 @@ Four methods, chosen by ``Settings.fusion`` and compared in the README:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, get_args
+from typing import get_args
+
+from service.records import FusionName
 
 __all__ = [
     "COMPETENT",
@@ -36,7 +38,6 @@ __all__ = [
 ]
 
 Ranking = Sequence[tuple[str, float]]  # (item id, retriever score), best first
-FusionName = Literal["competent_zscore", "competent_rrf", "rrf", "minmax"]
 FUSIONS: tuple[FusionName, ...] = get_args(FusionName)
 # The fusions that only let a retriever vote where it can read: they ask each retriever
 # whether it can read the query and each passage.
