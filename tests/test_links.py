@@ -23,4 +23,3 @@ def test_view_url_spells_the_cited_range(
 
 def test_document_url_escapes_the_id() -> None:
     assert document_url("", "中日/韩") == "/documents/%E4%B8%AD%E6%97%A5%2F%E9%9F%A9"
-
