@@ -382,8 +382,8 @@ class SliceOut(BaseModel):
 
     @classmethod
     def within(cls, text: str, start: int | None, end: int | None) -> SliceOut:
-        """``text[start:end]`` (a missing end: the whole rest), or an ``InputError`` naming
-        the offset that does not fit."""
+        """``text[start:end]`` (no start: from 0; no end: to the last character), or an
+        ``InputError`` naming the offset that does not fit."""
         length = len(text)
         first = 0 if start is None else start
         last = length if end is None else end
