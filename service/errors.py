@@ -7,8 +7,10 @@
      ├── IndexCorruptError     the index files disagree with their manifest
      ├── ModelLoadError        an embedding model could not be loaded
      ├── VectorStoreError      a vector store (Milvus) cannot be reached, opened or used
+     ├── BudgetExceededError   a request's work outlasted its time budget
      └── InputError            a request asks for something invalid (field, message)
           └── UnknownDocumentError   no document with that id
+               └── DocumentGoneError   that document was removed from the corpus
 
 Every message says what to do about it.
 """
@@ -16,9 +18,11 @@ Every message says what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "BudgetExceededError",
     "CiteqaError",
     "ConfigError",
     "CorpusError",
+    "DocumentGoneError",
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotBuiltError",

@@ -22,6 +22,7 @@ from service.records import Document, Span
 from service.server import routes
 from service.server.app import create_app
 from service.server.errors import MAX_BODY_BYTES
+from service.server.links import view_url
 from service.server.pages import document_page
 
 ASK_KEYS = {"question", "answer", "abstained", "abstain_reason", "passages", "timings_ms"}
@@ -509,6 +510,9 @@ def test_view_page(client: TestClient, corpus_index: CorpusIndex) -> None:
     page = response.text
     assert not _INLINE_SCRIPT.search(page)
     assert '<script src="../static/view.js" defer></script>' in page
+    # its JSON, relative to the page, so it resolves under any CITEQA_PUBLIC_URL path
+    assert f'<a href="../documents/{NEAR}">JSON</a>' in page
+    assert client.get(f"/view/../documents/{NEAR}").status_code == 200
     assert re.search(r"<h1>[^<]*NEAR International Forum 2023", page)
     # The article holds the whole text, character for character, once tags are removed.
     article = re.search(r'<article id="text"[^>]*>(.*)</article>', page, re.S)
@@ -591,6 +595,31 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("schema", "field", "values"),
+    [
+        ("AnswerOut", "answer_type", {"when", "number", "who", "where", "other", "sentence"}),
+        ("VerifyResponse", "verdict", {"supported", "contradicted", "not_found"}),
+        ("EvidenceOut", "stance", {"supports", "contradicts", "related"}),
+        ("MismatchOut", "kind", {"number", "date", "person", "place", "organization"}),
+    ],
+)
+def test_openapi_lists_every_closed_kind(
+    client: TestClient, schema: str, field: str, values: set[str]
+) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert set(schemas[schema]["properties"][field]["enum"]) == values
+    assert field in schemas[schema]["required"]
+
+
+def test_readiness_is_documented_as_it_answers(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ok = spec["paths"]["/readyz"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/Readiness")
+    readiness = spec["components"]["schemas"]["Readiness"]
+    assert set(readiness["required"]) == set(client.get("/readyz").json())
+
+
+@pytest.mark.parametrize(
     ("origin", "allowed"),
     [
         ("http://localhost:5173", True),
@@ -634,6 +663,8 @@ def test_widget_script_and_demo_page(client: TestClient) -> None:
     assert page.status_code == 200 and '<script src="/widget.js" defer></script>' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert "<script>" not in page.text  # no inline script: the CSP would block it
+    for summary in client.get("/documents").json():  # every source, linked to its page
+        assert f'<a href="{view_url("", summary["doc_id"])}">' in page.text
 
 
 def test_verify_contract(client: TestClient) -> None:

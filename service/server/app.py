@@ -1,8 +1,19 @@
 """FastAPI application factory.
 
 The index and the models load once, in the lifespan, never at import time; routes get the
-engine through ``Depends`` (``service.server.deps``). Routes are plain ``def``: the engine is
-CPU-bound, so FastAPI runs them in its thread pool and the event loop stays free.
+engine, the settings and the admin check through ``Annotated`` dependencies
+(``service.server.deps``). The engine is CPU-bound and must never run on the event loop:
+
+- ``/ask``, ``/verify`` and ``/search`` are ``async def`` and hand the engine's work to the
+  thread pool through ``service.server.limits.within_budget``, which answers 503 when it
+  outlasts ``CITEQA_REQUEST_BUDGET_SECONDS``;
+- every other route is a plain ``def`` (documents, pages, probes, admin changes), which
+  FastAPI runs in its thread pool;
+- ``get_engine`` is ``async`` (reading the engine needs no thread) and sends its
+  once-a-second look for a new index generation, which may load one, to the thread pool.
+
+Middleware, outermost first: CORS for the public routes, security headers, the rate limit,
+the body-size limit; the error handlers turn every exception into one JSON shape.
 """
 
 from __future__ import annotations
@@ -53,6 +64,23 @@ class PublicCORS(CORSMiddleware):
         await super().__call__(scope, receive, send)
 
 
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """The last added runs first: CORS, security headers, rate limit, body-size limit."""
+    app.add_middleware(
+        BodySizeLimit, max_bytes=MAX_BODY_BYTES, admin_max_bytes=ADMIN_MAX_BODY_BYTES
+    )
+    app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        PublicCORS,
+        allow_origins=list(settings.cors_origins),
+        allow_origin_regex=LOCALHOST_ORIGIN,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An app bound to ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -84,20 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.engine = None
     app.state.settings = settings
-    app.add_middleware(
-        BodySizeLimit, max_bytes=MAX_BODY_BYTES, admin_max_bytes=ADMIN_MAX_BODY_BYTES
-    )
-    app.add_middleware(RateLimit, settings=settings)
-    app.add_middleware(SecurityHeaders)
+    _add_middleware(app, settings)
     install_error_handlers(app)
-    app.add_middleware(
-        PublicCORS,
-        allow_origins=list(settings.cors_origins),
-        allow_origin_regex=LOCALHOST_ORIGIN,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
-        max_age=600,
-    )
     for module in (ask, verify, search, documents, view, ops, widget, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,4 +1,5 @@
-"""What routes receive through ``Depends``: the engine of the newest published generation.
+"""What routes receive through ``Depends``: the engine of the newest published generation,
+the claim checker over it, the settings, and the settings once the admin key is proved.
 
 Each request takes the engine once and keeps it, so it reads one generation from start to
 end. At most once a second a request looks at the index's ``CURRENT`` pointer; when another
@@ -8,9 +9,11 @@ that request loads it, reusing the loaded models, and later requests get the new
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -22,13 +25,18 @@ from service.index import current_generation
 from service.verify.verifier import Verifier
 
 __all__ = [
+    "AdminSettingsDep",
     "EngineDep",
     "PublicUrlDep",
+    "SettingsDep",
     "VerifierDep",
+    "app_settings",
     "get_engine",
     "get_public_url",
     "get_verifier",
     "reload_engine",
+    "require_admin",
+    "serve_generation",
 ]
 
 RELOAD_CHECK_SECONDS = 1.0
@@ -44,6 +52,13 @@ def reload_engine(state: object, settings: Settings) -> Engine:
     state.engine = engine  # type: ignore[attr-defined]
     logger.info("serving %s (%d documents)", index.path.name, len(index.documents))
     return engine
+
+
+def serve_generation(request: Request, generation: Path) -> None:
+    """Serve ``generation`` (just published by this worker) from this request on."""
+    state = request.app.state
+    if state.engine.index.path != generation:
+        reload_engine(state, state.settings)
 
 
 def _maybe_reload(request: Request) -> None:
@@ -100,10 +115,43 @@ def get_verifier(request: Request, engine: EngineDep) -> Verifier:
 VerifierDep = Annotated[Verifier, Depends(get_verifier)]
 
 
-def get_public_url(request: Request) -> str:
-    """``CITEQA_PUBLIC_URL``: where citation links point (empty: relative links)."""
+def app_settings(request: Request) -> Settings:
+    """The settings the app was made with."""
     settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+
+
+def get_public_url(settings: SettingsDep) -> str:
+    """``CITEQA_PUBLIC_URL``: where citation links point (empty: relative links)."""
     return settings.public_url
 
 
 PublicUrlDep = Annotated[str, Depends(get_public_url)]
+
+
+def require_admin(request: Request, settings: SettingsDep) -> Settings:
+    """The settings, once the request proved it holds the admin key (compared in constant
+    time); 404 while the admin routes are off, 401 without the right key."""
+    if settings.admin_key is None:
+        raise HTTPException(
+            status_code=404,
+            detail="the admin routes are off; set CITEQA_ADMIN_KEY to turn them on.",
+        )
+    sent = request.headers.get("x-api-key", "")
+    authorization = request.headers.get("authorization", "")
+    if not sent and authorization.lower().startswith("bearer "):
+        sent = authorization[7:].strip()
+    expected = settings.admin_key.get_secret_value().encode()
+    if not hmac.compare_digest(sent.encode(), expected):
+        raise HTTPException(
+            status_code=401,
+            detail="a valid admin key is required: send 'Authorization: Bearer KEY'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return settings
+
+
+AdminSettingsDep = Annotated[Settings, Depends(require_admin)]

@@ -2,10 +2,12 @@
 
 InputError                  422  (the engine's checks: empty question, top_k, language)
  └── UnknownDocumentError   404  (a doc_id in a path or in filters.doc_ids)
-other CiteqaError           503  (the index cannot serve)
+      └── DocumentGoneError 410  (a document removed from the corpus: its citations)
+other CiteqaError           503  (the index cannot serve, or BudgetExceededError)
 RequestValidationError      422  (pydantic: types, ranges, dates, JSON that does not parse)
-HTTPException               its status (unknown route, wrong method, not ready)
+HTTPException               its status (unknown route, wrong method, not ready, admin key)
 body over the limit         413  (``BodySizeLimit``, before the app reads it)
+too many requests           429  (``service.server.limits.RateLimit``, with Retry-After)
 anything else               500  (a bug; the message says so, never a stack trace)
 """
 

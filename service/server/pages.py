@@ -1,20 +1,32 @@
-"""The HTML page of a document, as plain text the browser cannot mistake for markup.
+"""The HTML pages: a document's, and the demo page that hosts the chat widget.
 
-The page holds the original text character for character, so ``static/view.js`` can count
-the citation offsets of ``#start-end`` in the DOM and wrap that range in ``<mark>``. Two
-things the HTML parser would change are written as character references to keep the count:
-a carriage return (the parser turns CR LF into LF) and NUL (dropped from text).
+A document's page holds the original text character for character, as plain text the
+browser cannot mistake for markup, so ``static/view.js`` can count the citation offsets of
+``#start-end`` in the DOM and wrap that range in ``<mark>``. Two things the HTML parser
+would change are written as character references to keep the count: a carriage return (the
+parser turns CR LF into LF) and NUL (dropped from text).
+
+No page runs inline script or style (``CONTENT_SECURITY_POLICY``); links to documents come
+from ``service.server.links``.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Collection
 from pathlib import Path
 
 from service.records import Document
-from service.server.links import document_url
+from service.server.links import document_url, view_url
 
-__all__ = ["CONTENT_SECURITY_POLICY", "STATIC_DIR", "document_page", "page_headers", "segments"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "STATIC_DIR",
+    "demo_page",
+    "document_page",
+    "page_headers",
+    "segments",
+]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -78,7 +90,7 @@ def _piece(text: str, kind: str, label: str) -> str:
 def document_page(document: Document) -> str:
     """The whole page; the citation range comes from the URL fragment, read by view.js."""
     title = document.title or document.doc_id
-    json_link = document_url("", document.doc_id)  # relative: ../documents/<id>
+    json_link = document_url("..", document.doc_id)  # relative to /view/<id>
     languages = document.languages
     facts = [
         ("source", document.source),
@@ -109,7 +121,7 @@ def document_page(document: Document) -> str:
         '<header class="meta">\n'
         f"<h1>{html.escape(title)}</h1>\n"
         f"<dl>{rows}</dl>\n"
-        f'<p class="links"><a href="..{html.escape(json_link)}">JSON</a>'
+        f'<p class="links"><a href="{html.escape(json_link)}">JSON</a>'
         ' · <a href="../docs">API</a></p>\n'
         '<p id="cite-status" class="cite-status" role="status" hidden></p>\n'
         "</header>\n"
@@ -119,3 +131,45 @@ def document_page(document: Document) -> str:
         "</body>\n"
         "</html>\n"
     )
+
+
+_LANGUAGE_NAMES = {
+    "en": "English",
+    "zh-Hans": "Simplified Chinese",
+    "zh-Hant": "Traditional Chinese",
+}
+
+
+def demo_page(documents: Collection[Document]) -> str:
+    """The page at ``/``: what the service covers in two lines, the widget, the sources."""
+    languages = sorted({_LANGUAGE_NAMES.get(lang, lang) for d in documents for lang in d.languages})
+    items = "".join(
+        f'<li><a href="{html.escape(view_url("", d.doc_id))}">{html.escape(d.title or d.doc_id)}'
+        f"</a>{' — ' + html.escape(d.published) if d.published else ''}</li>"
+        for d in documents
+    )
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>citeqa — cited answers on China–Japan–ROK cooperation</title>
+<link rel="stylesheet" href="/static/demo.css">
+</head>
+<body>
+<div class="masthead">The Trilateral Desk
+<small>citeqa demo · questions answered from the sources</small></div>
+<h1>Ask about China–Japan–ROK cooperation</h1>
+<p class="lede">The chat button at the bottom right answers questions about trilateral summits, the
+cooperation secretariat and regional forums from {len(documents)} news and reference
+documents in {html.escape(", ".join(languages))}.
+Every answer is a quote from a source, with a link to the exact passage; when the sources
+do not say, it says so.</p>
+<p>Ask in English or Chinese: an English question finds answers written in Chinese, and a
+Simplified-Chinese question finds Traditional text.</p>
+<p class="note">The sources:</p>
+<ul class="note">{items}</ul>
+<script src="/widget.js" defer></script>
+</body>
+</html>
+"""

@@ -1,7 +1,9 @@
 """The API's request and response bodies: pydantic models at the edge, built from records.
 
 The ``from_*`` constructors are the one place a record becomes JSON, so the HTTP API and
-``citeqa ask --json`` print the same thing.
+``citeqa ask --json`` print the same thing. Kinds whose set is closed are ``Literal``s, so
+the OpenAPI schema lists their values (and a response outside them fails loudly, in the
+tests, rather than surprising a client).
 """
 
 from __future__ import annotations
@@ -9,31 +11,55 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K
-from service.records import Answer, AskResult, Citation, Document, Filters, Passage
+from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K, Engine
+from service.errors import InputError
+from service.index import BuildResult
+from service.records import (
+    Answer,
+    AnswerType,
+    AskResult,
+    Citation,
+    ClaimCheck,
+    Document,
+    Evidence,
+    FactKind,
+    Filters,
+    Passage,
+    Stance,
+    Verdict,
+)
 from service.server.links import view_url
-from service.verify.verifier import ClaimCheck, Evidence
 
 __all__ = [
     "AnswerOut",
+    "AnswerType",
     "AskRequest",
     "AskResponse",
     "CitationOut",
+    "DocumentIn",
     "DocumentOut",
     "DocumentSummary",
     "ErrorBody",
     "ErrorDetail",
     "FiltersIn",
+    "MismatchKind",
     "PassageOut",
+    "Published",
+    "Readiness",
     "SearchParams",
     "SliceOut",
+    "Stance",
+    "Verdict",
     "VerifyRequest",
     "VerifyResponse",
 ]
+
+# The core's kinds (service.records), named as the API documents them.
+MismatchKind = FactKind
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -181,7 +207,9 @@ class AnswerOut(BaseModel):
     sentence_start: int = Field(description="Offset of the sentence in the document.")
     sentence_end: int
     language: str
-    answer_type: str = Field(description="when, number, who, where, other or sentence.")
+    answer_type: AnswerType = Field(
+        description="What the question asks for; 'sentence' when no shorter span answers it."
+    )
     confidence: float
     citation: CitationOut
 
@@ -289,7 +317,7 @@ class VerifyRequest(BaseModel):
 
 
 class MismatchOut(BaseModel):
-    kind: str = Field(description="number, date, person, place or organization.")
+    kind: MismatchKind = Field(description="What kind of fact differs.")
     claim_text: str = Field(description="The value as the claim states it.")
     evidence_text: str = Field(description="The value as the evidence states it (in its quote).")
 
@@ -297,7 +325,7 @@ class MismatchOut(BaseModel):
 class EvidenceOut(BaseModel):
     quote: str = Field(description="The evidence sentence, verbatim.")
     citation: CitationOut
-    stance: str = Field(description="supports, contradicts or related.")
+    stance: Stance = Field(description="What this sentence says of the claim.")
     mismatches: list[MismatchOut]
 
     @classmethod
@@ -317,7 +345,9 @@ class VerifyResponse(BaseModel):
     """The verdict on a claim and the evidence quoted for it."""
 
     claim: str = Field(description="The claim as checked (control characters removed).")
-    verdict: str = Field(description="supported, contradicted or not_found.")
+    verdict: Verdict = Field(
+        description="'not_found' when no sentence of the sources is about the same event."
+    )
     confidence: float
     evidence: list[EvidenceOut]
     timings_ms: dict[str, float]
@@ -358,6 +388,22 @@ class SliceOut(BaseModel):
     end: int
     text: str = Field(description="`text[start:end]` of the document.")
 
+    @classmethod
+    def within(cls, text: str, start: int | None, end: int | None) -> SliceOut:
+        """``text[start:end]`` (no start: from 0; no end: to the last character), or an
+        ``InputError`` naming the offset that does not fit."""
+        length = len(text)
+        first = 0 if start is None else start
+        last = length if end is None else end
+        allowed = f"the document has {length} characters; use 0 <= start <= end <= {length}"
+        if first > length:
+            raise InputError("start", f"start is {first} but {allowed}.")
+        if last > length:
+            raise InputError("end", f"end is {last} but {allowed}.")
+        if first > last:
+            raise InputError("end", f"end ({last}) is before start ({first}); {allowed}.")
+        return cls(start=first, end=last, text=text[first:last])
+
 
 class DocumentOut(DocumentSummary):
     """A document's metadata and its original text, character for character."""
@@ -366,6 +412,72 @@ class DocumentOut(DocumentSummary):
     view_url: str = Field(description="A readable HTML page of the document.")
     text: str
     slice: SliceOut | None = Field(description="The requested ?start=&end= range, if any.")
+
+    @classmethod
+    def from_document(
+        cls, document: Document, start: int | None = None, end: int | None = None
+    ) -> DocumentOut:
+        """The document; with ``start`` or ``end``, that slice of it too."""
+        wanted = start is not None or end is not None
+        return cls(
+            **DocumentSummary.from_document(document).model_dump(),
+            sha256=document.sha256,
+            view_url=view_url("", document.doc_id),
+            text=document.text,
+            slice=SliceOut.within(document.text, start, end) if wanted else None,
+        )
+
+
+class DocumentIn(BaseModel):
+    """A document to add; ``text`` is stored as sent, under the title and source lines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="The document's text (plain or markdown).")
+    title: str | None = Field(None, max_length=500)
+    source: str | None = Field(None, max_length=200, description="The publisher.")
+    published: IsoDate | None = Field(None, description="Publication date, YYYY-MM-DD.")
+    doc_id: str | None = Field(
+        None, description="Its id (a new one is made from the title if absent); same id: replaced."
+    )
+    markdown: bool = Field(False, description="Store as .md rather than .txt.")
+
+
+class Published(BaseModel):
+    """The index generation an admin change published."""
+
+    generation: str
+    documents: int
+    chunks: int
+    doc_id: str | None = None
+
+    @classmethod
+    def from_build(cls, result: BuildResult, doc_id: str | None = None) -> Published:
+        return cls(
+            generation=result.path.name,
+            documents=result.documents,
+            chunks=result.chunks,
+            doc_id=doc_id,
+        )
+
+
+class Readiness(BaseModel):
+    """What a ready service serves."""
+
+    status: Literal["ready"]
+    generation: str = Field(description="The index generation being served.")
+    documents: int
+    chunks: int
+
+    @classmethod
+    def from_engine(cls, engine: Engine) -> Readiness:
+        index = engine.index
+        return cls(
+            status="ready",
+            generation=index.path.name,
+            documents=len(index.documents),
+            chunks=len(index.chunks),
+        )
 
 
 class ErrorDetail(BaseModel):

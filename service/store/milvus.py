@@ -67,6 +67,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
+from service.config import is_milvus_lite_uri as is_local
 from service.errors import IndexCorruptError, IndexMismatchError, VectorStoreError
 from service.store.faiss_store import DenseParams
 
@@ -95,11 +96,6 @@ _SPEC_KEY = "citeqa.dense_spec"  # collection property: the spec, JSON
 _MAX_TOPK = 16_384  # Milvus's cap on a search's limit and a query's offset + limit
 _MESSAGE_BYTES = 16 << 20  # per insert or query batch; Milvus refuses messages over 64 MiB
 _NAME_RE = re.compile(r"[^0-9A-Za-z_]")
-
-
-def is_local(uri: str) -> bool:
-    """True for a Milvus Lite path (anything that is not an http(s), tcp or unix URI)."""
-    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 def collection_name(generation: str, name: str, prefix: str = "citeqa") -> str:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.engine import Engine
 from service.server.errors import error_response, responses
-from service.server.schemas import ErrorDetail
+from service.server.schemas import ErrorDetail, Readiness
 
 router = APIRouter(tags=["ops"])
 
@@ -20,18 +18,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=responses(503))
-def readyz(request: Request) -> JSONResponse:
-    """200 once the index is loaded and the models are warm; 503 before."""
+@router.get("/readyz", response_model=Readiness, responses=responses(503))
+def readyz(request: Request) -> Readiness | JSONResponse:
+    """200 once the index is loaded and the models are warm; 503 before.
+
+    Reads the app's state itself rather than through ``EngineDep``, whose 503 while loading
+    would send clients here."""
     engine: Engine | None = getattr(request.app.state, "engine", None)
     if engine is None:
         message = "the index is loading or failed to load; see the service log."
         return error_response(503, [ErrorDetail(field=None, message=message)])
-    index = engine.index
-    body: dict[str, Any] = {
-        "status": "ready",
-        "generation": index.path.name,
-        "documents": len(index.documents),
-        "chunks": len(index.chunks),
-    }
-    return JSONResponse(body)
+    return Readiness.from_engine(engine)

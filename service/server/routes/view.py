@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from service.server.deps import EngineDep
+from service.server.deps import EngineDep, SettingsDep
 from service.server.errors import responses
 from service.server.pages import document_page, page_headers
 
@@ -17,9 +17,8 @@ router = APIRouter(tags=["documents"])
     response_class=HTMLResponse,
     responses=responses(404, 410, 422, 503, html=True),
 )
-def view_document(doc_id: str, engine: EngineDep, request: Request) -> HTMLResponse:
+def view_document(doc_id: str, engine: EngineDep, settings: SettingsDep) -> HTMLResponse:
     """The document as a readable page. A citation url ends in ``#start-end``; the page
     wraps that range in ``<mark>`` and scrolls to it (``/static/view.js``)."""
-    document = engine.document(doc_id)
-    ancestors = request.app.state.settings.frame_ancestors
-    return HTMLResponse(document_page(document), headers=page_headers(ancestors))
+    page = document_page(engine.document(doc_id))
+    return HTMLResponse(page, headers=page_headers(settings.frame_ancestors))
