@@ -58,7 +58,10 @@ def _search(args: argparse.Namespace) -> int:
     passages = engine.search(query, top_k=args.k)
     if args.json:
         rows = [
-            PassageOut.from_passage(p, engine.documents).model_dump(mode="json") for p in passages
+            PassageOut.from_passage(p, engine.documents, settings.public_url).model_dump(
+                mode="json"
+            )
+            for p in passages
         ]
         print(json.dumps({"query": query, "hits": rows}, ensure_ascii=False, indent=2))
         return 0

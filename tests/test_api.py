@@ -38,6 +38,7 @@ ANSWER_KEYS = {
 }
 CITATION_KEYS = {"doc_id", "title", "source", "published", "char_start", "char_end", "quote", "url"}
 PASSAGE_KEYS = {
+    "url",
     "rank",
     "score",
     "chunk_id",
@@ -92,6 +93,8 @@ def _check_passage(client: TestClient, passage: dict[str, Any]) -> None:
     assert set(passage) == PASSAGE_KEYS
     text = _document_text(client, passage["doc_id"])
     assert text[passage["char_start"] : passage["char_end"]] == passage["text"]
+    span = f"{passage['char_start']}-{passage['char_end']}"
+    assert passage["url"] == f"/view/{passage['doc_id']}#{span}"  # the passage's view link
     previous_end = 0
     for start, end in passage["highlights"]:
         assert previous_end <= start < end <= len(passage["text"])

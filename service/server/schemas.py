@@ -243,9 +243,12 @@ class PassageOut(BaseModel):
     retriever_ranks: dict[str, int] = Field(
         description="Each retriever's own 1-based rank of this passage, where it found it."
     )
+    url: str = Field(description="The document page with the passage highlighted.")
 
     @classmethod
-    def from_passage(cls, passage: Passage, documents: dict[str, Document]) -> PassageOut:
+    def from_passage(
+        cls, passage: Passage, documents: dict[str, Document], base_url: str
+    ) -> PassageOut:
         hit = passage.hit
         chunk = hit.chunk
         document = documents[chunk.doc_id]
@@ -264,6 +267,7 @@ class PassageOut(BaseModel):
             text=chunk.text,
             highlights=[(start, end) for start, end in passage.highlights],
             retriever_ranks=dict(hit.ranks),
+            url=view_url(base_url, chunk.doc_id, chunk.char_start, chunk.char_end),
         )
 
 
@@ -287,7 +291,7 @@ class AskResponse(BaseModel):
             answer=AnswerOut.from_answer(answer, base_url) if answer else None,
             abstained=result.abstained,
             abstain_reason=result.abstain_reason,
-            passages=[PassageOut.from_passage(p, documents) for p in result.passages],
+            passages=[PassageOut.from_passage(p, documents, base_url) for p in result.passages],
             timings_ms=dict(result.timings_ms),
         )
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from service.errors import InputError, UnknownDocumentError
-from service.server.deps import EngineDep
+from service.server.deps import EngineDep, PublicUrlDep
 from service.server.errors import responses
 from service.server.limits import within_budget
 from service.server.schemas import PassageOut, SearchParams
@@ -20,7 +20,10 @@ _PARAMETER = {"filters.doc_ids": "doc_id", "filters.languages": "language"}
 
 @router.get("/search", response_model=list[PassageOut], responses=responses(404, 422, 503))
 async def search(
-    params: Annotated[SearchParams, Query()], engine: EngineDep, request: Request
+    params: Annotated[SearchParams, Query()],
+    engine: EngineDep,
+    public_url: PublicUrlDep,
+    request: Request,
 ) -> list[PassageOut]:
     """The top ``k`` passages for ``q``, best first, with highlights on the query's terms."""
     try:
@@ -33,4 +36,4 @@ async def search(
         if error.field not in _PARAMETER:
             raise
         raise InputError(_PARAMETER[error.field], error.message) from error
-    return [PassageOut.from_passage(passage, engine.documents) for passage in passages]
+    return [PassageOut.from_passage(p, engine.documents, public_url) for p in passages]

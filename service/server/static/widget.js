@@ -601,7 +601,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         published: passage.published,
         language: passage.language,
         quote: marked(cut.text, cut.ranges),
-        href: this.link(`/view/${encodeURIComponent(passage.doc_id)}#${passage.char_start}-${passage.char_end}`),
+        href: this.link(passage.url),
         cta: "Open the passage",
       });
     }
