@@ -14,7 +14,8 @@ import pytest
 from service.config import Settings
 from service.errors import IndexCorruptError
 from service.index import MANIFEST, CorpusIndex, build_index, load_index
-from service.store.faiss_store import DenseIndex, DenseParams, theoretical_bytes
+from service.store.base import DenseParams
+from service.store.faiss_store import DenseIndex, theoretical_bytes
 
 DEFAULTS = DenseParams.defaults()
 SMALL_IVFPQ = replace(DEFAULTS, ann_kind="ivfpq", ivf_nlist=16, pq_m=8)
@@ -50,6 +51,16 @@ def _recall(index: DenseIndex, exact: DenseIndex, queries: np.ndarray, k: int = 
 @pytest.fixture(scope="module")
 def vectors() -> np.ndarray:
     return _low_rank(4200, 384)
+
+
+def test_the_stores_defaults_are_the_settings_defaults() -> None:
+    """The store cannot import the settings (an import cycle), so it writes their defaults
+    again: they must stay the same, and the settings must choose exact search under 20k
+    chunks and IVF-PQ from there."""
+    from_settings = DenseParams.from_settings(Settings.model_construct())
+    assert from_settings == DEFAULTS
+    assert from_settings.spec_for(19_999, 384) == {"kind": "flat"}
+    assert from_settings.spec_for(20_000, 384)["kind"] == "ivfpq"
 
 
 def test_exact_below_the_threshold_approximate_from_it(vectors: np.ndarray) -> None:

@@ -35,7 +35,8 @@ from service.index import (
     load_index,
 )
 from service.lab.evaluate import load_questions
-from service.store.faiss_store import DenseIndex, DenseParams, VectorStore
+from service.store.base import DenseParams, VectorStore
+from service.store.faiss_store import DenseIndex
 from service.store.milvus import (
     LITE_FILE,
     MilvusStore,

@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import service.index.generation as index_module
 from service.config import Settings
-from service.index import CorpusIndex
-from service.ingest.chunk import ChunkingParams, indexed_text, sentence_spans, weighted_length
+from service.index import CorpusIndex, read_texts
+from service.ingest.chunk import ChunkingParams, sentence_spans, weighted_length
 from service.ingest.documents import read_corpus
 from service.lab.evaluate import load_questions
 from service.lab.scale import (
@@ -34,7 +33,6 @@ from service.lab.scale import (
     synthetic_texts,
     write_corpus,
 )
-from service.records import Chunk
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 
@@ -311,17 +309,8 @@ def test_serve_scale_stand_in_counts_add_up(served: dict[str, Any]) -> None:
     """Every text build_index encoded got exactly one kind of vector: the counts add up to
     the distinct chunk and sentence texts of the generation, and only the seed document's
     texts (and datelines) were encoded by the model."""
-    generation = Path(served["build"]["generation"])
-    documents = {
-        d.doc_id: d
-        for d in map(index_module._document_from_row, _rows(generation / "documents.jsonl"))
-    }
-    chunks = [Chunk(**row) for row in _rows(generation / "chunks.jsonl")]
-    indexed = {indexed_text(c, documents[c.doc_id]) for c in chunks}
-    sentences = {
-        documents[chunks[r].doc_id].text[a:b]
-        for r, a, b in np.load(generation / "sentences.npy").tolist()
-    }
+    texts = read_texts(Path(served["build"]["generation"]))
+    indexed, sentences = set(texts.chunks), set(texts.sentences)
     for name in ("dense", "multilingual"):
         counts = served["build"]["stand_ins"][name]["counts"]
         assert sum(counts.values()) in (len(indexed | sentences), len(indexed) + len(sentences))
@@ -330,7 +319,3 @@ def test_serve_scale_stand_in_counts_add_up(served: dict[str, Any]) -> None:
         assert counts.get("real", 0) == 0  # nothing of this stream was encoded before
         fallbacks = counts.get("fallback (encoded)", 0) + counts.get("fallback (random)", 0)
         assert fallbacks <= served["build"]["synthetic_documents"]  # datelines
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

@@ -1,8 +1,9 @@
 """Live corpus: add and remove documents while the service answers.
 
 A change writes the corpus folder, then builds and publishes a new index generation
-(``service.index.generation``: written aside, every file fsynced, switched to by an atomic rename of
-``CURRENT``). Only text that is new gets encoded, so adding one article takes seconds.
+(``service.index.build``: written aside, every file fsynced, switched to by an atomic
+rename of ``CURRENT``). Only text that is new gets encoded, so adding one article takes
+seconds.
 Changes are serialized by an exclusive lock on ``<index_dir>/.write.lock``, across
 processes (the CLI and every server worker); readers never wait for it.
 
@@ -14,6 +15,7 @@ half-written.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import unicodedata
@@ -23,7 +25,8 @@ from pathlib import Path
 
 from service.config import Settings
 from service.errors import CorpusError, InputError, UnknownDocumentError
-from service.index.generation import BuildResult, build_index
+from service.index.build import BuildResult, build_index
+from service.index.layout import fsync_path
 from service.ingest.documents import SUFFIXES, corpus_files, parse_document
 
 __all__ = ["add_files", "add_text", "rebuild", "remove_documents", "write_lock"]
@@ -44,14 +47,6 @@ def write_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with staging.open("wb") as handle:
@@ -59,7 +54,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(staging, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def _existing(settings: Settings) -> dict[str, Path]:
@@ -138,8 +133,6 @@ def add_text(
         raise InputError("text", "text is empty; send the document's text.")
     body = compose(text, title=title, source=source, published=published)
     if doc_id is None:
-        import hashlib
-
         digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
         doc_id = f"{_slug(title, text)}_{digest}"
     check_doc_id(doc_id)
@@ -170,7 +163,7 @@ def remove_documents(settings: Settings, doc_ids: Sequence[str]) -> BuildResult:
             )
         for doc_id in doc_ids:
             existing[doc_id].unlink()
-        _fsync_dir(settings.corpus_dir)
+        fsync_path(settings.corpus_dir)
         return build_index(settings, progress=False, removed=doc_ids)
 
 

@@ -62,11 +62,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-import service.index.generation as index_module
 from service.config import Settings, child_environment
 from service.encode.encoders import Encoder, load_encoder, set_threads
 from service.engine import Engine
-from service.index import build_index
+from service.index import IndexTexts, build_index, load_encoders, read_texts
 from service.lab.evaluate import load_questions
 from service.lab.load import server_processes, tree_rss
 from service.store.bm25 import LexicalIndex
@@ -445,45 +444,83 @@ def _load_run(url: str, questions: Sequence[str], clients: int, pids: Sequence[i
 
 @dataclass(frozen=True)
 class _EncodeCall:
-    encoder: Encoder
     texts: tuple[str, ...]
     seconds: float
 
 
-@contextmanager
-def _recorded_encodes(calls: list[_EncodeCall]) -> Iterator[None]:
-    """Record every call a build makes to ``service.index.generation._encode_new`` with its
-    duration.
-    The build runs unchanged; only the timer wraps the function it calls."""
-    original = index_module._encode_new
+class _TimedEncoder:
+    """An encoder handed to ``build_index`` that records every ``encode`` call the build
+    makes with its duration; the build runs unchanged."""
 
-    def timed(
-        encoder: Encoder,
-        texts: list[str],
-        cache: dict[bytes, Any],
-        progress: bool,
-        out: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.calls: list[_EncodeCall] = []
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         started = time.perf_counter()
-        vectors = original(encoder, texts, cache, progress, out)
-        calls.append(_EncodeCall(encoder, tuple(texts), time.perf_counter() - started))
+        vectors = self.inner.encode(texts, progress=progress)
+        self.calls.append(_EncodeCall(tuple(texts), time.perf_counter() - started))
         return vectors
-
-    index_module._encode_new = timed
-    try:
-        yield
-    finally:
-        index_module._encode_new = original
 
 
 def _rate(count: int, seconds: float) -> float:
     return round(count / max(seconds, 1e-9), 1)
 
 
+def _encoder_rate(encoder: _TimedEncoder, texts: IndexTexts) -> IngestRate:
+    """How fast the build encoded the chunk and sentence ``texts`` it was handed (each
+    distinct text once, the rest from its copies), against a plain ``encode()`` of the
+    same texts RAW_BATCH at a time, right after."""
+    if not encoder.calls:
+        raise RuntimeError(
+            f"the build encoded nothing with the {encoder.name} encoder it was given; the "
+            "ingest measurement must follow how build_index encodes now."
+        )
+    seconds = sum(call.seconds for call in encoder.calls)
+    started = time.perf_counter()
+    for part in (texts.chunks, texts.sentences):  # the build encodes chunks, then sentences
+        for i in range(0, len(part), RAW_BATCH):
+            encoder.inner.encode(part[i : i + RAW_BATCH])
+    raw_seconds = time.perf_counter() - started
+    count = len(texts.chunks) + len(texts.sentences)
+    texts_per_s, raw_rate = _rate(count, seconds), _rate(count, raw_seconds)
+    return IngestRate(
+        part=f"{encoder.name} ({type(encoder.inner).__name__})",
+        chunks=len(texts.chunks),
+        texts=count,
+        seconds=round(seconds, 3),
+        chunks_per_s=_rate(len(texts.chunks), seconds),
+        texts_per_s=texts_per_s,
+        raw_seconds=round(raw_seconds, 3),
+        raw_texts_per_s=raw_rate,
+        ratio=round(texts_per_s / raw_rate, 3),
+    )
+
+
+def _bm25_rate(chunk_texts: list[str]) -> IngestRate:
+    """BM25: the call build_index makes, on the same chunk texts."""
+    started = time.perf_counter()
+    LexicalIndex.build(chunk_texts)
+    seconds = time.perf_counter() - started
+    return IngestRate(
+        part="BM25 (LexicalIndex.build)",
+        chunks=len(chunk_texts),
+        texts=len(chunk_texts),
+        seconds=round(seconds, 3),
+        chunks_per_s=_rate(len(chunk_texts), seconds),
+        texts_per_s=_rate(len(chunk_texts), seconds),
+        raw_seconds=None,
+        raw_texts_per_s=None,
+        ratio=None,
+    )
+
+
 def _ingest(settings: Settings) -> tuple[list[IngestRate], float]:
-    """Build the corpus into a scratch folder, timing each encoder's build-path encoding,
-    then encode the same texts with a plain ``encode()`` RAW_BATCH at a time."""
-    calls: list[_EncodeCall] = []
+    """Build the corpus into a scratch folder with the encoders timed, then encode the
+    texts the build was handed with a plain ``encode()`` RAW_BATCH at a time; the build's
+    seconds, model loading included."""
     with tempfile.TemporaryDirectory(prefix="citeqa-bench-") as scratch:
         index_dir = Path(scratch) / "index"
         index_dir.mkdir()
@@ -491,62 +528,14 @@ def _ingest(settings: Settings) -> tuple[list[IngestRate], float]:
         if onnx_cache.is_dir():  # reuse the ONNX export rather than exporting again
             (index_dir / "onnx").symlink_to(onnx_cache.resolve(), target_is_directory=True)
         scratch_settings = settings.model_copy(update={"index_dir": index_dir})
-        with _recorded_encodes(calls):
-            built = build_index(scratch_settings, force=True, progress=False)
-        if not calls:
-            raise RuntimeError(
-                "the build encoded nothing through service.index.generation._encode_new; "
-                "the ingest "
-                "measurement must follow how build_index encodes now."
-            )
-        by_encoder: dict[int, list[_EncodeCall]] = {}
-        for call in calls:
-            by_encoder.setdefault(id(call.encoder), []).append(call)
-        rates = []
-        chunk_texts: tuple[str, ...] = ()
-        for encoder_calls in by_encoder.values():
-            encoder = encoder_calls[0].encoder
-            chunk_texts = encoder_calls[0].texts  # the build encodes chunks first
-            texts = [text for call in encoder_calls for text in call.texts]
-            seconds = sum(call.seconds for call in encoder_calls)
-            started = time.perf_counter()
-            for call in encoder_calls:  # the same batches as the build's, padding and all
-                for i in range(0, len(call.texts), RAW_BATCH):
-                    encoder.encode(call.texts[i : i + RAW_BATCH])
-            raw_seconds = time.perf_counter() - started
-            texts_per_s = _rate(len(texts), seconds)
-            raw_rate = _rate(len(texts), raw_seconds)
-            rates.append(
-                IngestRate(
-                    part=f"{encoder.name} ({type(encoder).__name__})",
-                    chunks=len(chunk_texts),
-                    texts=len(texts),
-                    seconds=round(seconds, 3),
-                    chunks_per_s=_rate(len(chunk_texts), seconds),
-                    texts_per_s=texts_per_s,
-                    raw_seconds=round(raw_seconds, 3),
-                    raw_texts_per_s=raw_rate,
-                    ratio=round(texts_per_s / raw_rate, 3),
-                )
-            )
-        # BM25: the call build_index makes, on the same chunk texts.
         started = time.perf_counter()
-        LexicalIndex.build(list(chunk_texts))
-        seconds = time.perf_counter() - started
-        rates.append(
-            IngestRate(
-                part="BM25 (LexicalIndex.build)",
-                chunks=len(chunk_texts),
-                texts=len(chunk_texts),
-                seconds=round(seconds, 3),
-                chunks_per_s=_rate(len(chunk_texts), seconds),
-                texts_per_s=_rate(len(chunk_texts), seconds),
-                raw_seconds=None,
-                raw_texts_per_s=None,
-                ratio=None,
-            )
-        )
-    return rates, round(built.seconds, 3)
+        loaded = load_encoders(scratch_settings, scratch_settings.effective_threads(), query=False)
+        timed = {name: _TimedEncoder(encoder) for name, encoder in loaded.items()}
+        built = build_index(scratch_settings, force=True, progress=False, encoders=timed)
+        build_seconds = time.perf_counter() - started
+        texts = read_texts(built.path)
+    rates = [_encoder_rate(encoder, texts) for encoder in timed.values()]
+    return [*rates, _bm25_rate(texts.chunks)], round(build_seconds, 3)
 
 
 # ------------------------------------------------------------------------------ scale

@@ -1,18 +1,19 @@
-"""Dense: FAISS inner-product search over L2-normalized embeddings (cosine similarity).
+"""FAISS: inner-product search over L2-normalized embeddings (cosine similarity).
 
-The index kind follows the number of vectors (``DenseParams.spec_for``):
+The index kind follows the number of vectors (``service.store.base.DenseParams.spec_for``):
 
-- under ``ann_threshold`` vectors, ``flat``: ``IndexFlatIP``, exact. One query reads every
-  vector, which costs little on a small corpus (the seeds are about 100 chunks);
+- under ``ann_threshold`` vectors (20,000 by default), ``flat``: ``IndexFlatIP``, exact.
+  One query reads every vector, which costs little on a small corpus (the seeds are about
+  100 chunks);
 - from ``ann_threshold`` on, an approximate index:
 
-  - ``hnsw`` (the default): ``IndexHNSWFlat`` with the inner-product metric, a graph of
-    ``M`` links a vector (``2M`` on the bottom layer) over the float vectors.
-    ``efSearch`` is the candidate list a query keeps: recall against speed;
-  - ``ivfpq``: ``IndexIVFPQ``, ``nlist`` k-means cells, each vector stored as ``pq_m``
-    bytes; a query visits ``nprobe`` cells, then re-scores ``refine`` times ``k``
+  - ``ivfpq`` (the default): ``IndexIVFPQ``, ``nlist`` k-means cells, each vector stored as
+    ``pq_m`` bytes; a query visits ``nprobe`` cells, then re-scores ``refine`` times ``k``
     candidates with the exact vectors (a float copy kept beside the index, read a few
-    rows a query with ``service.store.rows.RowFile``).
+    rows a query with ``service.store.rows.RowFile``);
+  - ``hnsw``: ``IndexHNSWFlat`` with the inner-product metric, a graph of ``M`` links a
+    vector (``2M`` on the bottom layer) over the float vectors. ``efSearch`` is the
+    candidate list a query keeps: recall against speed.
 
 The kind and its parameters form the index's ``spec``; the index manifest records it and
 loading applies it (``efSearch``, ``nprobe`` and ``refine`` are search-time settings).
@@ -29,123 +30,21 @@ private memory.) Which kind and parameters, and why: ``service.config`` and
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
 import faiss
 import numpy as np
 
-from service.config import Settings
 from service.errors import IndexCorruptError
+from service.store.base import DenseParams, VectorStore
 from service.store.rows import RowFile
 
-__all__ = ["KINDS", "DenseIndex", "DenseParams", "VectorStore", "theoretical_bytes"]
+# DenseParams and VectorStore live in service.store.base; the lab still imports them from here
+__all__ = ["DenseIndex", "DenseParams", "VectorStore", "theoretical_bytes"]
 
-KINDS = ("flat", "hnsw", "ivfpq")
 _FAISS_TYPES = {"flat": faiss.IndexFlatIP, "hnsw": faiss.IndexHNSWFlat, "ivfpq": faiss.IndexIVFPQ}
 _ADD_BLOCK = 20_000  # vectors added per FAISS call: progress without slowing the build
-_PQ_NBITS = 8
-
-
-@runtime_checkable
-class VectorStore(Protocol):
-    """What a dense retriever needs from a store of chunk vectors.
-
-    Implemented by ``DenseIndex`` (FAISS, embedded, the default) and by
-    ``service.store.milvus.MilvusStore`` (Milvus Lite, or a Milvus server by URI). Rows are chunk
-    row numbers (0 .. size-1, the order of ``chunks.jsonl``); vectors are L2-normalised, so
-    the inner-product scores ``search`` returns are cosine similarities. Building and opening
-    differ (a file beside the manifest against a URI and a collection), so they are not part
-    of it.
-    """
-
-    @property
-    def size(self) -> int: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The ``k`` rows nearest ``vector`` as (row, score) pairs, best first."""
-        ...
-
-    def vectors(self) -> np.ndarray:
-        """Every stored vector as a (size, dim) float32 array, in row order."""
-        ...
-
-
-@dataclass(frozen=True)
-class DenseParams:
-    """How the index kind is chosen and configured: the ``dense_*`` settings
-    (``CITEQA_DENSE_*``; ``service.config`` holds the defaults and where they come from)."""
-
-    ann_threshold: int
-    ann_kind: Literal["hnsw", "ivfpq"]
-    hnsw_m: int
-    hnsw_ef_construction: int
-    hnsw_ef_search: int
-    ivf_nlist: int  # 0: about 4 sqrt(n)
-    ivf_nprobe: int
-    pq_m: int
-    ivfpq_refine: int
-
-    @classmethod
-    def defaults(cls) -> DenseParams:
-        """The settings' defaults, without reading the environment."""
-        return cls.from_settings(Settings.model_construct())
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DenseParams:
-        return cls(
-            ann_threshold=settings.dense_ann_threshold,
-            ann_kind=settings.dense_ann_kind,
-            hnsw_m=settings.dense_hnsw_m,
-            hnsw_ef_construction=settings.dense_hnsw_ef_construction,
-            hnsw_ef_search=settings.dense_hnsw_ef_search,
-            ivf_nlist=settings.dense_ivf_nlist,
-            ivf_nprobe=settings.dense_ivf_nprobe,
-            pq_m=settings.dense_pq_m,
-            ivfpq_refine=settings.dense_ivfpq_refine,
-        )
-
-    def spec_for(self, n: int, dim: int, kind: str = "auto") -> dict[str, Any]:
-        """The spec of the index for ``n`` vectors of ``dim`` columns: ``kind`` itself, or
-        with ``"auto"``, exact under ``ann_threshold`` vectors and ``ann_kind`` from there."""
-        if kind == "auto":
-            kind = "flat" if n < self.ann_threshold else self.ann_kind
-        if kind == "flat":
-            return {"kind": "flat"}
-        if kind == "hnsw":
-            return {
-                "kind": "hnsw",
-                "M": self.hnsw_m,
-                "efConstruction": self.hnsw_ef_construction,
-                "efSearch": self.hnsw_ef_search,
-            }
-        if kind == "ivfpq":
-            if dim % self.pq_m:
-                raise ValueError(
-                    f"pq_m ({self.pq_m}) must divide the vector dimension ({dim}); "
-                    "set CITEQA_DENSE_PQ_M to a divisor of it."
-                )
-            nlist = self.ivf_nlist or _auto_nlist(n)
-            return {
-                "kind": "ivfpq",
-                "nlist": nlist,
-                "nprobe": min(self.ivf_nprobe, nlist),
-                "pq_m": self.pq_m,
-                "pq_nbits": _PQ_NBITS,
-                "refine": self.ivfpq_refine,
-            }
-        raise ValueError(f"unknown dense index kind {kind!r}; use one of auto, {', '.join(KINDS)}")
-
-
-def _auto_nlist(n: int) -> int:
-    """About 4 sqrt(n) cells, a power of two, with at least 39 training vectors each."""
-    target = 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n))))
-    return int(max(1, min(target, n // 39)))
 
 
 def theoretical_bytes(spec: dict[str, Any], n: int, dim: int) -> int:

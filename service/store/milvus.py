@@ -1,6 +1,6 @@
 """Milvus: the dense vectors in a Milvus collection, embedded (Milvus Lite) or on a server.
 
-``MilvusStore`` keeps the contract of ``service.store.faiss_store.VectorStore`` that the FAISS
+``MilvusStore`` keeps the contract of ``service.store.base.VectorStore`` that the FAISS
 ``DenseIndex`` keeps: rows are chunk row numbers (the int64 primary key), ``search`` returns
 (row, score) pairs best first with inner-product scores (cosine: the vectors are
 L2-normalised), ``vectors()`` every vector in row order.
@@ -69,7 +69,7 @@ from pymilvus.exceptions import MilvusException
 
 from service.config import is_milvus_lite_uri as is_local
 from service.errors import IndexCorruptError, IndexMismatchError, VectorStoreError
-from service.store.faiss_store import DenseParams
+from service.store.base import DenseParams
 
 __all__ = [
     "LITE_FILE",
@@ -89,7 +89,7 @@ DEFAULT_TIMEOUT = 10.0
 _ROW = "row"
 _VECTOR = "vector"
 _METRIC = "IP"
-# "ivfflat" is not a kind the settings choose (service.store.faiss_store has no such FAISS index):
+# "ivfflat" is not a kind the settings choose (service.store.base has no such kind):
 # ``build(spec=...)`` makes it, to compare Milvus Lite's IVF with FAISS's IVF-PQ
 _MILVUS_TYPES = {"flat": "FLAT", "hnsw": "HNSW", "ivfpq": "IVF_PQ", "ivfflat": "IVF_FLAT"}
 _SPEC_KEY = "citeqa.dense_spec"  # collection property: the spec, JSON
@@ -282,9 +282,59 @@ def _search_params(spec: dict[str, Any], k: int) -> dict[str, Any]:
     return {}
 
 
+def _create(
+    client: MilvusClient,
+    uri: str,
+    local: str | None,
+    collection: str,
+    spec: dict[str, Any],
+    dim: int,
+    timeout: float,
+) -> None:
+    """Create the empty collection of a build, refusing one that exists."""
+    with _calls(uri, local, collection, "create"):
+        if client.has_collection(collection, timeout=timeout):
+            raise VectorStoreError(
+                f"{_describe(uri, local)} already has a collection {collection!r}; "
+                "every build makes a new one. Drop it or build a new generation."
+            )
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(_ROW, DataType.INT64, is_primary=True)
+        schema.add_field(_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+        client.create_collection(
+            collection,
+            schema=schema,
+            consistency_level="Strong",
+            properties={_SPEC_KEY: json.dumps(spec, sort_keys=True)},
+            timeout=timeout,
+        )
+
+
+def _index_and_load(
+    client: MilvusClient,
+    uri: str,
+    local: str | None,
+    collection: str,
+    index: tuple[str, dict[str, Any]],
+) -> None:
+    """Build the collection's index (``_index_params``: type and build parameters) and load
+    it for searching."""
+    index_type, index_build = index
+    with _calls(uri, local, collection, "index"):
+        prepared = client.prepare_index_params()
+        prepared.add_index(
+            field_name=_VECTOR,
+            index_type=index_type,
+            metric_type=_METRIC,
+            params=_wire_params(index_build, local is not None),
+        )
+        client.create_index(collection, prepared)
+        client.load_collection(collection)
+
+
 class MilvusStore:
     """Chunk vectors in a Milvus collection; ``search`` returns (row, score) pairs, best
-    first. Make one with ``build`` or ``open``; ``close`` it (or drop it) when done."""
+    first. Make one with ``build`` or ``open``; ``close`` it when done."""
 
     def __init__(
         self,
@@ -328,10 +378,6 @@ class MilvusStore:
         return dict(self._spec)
 
     @property
-    def uri(self) -> str:
-        return self._uri
-
-    @property
     def collection(self) -> str:
         return self._collection
 
@@ -363,41 +409,17 @@ class MilvusStore:
             )
         n, dim = (int(x) for x in vectors.shape)
         spec = dict(spec) if spec else (params or DenseParams.defaults()).spec_for(n, dim, kind)
-        index_type, index_build = _index_params(spec, is_local(uri))
+        index = _index_params(spec, is_local(uri))  # refuses IVF_PQ on Lite before connecting
         client, local = _connect(uri, token, timeout, must_exist=False)
         try:
-            with _calls(uri, local, collection, "create"):
-                if client.has_collection(collection, timeout=timeout):
-                    raise VectorStoreError(
-                        f"{_describe(uri, local)} already has a collection {collection!r}; "
-                        "every build makes a new one. Drop it or build a new generation."
-                    )
-                schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-                schema.add_field(_ROW, DataType.INT64, is_primary=True)
-                schema.add_field(_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-                client.create_collection(
-                    collection,
-                    schema=schema,
-                    consistency_level="Strong",
-                    properties={_SPEC_KEY: json.dumps(spec, sort_keys=True)},
-                    timeout=timeout,
-                )
+            _create(client, uri, local, collection, spec, dim, timeout)
             with _calls(uri, local, collection, "insert into"):
                 batch = batch_rows or max(1, _MESSAGE_BYTES // (4 * dim + 8))
                 for start in range(0, n, batch):
                     rows = range(start, min(n, start + batch))
                     client.insert(collection, [{_ROW: i, _VECTOR: vectors[i]} for i in rows])
                 client.flush(collection)
-            with _calls(uri, local, collection, "index"):
-                index = client.prepare_index_params()
-                index.add_index(
-                    field_name=_VECTOR,
-                    index_type=index_type,
-                    metric_type=_METRIC,
-                    params=_wire_params(index_build, local is not None),
-                )
-                client.create_index(collection, index)
-                client.load_collection(collection)
+            _index_and_load(client, uri, local, collection, index)
         except BaseException:
             _close(client, local)
             raise
@@ -473,12 +495,6 @@ class MilvusStore:
         """Let go of the connection (and of the embedded Milvus Lite server when this was
         its last store). Idempotent."""
         self._finalizer()
-
-    def drop(self) -> None:
-        """Drop the collection and close."""
-        with _calls(self._uri, self._local, self._collection, "drop"):
-            self._client.drop_collection(self._collection, timeout=self._timeout)
-        self.close()
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         k = min(k, self._size, _MAX_TOPK)

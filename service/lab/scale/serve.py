@@ -3,7 +3,7 @@
 ``python -m service.lab.scale N --serve`` runs, for each N:
 
 1. ``_serve_build`` (own process): ``corpus.write_corpus``, then a real generation by
-   ``service.index.generation.build_index`` with ``StandInEncoder``s, timed and RSS-sampled per step
+   ``service.index.build_index`` with ``StandInEncoder``s, timed and RSS-sampled per step
    by ``_Steps`` (which stops a build that passes the memory guard);
 2. ``_serve_probe`` (own process): loads it as ``citeqa serve`` does and measures
    ``Engine.ask`` per stage, BM25 and dense search, and memory;
@@ -20,17 +20,17 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
 from service.encode.encoders import Encoder, load_encoder, set_threads
 from service.ingest.chunk import ChunkingParams
-from service.lab.scale.corpus import write_corpus
+from service.lab.scale.corpus import Composition, write_corpus
 from service.lab.scale.metrics import (
     _bytes_under,
     _in_process,
@@ -42,8 +42,12 @@ from service.lab.scale.metrics import (
 )
 from service.lab.scale.serve_http import _serve_http
 from service.lab.scale.stand_in import StandInEncoder, _real_vectors
-from service.lab.scale.synthetic import seed_pool, synthetic_queries
+from service.lab.scale.synthetic import SeedPool, seed_pool, synthetic_queries
 from service.lab.scale.vectors import _bank, cache_key, encode_cached
+
+if TYPE_CHECKING:  # imported where used: each runs in a process of its own
+    from service.engine import Engine
+    from service.index import CorpusIndex
 
 _MEMORY_GUARD = 18 * 2**30  # a build above this RSS (or under 1.5 GiB available) stops
 
@@ -99,25 +103,6 @@ class _Steps:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
             self.current = outer
 
-    def wrap(self, owner: Any, attribute: str, name: str | Callable[[], str]) -> Callable[[], None]:
-        """Time every call of ``owner.attribute`` as step ``name`` (a callable names each
-        call); returns what undoes it."""
-        original = getattr(owner, attribute, None)
-        if original is None:  # not there in this version of the module: not timed
-            return lambda: None
-        raw = owner.__dict__.get(attribute) if isinstance(owner, type) else None
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            with self.step(name() if callable(name) else name):
-                return original(*args, **kwargs)
-
-        setattr(owner, attribute, staticmethod(timed) if isinstance(owner, type) else timed)
-
-        def undo() -> None:
-            setattr(owner, attribute, raw if raw is not None else original)
-
-        return undo
-
 
 @dataclass(frozen=True)
 class _ServePlan:
@@ -149,15 +134,52 @@ def _copy_onnx(source: Path | None, index_dir: Path) -> None:
             shutil.copyfile(path, target / path.name)
 
 
+def _stand_ins(
+    plan: _ServePlan, settings: Settings, pool: SeedPool, composition: Composition
+) -> dict[str, StandInEncoder]:
+    """The stand-in of each encoder: bank vectors (encoded once and cached), the cached
+    vectors of the texts encoded before, and the real model for the rest."""
+    encoders: dict[str, StandInEncoder] = {}
+    bank_texts, _ = _bank(pool, plan.seed)
+    for name, model in settings.encoder_models().items():
+        bank, _, _ = encode_cached(
+            model,
+            bank_texts,
+            settings=settings,
+            cache_dir=plan.cache_dir,
+            key=cache_key(model, plan.seed, bank=True),
+            progress=plan.progress,
+        )
+
+        def load_real(model: str = model) -> Encoder:
+            return load_encoder(
+                model,
+                threads=settings.effective_threads(),
+                backend=settings.dense_backend,
+                cache_dir=settings.index_dir / "onnx",
+            )
+
+        real = _real_vectors(plan.cache_dir, model, plan.seed, composition.blocks)
+        encoders[name] = StandInEncoder(
+            model,
+            int(bank.shape[1]),
+            bank=bank,
+            composition=composition,
+            real=real,
+            load_real=load_real,
+        )
+    return encoders
+
+
 def _serve_build(plan: _ServePlan) -> dict[str, Any]:
     """Write the corpus and build a real generation of it with stand-in encoders (own
-    process): seconds and RSS peak per step, what each text's vector is."""
-    import service.index.generation as index_module
+    process): seconds and RSS peak per step (``build_index``'s steps, timed by ``_Steps``),
+    what each text's vector is."""
+    from service.index import build_index
 
     settings = _fresh(plan.settings)
     set_threads(settings.effective_threads())
-    directory = settings.index_dir.parent
-    steps = _Steps(plan.guard, directory / "build-abort.json")
+    steps = _Steps(plan.guard, settings.index_dir.parent / "build-abort.json")
     params = ChunkingParams(settings.chunk_size, settings.chunk_overlap)
     with steps.step("write corpus"):
         pool = seed_pool(plan.seeds_dir or settings.corpus_dir, params)
@@ -171,68 +193,14 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
             progress=plan.progress,
         )
     _copy_onnx(plan.onnx_from, settings.index_dir)
-    encoders: dict[str, StandInEncoder] = {}
     with steps.step("bank and cached vectors"):
-        bank_texts, _ = _bank(pool, plan.seed)
-        for name, model in settings.encoder_models().items():
-            bank, _, _ = encode_cached(
-                model,
-                bank_texts,
-                settings=settings,
-                cache_dir=plan.cache_dir,
-                key=cache_key(model, plan.seed, bank=True),
-                progress=plan.progress,
-            )
-
-            def load_real(model: str = model) -> Encoder:
-                return load_encoder(
-                    model,
-                    threads=settings.effective_threads(),
-                    backend=settings.dense_backend,
-                    cache_dir=settings.index_dir / "onnx",
-                )
-
-            real = _real_vectors(plan.cache_dir, model, plan.seed, composition.blocks)
-            encoders[name] = StandInEncoder(
-                model,
-                int(bank.shape[1]),
-                bank=bank,
-                composition=composition,
-                real=real,
-                load_real=load_real,
-            )
-    calls = iter(
-        [
-            "encode dense chunks",
-            "encode dense sentences",
-            "encode multilingual chunks",
-            "encode multilingual sentences",
-        ]
-    )
-    undo = [
-        steps.wrap(index_module, "corpus_hash", "corpus hash"),
-        steps.wrap(index_module, "read_document", "read documents"),
-        steps.wrap(index_module, "chunk_document", "chunk"),
-        steps.wrap(index_module, "sentence_spans", "sentence spans"),
-        steps.wrap(index_module, "_previous_vectors", "previous generation's vectors"),
-        steps.wrap(index_module, "_encode_new", lambda: next(calls, "encode")),
-        steps.wrap(index_module.DenseIndex, "build", "dense index build"),
-        steps.wrap(index_module.LexicalIndex, "build", "bm25 build"),
-        steps.wrap(index_module, "_write_jsonl", "write jsonl"),
-        steps.wrap(index_module, "_file_table", "checksums"),
-        steps.wrap(index_module, "_publish", "fsync and publish"),
-    ]
+        encoders = _stand_ins(plan, settings, pool, composition)
     try:
         with steps.step("build_index"):
-            result = index_module.build_index(
-                settings,
-                force=plan.force,
-                progress=plan.progress,
-                encoders=encoders,
+            result = build_index(
+                settings, force=plan.force, progress=plan.progress, encoders=encoders, steps=steps
             )
     finally:
-        for step in undo:
-            step()
         steps.close()
     seconds = dict(steps.seconds)
     inner = sum(
@@ -262,38 +230,30 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
     }
 
 
-def _serve_probe(
-    settings: Settings, query_sets: dict[str, list[str]], depth: int
-) -> dict[str, Any]:
-    """Load the generation as ``citeqa serve`` does (``load_index`` and ``Engine``, fresh
-    process) and measure loading, memory, ``Engine.ask`` by stage, BM25 and dense search."""
-    import service.index.generation as index_module
-    from service.engine import Engine
+def _p50_p99(values: Sequence[float]) -> dict[str, float]:
+    p50, p99 = _percentiles(values)
+    return {"p50": round(p50, 3), "p99": round(p99, 3)}
 
-    settings = _fresh(settings)
-    steps = _Steps(2**62)
-    undo = [
-        steps.wrap(index_module, "_check_files", "checksums"),
-        steps.wrap(index_module, "_read_documents", "read documents"),
-        steps.wrap(index_module.ChunkTable, "from_rows", "read chunks"),
-        steps.wrap(index_module.DenseIndex, "load", "dense load"),
-        steps.wrap(index_module.LexicalIndex, "load", "bm25 load"),
-        steps.wrap(index_module, "_encoders", "query encoders"),
-    ]
-    started = time.perf_counter()
-    try:
-        with steps.step("load_index"):
-            index = index_module.load_index(settings)
-        with steps.step("Engine"):
-            engine = Engine.from_settings(settings, index=index)
-        with steps.step("warm-up ask"):
-            engine.ask("warm up 预热", top_k=1)
-    finally:
-        for step in undo:
-            step()
-        steps.close()
-    load_seconds = time.perf_counter() - started
-    after_load = _rollup()
+
+def _probe_load(settings: Settings, steps: _Steps) -> tuple[CorpusIndex, Engine]:
+    """The generation and an engine over it, loaded as ``citeqa serve`` does, asked once."""
+    from service.engine import Engine
+    from service.index import load_index
+
+    with steps.step("load_index"):
+        index = load_index(settings, steps=steps)
+    with steps.step("Engine"):
+        engine = Engine.from_settings(settings, index=index)
+    with steps.step("warm-up ask"):
+        engine.ask("warm up 预热", top_k=1)
+    return index, engine
+
+
+def _probe_asks(
+    engine: Engine, index: CorpusIndex, query_sets: dict[str, list[str]]
+) -> dict[str, Any]:
+    """``Engine.ask`` over every question: ms by stage and by set, what was answered, and
+    whether every citation's quote is its document's text at its offsets."""
     stages: dict[str, list[float]] = {}
     per_set: dict[str, list[float]] = {}
     answered = abstained = mismatches = 0
@@ -310,34 +270,51 @@ def _serve_probe(
             citation = result.answer.citation
             text = index.documents[citation.doc_id].text
             mismatches += text[citation.char_start : citation.char_end] != citation.quote
-    queries = [q for qs in query_sets.values() for q in qs]
+    return {
+        "ask_ms": {stage: _p50_p99(values) for stage, values in stages.items()},
+        "ask_total_ms_by_set": {name: _p50_p99(values) for name, values in per_set.items()},
+        "answered": answered,
+        "abstained": abstained,
+        "citation_mismatches": mismatches,
+    }
+
+
+def _probe_searches(index: CorpusIndex, queries: list[str], depth: int) -> dict[str, Any]:
+    """ms of BM25 and of each dense store's search, the query vectors encoded beforehand."""
     _, bm25_times = _timed(index.lexical.search, queries, depth)
     dense_times = {}
-    for name, store, encoder in (
-        ("multilingual", index.stores["multilingual"], index.encoders["multilingual"]),
-        ("dense", index.stores["dense"], index.encoders["dense"]),
-    ):
-        vectors = encoder.encode(queries)
+    for name, store in index.stores.items():
+        vectors = index.encoders[name].encode(queries)
         store.search(vectors[0], depth)
         _, dense_times[name] = _timed(store.search, list(vectors), depth)
-    after = _rollup()
+    return {
+        "bm25_ms": _p50_p99(bm25_times),
+        "dense_ms": {name: _p50_p99(times) for name, times in dense_times.items()},
+    }
 
-    def figures(values: Sequence[float]) -> dict[str, float]:
-        p50, p99 = _percentiles(values)
-        return {"p50": round(p50, 3), "p99": round(p99, 3)}
 
+def _serve_probe(
+    settings: Settings, query_sets: dict[str, list[str]], depth: int
+) -> dict[str, Any]:
+    """Load the generation as ``citeqa serve`` does (``load_index`` and ``Engine``, fresh
+    process) and measure loading, memory, ``Engine.ask`` by stage, BM25 and dense search."""
+    steps = _Steps(2**62)
+    started = time.perf_counter()
+    try:
+        index, engine = _probe_load(_fresh(settings), steps)
+    finally:
+        steps.close()
+    load_seconds = time.perf_counter() - started
+    after_load = _rollup()
+    asks = _probe_asks(engine, index, query_sets)
+    searches = _probe_searches(index, [q for qs in query_sets.values() for q in qs], depth)
     return {
         "load_seconds": round(load_seconds, 2),
         "load_steps": {k: round(v, 2) for k, v in steps.seconds.items()},
         "memory_after_load": after_load,
-        "memory_after_queries": after,
-        "ask_ms": {stage: figures(values) for stage, values in stages.items()},
-        "ask_total_ms_by_set": {name: figures(values) for name, values in per_set.items()},
-        "answered": answered,
-        "abstained": abstained,
-        "citation_mismatches": mismatches,
-        "bm25_ms": figures(bm25_times),
-        "dense_ms": {name: figures(times) for name, times in dense_times.items()},
+        "memory_after_queries": _rollup(),
+        **asks,
+        **searches,
         "counts": dict(index.manifest["counts"]),
         "dense_index": index.manifest.get("dense_index", {}),
     }

@@ -1,0 +1,304 @@
+"""Load: the current generation, checked, with the models that encode questions.
+
+``check_index`` compares a generation's manifest with the settings and its files with
+the manifest's checksums; ``load_index`` then reads it and refuses contents that disagree
+with the manifest (counts, ids). A damaged current generation is passed over for the
+newest older one that passes every check (``_last_good``). Every refusal says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.config import Settings
+from service.encode.encoders import Encoder, set_threads
+from service.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from service.index.encoders import load_encoders
+from service.index.layout import (
+    BM25_DIR,
+    CHUNKS,
+    MANIFEST,
+    SENTENCES,
+    check_files,
+    config_of,
+    current_generation,
+    expected_config,
+    read_documents,
+    read_jsonl,
+    read_manifest,
+    sentence_vectors_file,
+)
+from service.index.steps import NO_STEPS, StepObserver
+from service.index.stores import open_store
+from service.ingest.chunk import ChunkTable
+from service.records import Document
+from service.store.base import VectorStore
+from service.store.bm25 import LexicalIndex
+from service.store.rows import RowFile
+
+__all__ = ["CorpusIndex", "check_index", "load_index"]
+
+
+@dataclass(frozen=True)
+class CorpusIndex:
+    """A loaded generation: documents, chunks (row order), the three indexes, the models."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    chunks: ChunkTable  # a Chunk is made when a row is read
+    # by encoder name ("dense", "multilingual": Settings.encoder_models): the chunks'
+    # vectors (FAISS DenseIndex or service.store.milvus.MilvusStore) and the query models
+    stores: Mapping[str, VectorStore]
+    encoders: Mapping[str, Encoder]
+    lexical: LexicalIndex
+    sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
+    sentence_vectors: Mapping[str, RowFile]  # encoder name -> (n, dim) float32
+    warning: str | None = None  # set when a damaged current generation was passed over
+
+    @property
+    def removed(self) -> dict[str, str]:
+        """Documents removed from the corpus (id -> when): their links answer 410 Gone."""
+        return dict(self.manifest.get("removed", {}))
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+_STORE_SETTINGS = {
+    "faiss": "CITEQA_DENSE_STORE=faiss",
+    "milvus-lite": "CITEQA_DENSE_STORE=milvus without CITEQA_MILVUS_URI",
+    "milvus-uri": "CITEQA_DENSE_STORE=milvus with CITEQA_MILVUS_URI",
+}
+
+
+def _check_config(manifest: dict[str, Any], settings: Settings, generation: Path) -> None:
+    expected = expected_config(settings)
+    built = config_of(manifest)
+    differences = [
+        f"{key}: built with {built.get(key)!r}, settings ask for {value!r}"
+        for key, value in expected.items()
+        if built.get(key) != value
+    ]
+    if differences:
+        store = built.get("dense_store")
+        hint = (
+            f" To serve it as built, set {_STORE_SETTINGS[store]}."
+            if store != expected["dense_store"] and store in _STORE_SETTINGS
+            else ""
+        )
+        raise IndexMismatchError(
+            f"the index at {generation} does not match the current settings ("
+            + "; ".join(differences)
+            + "). Rebuild it with `citeqa build` (it rebuilds whenever the settings or the "
+            "corpus change), or set CITEQA_INDEX_DIR to an index built with these settings." + hint
+        )
+
+
+def _checked(
+    settings: Settings, generation: Path | None, steps: StepObserver
+) -> tuple[Path, dict[str, Any]]:
+    generation = generation or current_generation(settings.index_dir)
+    if generation is None or not (generation / MANIFEST).is_file():
+        raise IndexNotBuiltError(
+            f"no index in {settings.index_dir}; build one with `citeqa build` "
+            f"(corpus: {settings.corpus_dir})."
+        )
+    try:
+        manifest = read_manifest(generation)
+    except json.JSONDecodeError as error:
+        raise IndexCorruptError(
+            f"{generation / MANIFEST} is not valid JSON ({error}); rebuild with "
+            "`citeqa build --force`."
+        ) from error
+    _check_config(manifest, settings, generation)
+    with steps.step("checksums"):
+        check_files(manifest, generation)
+    return generation, manifest
+
+
+def check_index(settings: Settings, generation: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The current generation (or ``generation``) and its manifest, checked against the
+    settings and the files, without loading any model. Raises the error that says what to
+    do."""
+    return _checked(settings, generation, NO_STEPS)
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class _Files:
+    """A generation's files, read and checked against its manifest (no models yet)."""
+
+    documents: list[Document]
+    chunks: ChunkTable
+    stores: dict[str, VectorStore]  # by encoder name
+    lexical: LexicalIndex
+    sentences: np.ndarray
+    sentence_vectors: dict[str, RowFile]  # by encoder name
+
+
+def _read_files(
+    settings: Settings, generation: Path, manifest: dict[str, Any], steps: StepObserver
+) -> _Files:
+    """Read a generation whose checksums passed."""
+    names = list(settings.encoder_models())
+    with steps.step("read documents"):
+        documents = read_documents(generation)
+    with steps.step("read chunks"):
+        by_id = {d.doc_id: d for d in documents}
+        chunks = ChunkTable.from_rows(by_id, read_jsonl(generation / CHUNKS))
+    stores = {}
+    for name in names:
+        with steps.step("dense load"):
+            stores[name] = open_store(settings, generation, manifest, name)
+    with steps.step("bm25 load"):
+        lexical = LexicalIndex.load(generation / BM25_DIR)
+    return _Files(
+        documents=documents,
+        chunks=chunks,
+        stores=stores,
+        lexical=lexical,
+        sentences=np.load(generation / SENTENCES, allow_pickle=False),
+        sentence_vectors={  # read a passage's rows at a time (``service.store.rows``)
+            name: RowFile(generation / sentence_vectors_file(name)) for name in names
+        },
+    )
+
+
+def _check_sizes(files: _Files, manifest: dict[str, Any], generation: Path) -> None:
+    """Refuse a generation whose contents disagree with its manifest (counts of vectors,
+    BM25 documents, sentences; chunk and document ids)."""
+    counts = manifest["counts"]
+    sizes = {
+        "documents": (len(files.documents), counts["documents"]),
+        "chunks": (len(files.chunks), counts["chunks"]),
+    }
+    sizes |= {
+        f"{name} vectors": (store.size, counts["chunks"]) for name, store in files.stores.items()
+    }
+    sizes |= {
+        "BM25 documents": (files.lexical.size, counts["chunks"]),
+        "sentences": (len(files.sentences), counts["sentences"]),
+        "distinct chunk ids": (files.chunks.distinct_ids(), counts["chunks"]),
+        "distinct document ids": (len({d.doc_id for d in files.documents}), counts["documents"]),
+    }
+    sizes |= {
+        f"{name} sentence vectors": (len(vectors), counts["sentences"])
+        for name, vectors in files.sentence_vectors.items()
+    }
+    for what, (size, expected) in sizes.items():
+        if size != expected:
+            raise IndexCorruptError(
+                f"the index at {generation} has {size} {what} but its manifest says "
+                f"{expected}; rebuild it with `citeqa build --force`."
+            )
+
+
+def _open(
+    settings: Settings, generation: Path | None, steps: StepObserver
+) -> tuple[Path, dict[str, Any], _Files]:
+    generation, manifest = _checked(settings, generation, steps)
+    try:
+        files = _read_files(settings, generation, manifest, steps)
+        _check_sizes(files, manifest, generation)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:  # faiss: Runtime
+        raise IndexCorruptError(
+            f"the index at {generation} cannot be read ({error}); rebuild it with "
+            "`citeqa build --force`."
+        ) from error
+    return generation, manifest, files
+
+
+def _last_good(
+    settings: Settings, failure: IndexCorruptError, steps: StepObserver
+) -> tuple[Path, dict[str, Any], _Files]:
+    """The newest older generation that passes every check, or the original failure."""
+    current = current_generation(settings.index_dir)
+    older = sorted(
+        (p for p in settings.index_dir.glob("gen-*") if p.is_dir() and p != current),
+        reverse=True,
+    )
+    for generation in older:
+        try:
+            return _open(settings, generation, steps)
+        except (IndexCorruptError, IndexMismatchError, IndexNotBuiltError):
+            continue
+    raise failure
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def _query_encoders(
+    settings: Settings,
+    stores: Mapping[str, VectorStore],
+    generation: Path,
+    encoders: Mapping[str, Encoder] | None,
+    steps: StepObserver,
+) -> dict[str, Encoder]:
+    """The models that encode questions, refused when their dimension is not the store's."""
+    # Serving encodes one short question at a time: parallel kernels only add spin-waiting
+    # threads that starve the other encoder and concurrent requests (measured in the README).
+    threads = min(settings.query_threads, settings.effective_threads())
+    set_threads(threads)
+    if encoders:
+        models = dict(encoders)
+    else:
+        with steps.step("query encoders"):
+            models = load_encoders(settings, threads, query=True)
+    for name, store in stores.items():
+        encoder = models[name]
+        if encoder.dim != store.dim:
+            raise IndexMismatchError(
+                f"the {name} model {encoder.name!r} makes {encoder.dim}-d vectors but the index "
+                f"at {generation} holds {store.dim}-d ones; rebuild with `citeqa build --force`."
+            )
+    return models
+
+
+def load_index(
+    settings: Settings,
+    *,
+    encoders: Mapping[str, Encoder] | None = None,
+    steps: StepObserver = NO_STEPS,
+) -> CorpusIndex:
+    """Load the current generation, checked against the settings and its manifest.
+
+    A damaged current generation (checksums, or contents that disagree with the manifest)
+    is refused; the newest older one that passes every check is served instead
+    (``CorpusIndex.warning`` says so), and only if there is none does loading fail.
+
+    Args:
+        encoders: models already loaded, by encoder name, to reuse (a reload after a
+            change); None loads the configured ones.
+        steps: told of each step (``service.index.steps``), to time them.
+    """
+    warning = None
+    try:
+        generation, manifest, files = _open(settings, None, steps)
+    except IndexCorruptError as error:
+        generation, manifest, files = _last_good(settings, error, steps)
+        warning = f"{error} Serving the last good generation, {generation.name}."
+        logging.getLogger(__name__).error(warning)
+    models = _query_encoders(settings, files.stores, generation, encoders, steps)
+    return CorpusIndex(
+        path=generation,
+        manifest=manifest,
+        documents={d.doc_id: d for d in files.documents},
+        chunks=files.chunks,
+        stores=files.stores,
+        encoders=models,
+        lexical=files.lexical,
+        sentences=files.sentences,
+        sentence_vectors=files.sentence_vectors,
+        warning=warning,
+    )
