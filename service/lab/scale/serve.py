@@ -3,11 +3,11 @@
 ``python -m service.lab.scale N --serve`` runs, for each N:
 
 1. ``_serve_build`` (own process): ``corpus.write_corpus``, then a real generation by
-   ``service.index.generation.build_index`` with ``StandInEncoder``s, timed and RSS-sampled per step
-   by ``_Steps`` (which stops a build that passes the memory guard);
+   ``build_index`` with ``StandInEncoder``s, timed and RSS-sampled per step by ``_Steps``
+   (which stops a build that passes the memory guard);
 2. ``_serve_probe`` (own process): loads it as ``citeqa serve`` does and measures
    ``Engine.ask`` per stage, BM25 and dense search, and memory;
-3. ``serve_http._serve_http``: ``citeqa serve`` with each number of workers;
+3. ``serve_http.http_probe``: ``citeqa serve`` with each number of workers;
 
 and checks the row against ``TARGETS``. ``serve_report`` renders the rows as markdown.
 """
@@ -30,22 +30,25 @@ from typing import Any
 from service.config import Settings
 from service.encode.encoders import Encoder, load_encoder, set_threads
 from service.ingest.chunk import ChunkingParams
+from service.lab.processes import in_fresh_process, load_average, meminfo, status_bytes
+from service.lab.processes import rollup as _rollup
+from service.lab.processes import status_bytes as _status
 from service.lab.scale.corpus import write_corpus
-from service.lab.scale.metrics import (
-    _bytes_under,
-    _in_process,
-    _meminfo,
-    _percentiles,
-    _rollup,
-    _status,
-    _timed,
-)
-from service.lab.scale.serve_http import _serve_http
-from service.lab.scale.stand_in import StandInEncoder, _real_vectors
+from service.lab.scale.metrics import bytes_under
+from service.lab.scale.metrics import timed_searches as _timed
+from service.lab.scale.serve_http import http_probe
+from service.lab.scale.stand_in import StandInEncoder
+from service.lab.scale.stand_in import real_vectors as _real_vectors
 from service.lab.scale.synthetic import seed_pool, synthetic_queries
-from service.lab.scale.vectors import _bank, cache_key, encode_cached
+from service.lab.scale.vectors import cache_key, encode_cached
+from service.lab.scale.vectors import sentence_bank as _bank
+from service.lab.stats import p50_p99 as _percentiles
 
-_MEMORY_GUARD = 18 * 2**30  # a build above this RSS (or under 1.5 GiB available) stops
+# The aliases ``_bank``, ``_percentiles``, ``_real_vectors``, ``_rollup``, ``_status`` and
+# ``_timed`` are the names ``_serve_build`` and ``_serve_probe`` call these by (those two are
+# being rewritten on another branch: rename the aliases with them).
+
+MEMORY_GUARD = 18 * 2**30  # a build above this RSS (or under 1.5 GiB available) stops
 
 
 class _Steps:
@@ -65,10 +68,10 @@ class _Steps:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
-            rss = _status("VmRSS")
+            rss = status_bytes("VmRSS")
             step = self.current
             self.peaks[step] = max(self.peaks.get(step, 0), rss)
-            available = _meminfo("MemAvailable")
+            available = meminfo("MemAvailable")
             if rss > self._guard or (available and available < 1.5 * 2**30):
                 if self._abort_file is not None:
                     self._abort_file.write_text(
@@ -363,7 +366,7 @@ def serve_scale(
     workers: Sequence[int] = (1, 2),
     seeds_dir: Path | None = None,
     onnx_from: Path | None = None,
-    guard: int = _MEMORY_GUARD,
+    guard: int = MEMORY_GUARD,
     force: bool = False,
     ready_timeout: float = 3600.0,
 ) -> Iterator[dict[str, Any]]:
@@ -371,7 +374,7 @@ def serve_scale(
     size, as each finishes):
 
     1. ``write_corpus`` writes about N chunks as documents (and copies ``seeds_dir``);
-    2. ``service.index.generation.build_index`` builds a real generation with ``StandInEncoder``s
+    2. ``service.index.build_index`` builds a real generation with ``StandInEncoder``s
        (seconds and RSS peak per step; a build over ``guard`` RSS stops, and the result
        says in which step);
     3. a fresh process loads it as ``citeqa serve`` does and measures ``Engine.ask`` per
@@ -383,7 +386,10 @@ def serve_scale(
     params = ChunkingParams(settings.chunk_size, settings.chunk_overlap)
     seeds_dir = seeds_dir or settings.corpus_dir
     pool = seed_pool(seeds_dir, params)
-    synthetic = synthetic_queries(pool, queries, seed)
+    asked = {
+        "eval questions": list(questions),
+        "held-out synthetic": synthetic_queries(pool, queries, seed),
+    }
     for n in sorted(sizes):
         directory = work_dir / f"serve-n{n}"
         directory.mkdir(parents=True, exist_ok=True)
@@ -398,11 +404,11 @@ def serve_scale(
             "chunks_target": n,
             "seed": seed,
             "threads": settings.effective_threads(),
-            "load_average": os.getloadavg(),
+            "load_average": load_average(),
             "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         try:
-            row["build"] = _in_process(_serve_build, plan)
+            row["build"] = in_fresh_process(_serve_build, plan)
         except BrokenProcessPool:
             abort = directory / "build-abort.json"
             if not abort.is_file():
@@ -410,20 +416,31 @@ def serve_scale(
             row["build_aborted"] = json.loads(abort.read_text())
             yield row
             continue
-        generation = Path(row["build"]["generation"])
-        row["bytes_on_disk"] = {
-            path.relative_to(generation).as_posix(): path.stat().st_size
-            for path in sorted(generation.rglob("*"))
-            if path.is_file()
-        }
-        row["bytes_on_disk"]["total"] = sum(row["bytes_on_disk"].values())
-        row["bytes_on_disk"]["corpus"] = _bytes_under(scoped.corpus_dir)
-        query_sets = {"eval questions": list(questions), "held-out synthetic": synthetic}
-        row["in_process"] = _in_process(_serve_probe, scoped, query_sets, scoped.retriever_depth)
-        asked = [*questions, *synthetic]
-        row["http"] = [_serve_http(scoped, count, asked, ready_timeout) for count in workers]
-        row["targets"] = _serve_targets(row)
-        yield row
+        yield row | _measure_built(row["build"], scoped, asked, workers, ready_timeout)
+
+
+def _measure_built(
+    build: dict[str, Any],
+    scoped: Settings,
+    query_sets: dict[str, list[str]],
+    workers: Sequence[int],
+    ready_timeout: float,
+) -> dict[str, Any]:
+    """A built generation's bytes on disk, its in-process probe, its HTTP runs with each
+    number of ``workers``, and the targets."""
+    generation = Path(build["generation"])
+    sizes = {
+        path.relative_to(generation).as_posix(): path.stat().st_size
+        for path in sorted(generation.rglob("*"))
+        if path.is_file()
+    }
+    sizes["total"] = sum(sizes.values())
+    sizes["corpus"] = bytes_under(scoped.corpus_dir)
+    probe = in_fresh_process(_serve_probe, scoped, query_sets, scoped.retriever_depth)
+    asked = [q for qs in query_sets.values() for q in qs]
+    http = [http_probe(scoped, count, asked, ready_timeout) for count in workers]
+    row = {"bytes_on_disk": sizes, "in_process": probe, "http": http}
+    return row | {"targets": _serve_targets(row)}
 
 
 def _serve_targets(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
