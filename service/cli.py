@@ -498,7 +498,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="citeqa",
         description="Cited, extractive question answering over a multilingual news corpus.",
         epilog="Settings can also come from CITEQA_* environment variables (see README). "
-        "eval, bench and load are the lab's commands: pip install -e '.[lab]'.",
+        "The lab's commands (eval --report, bench, load) need the lab extra: "
+        "pip install -e '.[lab]'.",
     )
     parser.add_argument("--version", action="version", version=f"citeqa {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
