@@ -41,10 +41,11 @@ format: install
 
 ## Rewrite the reports in eval/reports/ (under a minute): the evaluation, measured anew
 ## (eval.md and its charts in eval/), and the markdown and charts of the bench, load and
-## scale reports from their saved JSON, without measuring. To measure those again:
-##   citeqa bench --requests 800 --clients 1 8 32   (seed corpus, about 5 minutes; add
-##       --scale 10000 100000 1000000 for the committed scale rows: hours the first time)
-##   citeqa load (2 minutes), citeqa load --soak (30 minutes)
+## scale reports from their saved JSON, without measuring. The bench is not measured anew:
+## the seed corpus alone takes 2 minutes, but the committed report also holds --scale rows
+## that take hours the first time. To measure those reports again:
+##   citeqa bench --requests 800 --clients 1 8 32 [--scale 10000 100000 1000000]
+##   citeqa load (2.5 minutes); citeqa load --soak (30 minutes)
 ##   python -m service.lab.scale 100000 1000000 --serve --questions eval/questions.jsonl
 ##       --out eval/reports/scale   (hours)
 reports: build
