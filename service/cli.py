@@ -1,9 +1,14 @@
-"""The ``citeqa`` command (also ``python -m service``)."""
+"""The ``citeqa`` command (also ``python -m service``).
+
+One small handler per command. The service's commands (build, add, remove, search, ask,
+verify, serve) run here; the lab's (eval, bench, load) resolve their options here and run in
+``service.lab.commands``, imported only when one of them runs, so ``citeqa --help`` and the
+service never load the lab or its extra.
+"""
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import textwrap
@@ -11,17 +16,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from service import __version__
 from service.config import Settings, export_to_workers
 from service.errors import CiteqaError, VectorStoreError
 
 DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
 DEFAULT_CLAIMS = Path("eval/claims.jsonl")
+REPORTS = Path("eval/reports")  # the generated reports; `make reports` rewrites them
+EVAL_REPORT = REPORTS / "eval.md"  # its charts go in eval/reports/eval/
+BENCH_OUT = REPORTS / "bench"
+LOAD_OUT = REPORTS / "load"
 
 __all__ = ["check_workers", "main"]
 
 FUSIONS = ["competent_zscore", "competent_rrf", "rrf", "minmax"]
-STORES = ["faiss", "milvus"]  # service.lab.bench.STORES, without importing it for --help
+STORES = ["faiss", "milvus"]  # service.lab.stores.STORES, without importing it for --help
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -169,118 +180,25 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from service.engine import Engine
-    from service.lab.evaluate import (
-        METRICS,
-        abstention_curve,
-        evaluate,
-        evaluate_claims,
-        load_claims,
-        load_questions,
-    )
-    from service.verify.verifier import Verifier
+    from service.lab.commands import evaluate_command
 
-    settings = _settings(args)
     # Neither file named: both defaults. One named: only that one.
-    questions_file = args.questions or (None if args.claims else DEFAULT_QUESTIONS)
-    claims_file = args.claims or (None if args.questions else DEFAULT_CLAIMS)
-    try:
-        questions = load_questions(questions_file) if questions_file else []
-        claims = load_claims(claims_file) if claims_file else []
-    except (OSError, ValueError) as error:
-        print(f"citeqa eval: error: {error}", file=sys.stderr)
-        return 2
-    product = Engine.from_settings(settings)
-    index = product.index
-    engines = {  # a baseline is the product with one retriever alone
-        name: Engine.from_settings(settings, index=index, retrievers=[name])
-        for name in product.retriever.retrievers
-    }
-    engines["hybrid"] = product
-    for fusion in args.compare_fusion or []:
-        tried = settings.model_copy(update={"fusion": fusion})
-        engines[f"hybrid:{fusion}"] = Engine.from_settings(tried, index=index)
-    systems = {name: functools.partial(engine.ask, top_k=10) for name, engine in engines.items()}
-    progress = not (args.json or args.quiet)
-    report: dict[str, Any] = {}
-    outcomes: dict[str, Any] = {}
-    if questions:
-        if progress:
-            print(
-                f"asking {len(questions)} questions of {len(systems)} systems ...", file=sys.stderr
-            )
-        report, outcomes = evaluate(systems, questions, index.chunks, index.documents)
-    checks: list[Any] = []
-    if claims:
-        if progress:
-            print(f"checking {len(claims)} claims ...", file=sys.stderr)
-        verifier = Verifier(product)
-        report["claims"], checks = evaluate_claims(verifier.verify, claims)
-    if args.report:
-        from service.lab.report import write_report
-
-        if not questions:
-            print("citeqa eval: error: --report needs questions as well", file=sys.stderr)
-            return 2
-        written = write_report(
-            args.report,
-            report,
-            outcomes,
-            abstention_curve(outcomes["hybrid"]),
-            questions_file=questions_file or DEFAULT_QUESTIONS,
-            min_confidence=settings.min_confidence,
-            claims=(report.get("claims"), checks, claims_file),
-        )
-        print(f"wrote {written[0]} and {len(written) - 1} charts", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-        return 0
-    if questions:
-        print(f"{len(questions)} questions from {questions_file}\n")
-        print(_table(report["systems"], "overall", METRICS))
-        print("\nhybrid (the product) by category")
-        print(_table(report["by_category"], None, METRICS))
-    if claims:
-        summary = report["claims"]
-        print(
-            f"\n{summary['n']} claims from {claims_file}: label accuracy "
-            f"{summary['label_accuracy']:.3f}, evidence recall {summary['evidence_recall']:.3f}"
-        )
-        corner = "label / verdict"
-        print(f"{corner:<16}" + "".join(f"{v:>14}" for v in summary["confusion"]))
-        for label, row in summary["confusion"].items():
-            print(f"{label:<16}" + "".join(f"{n:>14}" for n in row.values()))
-    return 0
+    questions = args.questions or (None if args.claims else DEFAULT_QUESTIONS)
+    claims = args.claims or (None if args.questions else DEFAULT_CLAIMS)
+    return evaluate_command(
+        _settings(args),
+        questions_file=questions,
+        claims_file=claims,
+        report_path=args.report,
+        fusions=args.compare_fusion or (),
+        as_json=args.json,
+        quiet=args.quiet,
+    )
 
 
-def _table(rows: dict[str, Any], scope: str | None, metrics: Sequence[str]) -> str:
-    """A fixed-width table: a line per row key, a column per metric."""
-    short = [m.replace("_ms", "").replace("abstain_", "abst_") for m in metrics]
-    lines = [f"{'':<20}" + "".join(f"{m[:11]:>12}" for m in short)]
-    for name, row in rows.items():
-        values = row[scope] if scope else row
-        cells = [values.get(m) for m in metrics]
-        lines.append(
-            f"{name[:19]:<20}" + "".join(f"{'-' if v is None else f'{v:.3f}':>12}" for v in cells)
-        )
-    return "\n".join(lines)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from service.lab.bench import markdown, run_bench, scale_available, write
-
-    if args.scale and not scale_available():  # fail before minutes of measuring
-        print("citeqa bench: error: --scale needs service/lab/scale/", file=sys.stderr)
-        return 2
-    if args.stores and not args.scale:
-        print("citeqa bench: error: --stores compares stores at --scale N chunks", file=sys.stderr)
-        return 2
-    if args.requests < 1 or min(args.clients) < 1 or min(args.scale or [1]) < 1:
-        print("citeqa bench: error: counts must be at least 1", file=sys.stderr)
-        return 2
-    settings = _settings(args)
-    workers = args.workers or settings.workers
-    check_workers(settings, workers)  # before minutes of measuring
+def _bench_line(args: argparse.Namespace, workers: int) -> str:
+    """The command line the bench report records: every option that shapes the figures,
+    the worker count resolved."""
     command = [
         "citeqa bench", f"--requests {args.requests}", f"--workers {workers}",
         "--clients " + " ".join(map(str, args.clients)), f"--out {args.out}",
@@ -290,9 +208,23 @@ def _bench(args: argparse.Namespace) -> int:
     command += ["--stores " + " ".join(args.stores)] if args.stores else []
     command += [f"--scale-dir {args.scale_dir}"] if args.scale_dir else []
     command += [f"--questions {args.questions}"] if args.questions != DEFAULT_QUESTIONS else []
-    report = run_bench(
-        settings,
-        args.questions,
+    return " ".join(command)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.stores and not args.scale:
+        print("citeqa bench: error: --stores compares stores at --scale N chunks", file=sys.stderr)
+        return 2
+    if args.requests < 1 or min(args.clients) < 1 or min(args.scale or [1]) < 1:
+        print("citeqa bench: error: counts must be at least 1", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    workers = args.workers or settings.workers
+    check_workers(settings, workers)  # before minutes of measuring
+    from service.lab.commands import BenchOptions, bench_command
+
+    options = BenchOptions(
+        questions_file=args.questions,
         requests=args.requests,
         workers=workers,
         clients=args.clients,
@@ -301,42 +233,32 @@ def _bench(args: argparse.Namespace) -> int:
         scale_dir=args.scale_dir,
         stores=args.stores or (),
         progress=not args.quiet,
-        command=" ".join(command),
     )
-    written = write(report, args.out)
-    print(markdown(report, chart=None))
-    print(f"\nwritten: {', '.join(map(str, written))}")
-    return 0
+    return bench_command(settings, options, out=args.out, command=_bench_line(args, workers))
 
 
 def _load(args: argparse.Namespace) -> int:
-    from service.index import build_index
-    from service.lab.load import load_suite
-
     settings = _settings(args)
-    check_workers(settings, args.workers or settings.workers)
-    build_index(settings, progress=False)  # serve what the corpus holds now
+    workers = args.workers or settings.workers
+    check_workers(settings, workers)
+    from service.lab.commands import LoadOptions, load_command
+
     soak = args.soak is not None
     seconds = args.soak if soak else args.seconds
-    clients = [8] if soak and not args.clients else (args.clients or [8, 32])
     invalid = args.invalid_share if args.invalid_share is not None else (0.3 if soak else 0.0)
-    results, growth = load_suite(
-        settings,
-        clients=clients,
+    options = LoadOptions(
+        clients=[8] if soak and not args.clients else (args.clients or [8, 32]),
         seconds=seconds,
         questions=args.questions,
+        workers=workers,
         claims=DEFAULT_CLAIMS if soak and DEFAULT_CLAIMS.is_file() else None,
-        out_dir=args.out,
-        workers=args.workers or settings.workers,
         invalid_share=invalid,
         check_share=0.05 if soak else 0.0,
         sample_every=args.sample_every,
         warmup_seconds=min(120.0, seconds / 5) if soak else 0.0,
+        name="soak" if soak else "load",
     )
-    print((args.out / "load.md").read_text(encoding="utf-8"))
-    print(f"written to {args.out}/load.json and load.md")
-    failed = any(r.failures for r in results) or (growth is not None and growth >= 0.05)
-    return 1 if failed else 0
+    return load_command(settings, options, out=args.out)
 
 
 def check_workers(settings: Settings, workers: int) -> None:
@@ -381,35 +303,37 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="citeqa",
-        description="Cited, extractive question answering over a multilingual news corpus.",
-        epilog="Settings can also come from CITEQA_* environment variables (see README).",
+_Commands = Any  # argparse's sub-parser action (private in typeshed)
+
+
+def _command(commands: _Commands, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A sub-command with the options every command takes."""
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
+    sub.add_argument("--corpus", dest="corpus_dir", type=Path, help="corpus folder")
+    sub.add_argument("--index", dest="index_dir", type=Path, help="index folder")
+    return sub
+
+
+def _add_build(commands: _Commands) -> None:
+    build = _command(
+        commands, "build", "Build the indexes (skipped when corpus and settings are unchanged)."
     )
-    parser.add_argument("--version", action="version", version=f"citeqa {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--corpus", dest="corpus_dir", type=Path, help="corpus folder")
-        sub.add_argument("--index", dest="index_dir", type=Path, help="index folder")
-        return sub
-
-    build = add("build", "Build the indexes (skipped when corpus and settings are unchanged).")
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(handler=_build)
 
-    add_command = add(
+
+def _add_live_changes(commands: _Commands) -> None:
+    add = _command(
+        commands,
         "add",
         "Add (or replace) documents while the service runs: copies the files into the corpus "
         "and publishes a new index generation, encoding only new text.",
     )
-    add_command.add_argument("paths", nargs="+", type=Path, help=".txt or .md files")
-    add_command.set_defaults(handler=_add)
-
-    remove = add(
+    add.add_argument("paths", nargs="+", type=Path, help=".txt or .md files")
+    add.set_defaults(handler=_add)
+    remove = _command(
+        commands,
         "remove",
         "Remove documents by id (the file name without suffix) and publish the index "
         "without them; their citation links then answer 410 Gone.",
@@ -417,23 +341,30 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("doc_ids", nargs="+", help="document ids")
     remove.set_defaults(handler=_remove)
 
-    search = add("search", "Print the ranked passages for a query.")
+
+def _add_search_and_ask(commands: _Commands) -> None:
+    search = _command(commands, "search", "Print the ranked passages for a query.")
     search.add_argument("query", help="the question or keywords, in any language")
     search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
     search.add_argument("--json", action="store_true", help="print JSON")
     search.add_argument("--fusion", choices=FUSIONS, help="override the fusion")
     search.set_defaults(handler=_search)
-
-    ask = add("ask", "Answer a question from the corpus, with its quote and citation.")
+    ask = _command(
+        commands, "ask", "Answer a question from the corpus, with its quote and citation."
+    )
     ask.add_argument("question", help="the question, in any language")
     ask.add_argument("-k", type=int, default=5, help="how many passages to show (default 5)")
     ask.add_argument("--json", action="store_true", help="print the JSON body of POST /ask")
     ask.set_defaults(handler=_ask)
 
-    evaluate = add(
+
+def _add_eval(commands: _Commands) -> None:
+    evaluate = _command(
+        commands,
         "eval",
         "Run the pipeline and its one-retriever baselines on a question file; print "
-        "retrieval, answer and abstention metrics per system and category.",
+        "retrieval, answer and abstention metrics per system and category, and the claim "
+        "check's accuracy on a claims file.",
     )
     evaluate.add_argument(
         "--questions",
@@ -452,8 +383,9 @@ def _parser() -> argparse.ArgumentParser:
         "--report",
         type=Path,
         nargs="?",
-        const=Path("eval/report.md"),
-        help="also write a markdown report with PNG charts next to it (default eval/report.md)",
+        const=EVAL_REPORT,
+        help="also write a markdown report with PNG charts in a folder beside it "
+        f"(default {EVAL_REPORT}; needs the lab extra)",
     )
     evaluate.add_argument("--quiet", action="store_true", help="no progress messages")
     evaluate.add_argument(
@@ -464,16 +396,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=_eval)
 
-    verify = add("verify", "Check a claim: supported, contradicted or not found, with evidence.")
+
+def _add_verify(commands: _Commands) -> None:
+    verify = _command(
+        commands, "verify", "Check a claim: supported, contradicted or not found, with evidence."
+    )
     verify.add_argument("claim", help="the claim, in any language")
     verify.add_argument("-k", type=int, default=5, help="how many evidence sentences (default 5)")
     verify.add_argument("--json", action="store_true", help="print the JSON body of POST /verify")
     verify.set_defaults(handler=_verify)
 
-    bench = add(
+
+def _add_bench(commands: _Commands) -> None:
+    bench = _command(
+        commands,
         "bench",
         "Benchmark suite: /ask per stage in-process and over HTTP at several concurrencies, "
-        "ingest rates, and (--scale) synthetic corpora; writes JSON, markdown and a chart.",
+        "ingest rates, and (--scale) synthetic corpora; writes JSON, markdown and a chart "
+        "(needs the lab extra).",
     )
     bench.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question source")
     bench.add_argument("--requests", type=int, default=400, help="requests per measurement")
@@ -496,7 +436,7 @@ def _parser() -> argparse.ArgumentParser:
         "multilingual vectors into each vector store and compare them side by side (build "
         "seconds, bytes on disk, query p50/p99, recall@10, RSS): faiss (the index the "
         "settings pick for N) and milvus (Milvus Lite: FLAT, HNSW and IVF_FLAT; it has no "
-        "IVF_PQ); e.g. --scale 100000 --stores faiss milvus",
+        "IVF_PQ; needs the milvus extra); e.g. --scale 100000 --stores faiss milvus",
     )
     bench.add_argument(
         "--scale-dir",
@@ -505,14 +445,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quiet", action="store_true", help="no progress messages")
     bench.add_argument(
-        "--out", type=Path, default=Path("eval/bench"), help="output folder (default eval/bench)"
+        "--out", type=Path, default=BENCH_OUT, help=f"output folder (default {BENCH_OUT})"
     )
     bench.set_defaults(handler=_bench)
 
-    load = add(
+
+def _add_load(commands: _Commands) -> None:
+    load = _command(
+        commands,
         "load",
         "Load test over loopback with locust: requests/s, p50/p99 and errors at each client "
-        "count; --soak runs long with mixed valid and invalid input and checks memory.",
+        "count; --soak runs long with mixed valid and invalid input and checks memory "
+        "(needs the lab extra).",
     )
     load.add_argument(
         "--clients", type=int, nargs="+", help="concurrent clients per run (default 8 32)"
@@ -526,7 +470,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="soak instead: 8 clients for SECONDS (default 1800), 30%% invalid input, "
         "citations checked, server RSS sampled; fails on any error or on RSS growth >= 5%% "
-        "after warm-up",
+        "after warm-up; writes soak.json and soak.md",
     )
     load.add_argument(
         "--invalid-share", type=float, help="share of malformed or hostile requests (0 to 1)"
@@ -536,10 +480,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question source")
     load.add_argument("--workers", type=int, help="server worker processes (default: one per core)")
-    load.add_argument("--out", type=Path, default=Path("eval/load"), help="output folder")
+    load.add_argument(
+        "--out", type=Path, default=LOAD_OUT, help=f"output folder (default {LOAD_OUT})"
+    )
     load.set_defaults(handler=_load)
 
-    serve = add("serve", "Start the HTTP service.")
+
+def _add_serve(commands: _Commands) -> None:
+    serve = _command(commands, "serve", "Start the HTTP service.")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument(
@@ -548,6 +496,23 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes, each with its own models (default: one per core, CITEQA_WORKERS)",
     )
     serve.set_defaults(handler=_serve)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citeqa",
+        description="Cited, extractive question answering over a multilingual news corpus.",
+        epilog="Settings can also come from CITEQA_* environment variables (see README). "
+        "The lab's commands (eval --report, bench, load) need the lab extra: "
+        "pip install -e '.[lab]'.",
+    )
+    parser.add_argument("--version", action="version", version=f"citeqa {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_build, _add_live_changes, _add_search_and_ask, _add_eval, _add_verify, _add_bench,
+        _add_load, _add_serve,
+    ):  # fmt: skip
+        add(commands)
     return parser
 
 
@@ -564,4 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except CiteqaError as error:
         print(f"citeqa: error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:  # a CITEQA_* setting the validators refuse
+        for problem in error.errors():
+            print(f"citeqa: error: {problem['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2

@@ -182,8 +182,8 @@ class AnswerSettings(BaseModel):
         ge=0.0,
         le=1.0,
         description=(
-            "Abstain on answers whose confidence is below this, on top of the built-in "
-            "rules: higher trades answers for fewer wrong ones (eval/report.md has the curve)."
+            "Abstain on answers whose confidence is below this, on top of the built-in rules: "
+            "higher trades answers for fewer wrong ones (eval/reports/eval.md has the curve)."
         ),
     )
     tuned_file: Path | None = Field(

@@ -12,36 +12,27 @@ from typing import Any
 import numpy as np
 import pytest
 
-import service.lab.bench as bench_module
+import service.lab.stores as stores_module
 from service.cli import main
 from service.config import Settings
 from service.index import CorpusIndex, build_index, load_index
-from service.lab.bench import (
+from service.lab.bench import BenchReport, IngestRate, LoadRun, _load_run, _targets, stage_sum
+from service.lab.bench_report import _scale_points, chart, markdown, read, render, write
+from service.lab.processes import free_port
+from service.lab.scale import recall_per_set
+from service.lab.stats import Latency, latency
+from service.lab.stores import (
     STORES,
-    BenchReport,
-    IngestRate,
-    Latency,
-    LoadRun,
     StoreFigures,
     _files,
-    _load_run,
     _max_score_error,
     _measure_stores,
-    _scale_points,
     _store_build,
     _store_configs,
     _store_path,
     _store_probe,
-    _targets,
-    chart,
     compare_stores,
-    free_port,
-    latency,
-    markdown,
-    stage_sum,
-    write,
 )
-from service.lab.scale import recall_per_set
 from service.store.faiss_store import DenseIndex, DenseParams
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
@@ -323,7 +314,7 @@ def test_measure_stores_on_small_vectors(
     the exact top 10 with the exact scores (FLAT; FAISS's "auto" too at this size), keeps
     every float on disk, and opening, searching and closing it changes no file."""
     pytest.importorskip("milvus_lite")
-    monkeypatch.setattr(bench_module, "_in_fresh_process", lambda function, *args: function(*args))
+    monkeypatch.setattr(stores_module, "in_fresh_process", lambda function, *args: function(*args))
     vectors, queries = _unit_rows(1500, 32, seed=20), _unit_rows(40, 32, seed=21)
     query_sets = {"held-out": ["q"] * 30, "questions": ["q"] * 10}
     directory = tmp_path / "stores"
@@ -384,6 +375,21 @@ def test_store_figures_reach_the_summary_and_the_json(tmp_path: Path) -> None:
     write(sample, tmp_path)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["stores"][1]["index"] == "FLAT" and saved["stores"][0]["p50_ms"] == 1.25
+
+
+def test_a_saved_report_renders_as_it_was_written(tmp_path: Path) -> None:
+    """``make reports`` rewrites bench.md and bench.png from bench.json: the same text as
+    when measured, every record read back as the dataclass it was."""
+    stores = [_store_row("faiss", "IndexFlatIP", {"kind": "flat"})]
+    sample = replace(_sample_report([_scale_row(1000)]), stores=stores)
+    write(sample, tmp_path)
+    assert read(tmp_path / "bench.json") == sample
+    written = (tmp_path / "bench.md").read_text()
+    (tmp_path / "bench.md").unlink()
+    (tmp_path / "bench.png").unlink()
+    assert render(tmp_path / "bench.json") == [tmp_path / "bench.md", tmp_path / "bench.png"]
+    assert (tmp_path / "bench.md").read_text() == written
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_stores_need_a_scale_and_known_names(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from service.config import Settings
 from service.index import build_index
-from service.lab.bench import free_port, running_server
+from service.lab.processes import free_port, running_server
 
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402

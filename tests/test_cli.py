@@ -119,3 +119,87 @@ def test_eval_claims_json(
     assert set(summary) == {"label_accuracy", "evidence_recall", "confusion", "n"}
     assert summary["n"] == 9
     assert sum(sum(row.values()) for row in summary["confusion"].values()) == 9
+
+
+@pytest.mark.parametrize(
+    ("argv", "module", "extra"),
+    [
+        (["eval", "--report", "REPORT"], "matplotlib", "lab"),
+        (["bench", "--requests", "1", "--clients", "1"], "matplotlib", "lab"),
+        (["bench", "--scale", "10", "--stores", "milvus"], "pymilvus", "milvus"),
+        (["load", "--seconds", "1"], "locust", "lab"),
+    ],
+    ids=["eval --report", "bench", "bench --stores milvus", "load"],
+)
+def test_a_lab_command_names_the_extra_it_misses(
+    argv: list[str],
+    module: str,
+    extra: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before it measures anything: one line saying what to install, exit status 2."""
+    monkeypatch.setitem(sys.modules, module, None)  # import and find_spec now fail
+    argv = [str(tmp_path / "report.md") if a == "REPORT" else a for a in argv]
+    assert main([*argv, "--index", str(tmp_path / "index")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"needs the {extra} extra ({module}" in err
+    assert f"pip install -e '.[{extra}]'" in err
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "index").exists()
+
+
+_EXTRAS = ("matplotlib", "locust", "httpx", "pymilvus", "milvus_lite")
+
+
+def _python(code: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_help_loads_neither_the_lab_nor_its_extras() -> None:
+    code = f"""
+import sys
+from service.cli import main
+for argv in (["--help"], ["eval", "--help"], ["bench", "--help"], ["load", "--help"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print("LOADED", sorted(m for m in sys.modules
+                       if m.startswith("service.lab") or m.split(".")[0] in {_EXTRAS!r}))
+"""
+    out = _python(code)
+    assert "--requests" in out and "--soak" in out  # the help of each command was printed
+    assert out.splitlines()[-1] == "LOADED []"
+
+
+def test_the_service_and_the_lab_import_without_the_lab_extra() -> None:
+    """The core and the server run without the extras; the lab imports them only where it
+    uses them, so its commands can say what is missing."""
+    code = f"""
+import importlib, sys
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {_EXTRAS!r}:
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Missing())
+for name in ("service.cli", "service.engine", "service.index", "service.index.live",
+             "service.verify.verifier", "service.server.app", "service.lab.commands",
+             "service.lab.evaluate", "service.lab.bench", "service.lab.bench_report",
+             "service.lab.stores", "service.lab.load", "service.lab.report",
+             "service.lab.scale", "service.lab.scale.__main__"):
+    importlib.import_module(name)
+print("OK")
+"""
+    assert _python(code).strip() == "OK"
+
+
+def test_a_refused_setting_is_one_line_naming_it_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITEQA_CHUNK_OVERLAP", "700")
+    assert main(["build", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "CITEQA_CHUNK_OVERLAP" in err and "Traceback" not in err

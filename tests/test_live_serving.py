@@ -16,7 +16,7 @@ import pytest
 
 from service.config import Settings
 from service.index import build_index, check_index, current_generation
-from service.lab.bench import free_port, running_server
+from service.lab.processes import free_port, running_server
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 KEY = "live-serving-key"

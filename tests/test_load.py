@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 
 from service.config import Settings
 from service.index import CorpusIndex
-from service.lab.load import RssSample, load_suite, rss_growth
+from service.lab.load import LoadResult, RssSample, load_suite, render, rss_growth
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 CLAIMS = QUESTIONS.with_name("claims.jsonl")
@@ -57,6 +58,12 @@ def test_mixed_valid_and_hostile_load_has_no_errors(
     assert int(rows["GET /documents/{id}?start&end"]["Request Count"]) > 0
     assert len(result.rss) >= 3 and all(s.rss_bytes > 50 * 2**20 for s in result.rss)
     assert (tmp_path / "load.json").is_file() and "requests/s" in (tmp_path / "load.md").read_text()
+    # the saved JSON holds every figure: read back, it is the same result and markdown
+    saved = json.loads((tmp_path / "load.json").read_text())
+    assert LoadResult.from_json(saved["results"][0]) == result
+    markdown = (tmp_path / "load.md").read_text()
+    (tmp_path / "load.md").unlink()
+    assert render(tmp_path / "load.json").read_text() == markdown
 
 
 @pytest.mark.slow

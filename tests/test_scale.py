@@ -22,17 +22,19 @@ from service.lab.scale import (
     ScaleResult,
     SeedPool,
     StandInEncoder,
-    _bank,
     held_out,
     recall_at_k,
     run_scale,
     seed_pool,
+    sentence_bank,
     serve_markdown,
     serve_scale,
     synthetic_queries,
     synthetic_texts,
     write_corpus,
 )
+from service.lab.scale.serve_report import render as render_serve
+from service.lab.scale.serve_report import save_serve_row
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 
@@ -201,7 +203,7 @@ class _FakeModel:
 def test_stand_in_vectors_say_what_they_are(pool: SeedPool, tmp_path: Path) -> None:
     """Each kind of text gets the vector the docstring promises, and the counts add up."""
     composition = write_corpus(pool, 300, 0, tmp_path / "corpus")
-    bank_texts, _ = _bank(pool, 0)
+    bank_texts, _ = sentence_bank(pool, 0)
     rng = np.random.default_rng(0)
     bank = rng.normal(size=(len(bank_texts), 8)).astype(np.float32)
     real = rng.normal(size=(100, 8)).astype(np.float32)  # "encoded" rows of the first 100
@@ -319,3 +321,24 @@ def test_serve_scale_stand_in_counts_add_up(served: dict[str, Any]) -> None:
         assert counts.get("real", 0) == 0  # nothing of this stream was encoded before
         fallbacks = counts.get("fallback (encoded)", 0) + counts.get("fallback (random)", 0)
         assert fallbacks <= served["build"]["synthetic_documents"]  # datelines
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_serve_rows_are_saved_and_rendered_again(served: dict[str, Any], tmp_path: Path) -> None:
+    """``--out`` keeps one row per size in serve.jsonl; ``render`` (``make reports``) makes
+    the same serve.md from it without measuring."""
+    row = {k: v for k, v in served.items() if k != "work"}
+    row["command"] = "python -m service.lab.scale 300 --serve"
+    save_serve_row(tmp_path, row)
+    save_serve_row(tmp_path, row | {"chunks_target": 200})
+    save_serve_row(tmp_path, row)  # replaces the row of its size
+    saved = _rows(tmp_path / "serve.jsonl")
+    assert [r["chunks_target"] for r in saved] == [200, 300]
+    written = (tmp_path / "serve.md").read_text()
+    assert "| 200 paragraphs | 300 paragraphs |" in written and row["command"] in written
+    (tmp_path / "serve.md").unlink()
+    assert render_serve(tmp_path / "serve.jsonl") == tmp_path / "serve.md"
+    assert (tmp_path / "serve.md").read_text() == written

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.lab.stats import nearest_rank
 from service.records import AskResult, Chunk, Document
 
 __all__ = [
@@ -155,10 +156,7 @@ def answer_matches(span: str, answers: Sequence[str]) -> bool:
 
 
 def _percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+    return nearest_rank(sorted(values), share) if values else 0.0
 
 
 @dataclass(frozen=True)

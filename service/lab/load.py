@@ -1,12 +1,18 @@
 """Load and soak: a real load generator (locust, headless) against ``citeqa serve`` on
-loopback, with the server's memory sampled while it runs.
+loopback, with the server's memory sampled while it runs (``citeqa load``).
 
+- ``load_suite`` starts the server, warms it, runs ``run_load`` once per client count and
+  writes ``load.json`` and ``load.md`` (``soak.json`` and ``soak.md`` for a soak);
 - ``run_load`` drives ``clients`` concurrent locust users (``service/lab/locustfile.py``) for
   ``seconds`` against a running server and reads locust's own CSV statistics: requests,
   failures, requests/s, p50 and p99. While it runs, the server's resident memory (the
   ``citeqa serve`` process and its workers) is sampled every ``sample_every`` seconds.
 - ``rss_growth`` is the soak's memory verdict: the largest RSS after warm-up against the
-  RSS when warm-up ended.
+  RSS when warm-up ended;
+- ``render`` rewrites the markdown of a saved report from its JSON, without measuring.
+
+Locust is the ``lab`` extra; it runs in its own process (it patches the standard library with
+gevent on import), so nothing here imports it.
 
 A failure is any response other than the one expected (200 for valid requests, the exact
 4xx for each malformed one), any 5xx, timeout or dropped connection, and any citation that
@@ -18,26 +24,27 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from service.config import Settings, available_cores
+from service.lab.processes import serve, tree_rss
 
 __all__ = [
     "LoadResult",
     "RssSample",
     "load_suite",
+    "render",
     "rss_growth",
     "run_load",
-    "server_processes",
-    "tree_rss",
 ]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -67,60 +74,19 @@ class LoadResult:
     def error_rate(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
 
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> LoadResult:
+        """A result as ``load.json`` holds it (``asdict`` and its ``error_rate``)."""
+        plain: tuple[str, ...] = ("clients", "seconds", "invalid_share", "requests")
+        plain += ("failures", "requests_per_s", "p50_ms", "p99_ms")
+        return cls(
+            **{key: row[key] for key in plain},
+            failure_examples=tuple(row.get("failure_examples", ())),
+            rss=tuple(RssSample(**sample) for sample in row.get("rss", ())),
+        )
+
 
 # ---------------------------------------------------------------------------- memory
-
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return children
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += _children(current)
-    return found
-
-
-def server_processes(parent: int | None = None) -> list[int]:
-    """The ``citeqa serve`` process started below ``parent`` (this process by default)
-    and all its descendants (the uvicorn workers)."""
-    for pid in _descendants(parent or os.getpid()):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\x00")
-        except OSError:
-            continue
-        if b"serve" in command and b"service" in command:
-            return _descendants(pid)
-    return []
-
-
-def _memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of one process in bytes; zeros if it is gone."""
-    try:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0, 0
-    values = {}
-    for line in rollup.splitlines()[1:]:
-        name, _, rest = line.partition(":")
-        if rest.strip().endswith("kB"):
-            values[name] = int(rest.split()[0]) * 1024
-    return values.get("Rss", 0), values.get("Pss", 0)
-
-
-def tree_rss(pids: Sequence[int]) -> tuple[int, int]:
-    """Summed (RSS, PSS) of ``pids``."""
-    pairs = [_memory(pid) for pid in pids]
-    return sum(r for r, _ in pairs), sum(p for _, p in pairs)
 
 
 def rss_growth(samples: Sequence[RssSample], warmup_seconds: float) -> float:
@@ -142,8 +108,8 @@ def _locust() -> str:
     found = shutil.which("locust", path=str(Path(sys.executable).parent)) or shutil.which("locust")
     if found is None:
         raise RuntimeError(
-            "locust is not installed; install the test tools with `pip install -e '.[dev]'` "
-            "(or `make install`)."
+            "locust is not installed; install the lab extra with `pip install -e '.[lab]'` "
+            "(`make install` installs it)."
         )
     return found
 
@@ -164,6 +130,60 @@ def _failures(failures_csv: Path, most: int = 5) -> tuple[str, ...]:
     return tuple(f"{r['Occurrences']}x {r['Name']}: {r['Error']}"[:300] for r in rows[:most])
 
 
+@dataclass(frozen=True)
+class _Mix:
+    """What the locust users send (the options of ``service/lab/locustfile.py``)."""
+
+    questions: Path
+    claims: Path | None = None
+    invalid_share: float = 0.0
+    check_share: float = 0.0
+    admin_key_set: bool = False
+
+    def options(self) -> list[str]:
+        options = ["--questions", str(self.questions), "--invalid-share", str(self.invalid_share)]
+        options += ["--check-share", str(self.check_share)]
+        options += ["--claims", str(self.claims)] if self.claims is not None else []
+        return options + (["--admin-key-set"] if self.admin_key_set else [])
+
+
+def _locust_command(url: str, clients: int, seconds: float, prefix: Path, mix: _Mix) -> list[str]:
+    """Headless locust: ``clients`` users, all started at once, CSV statistics at ``prefix``."""
+    return [
+        _locust(), "-f", str(LOCUSTFILE), "--headless", "--host", url,
+        "--users", str(clients), "--spawn-rate", str(clients),
+        "--run-time", f"{max(1, round(seconds))}s", "--stop-timeout", "30",
+        "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
+        *mix.options(),
+    ]  # fmt: skip
+
+
+@contextmanager
+def _sampled(pids: Sequence[int], every: float) -> Iterator[list[RssSample]]:
+    """Sample the summed memory of ``pids`` every ``every`` seconds while the block runs
+    (no samples when ``pids`` is empty)."""
+    samples: list[RssSample] = []
+    done = threading.Event()
+    started = time.monotonic()
+
+    def sample() -> None:
+        while True:
+            rss, pss = tree_rss(pids)
+            samples.append(RssSample(round(time.monotonic() - started, 1), rss, pss))
+            if done.wait(every):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if pids:
+        sampler.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        if pids:
+            sampler.join()
+
+
 def run_load(
     url: str,
     *,
@@ -179,68 +199,30 @@ def run_load(
     server_pids: Sequence[int] = (),
 ) -> LoadResult:
     """``clients`` locust users on ``url`` for ``seconds``; locust's figures, and the
-    server's memory every ``sample_every`` seconds when ``server_pids`` are given."""
+    server's memory every ``sample_every`` seconds when ``server_pids`` are given.
+
+    Args:
+        questions, claims: the question and claim files the users ask from.
+        out_dir: where locust's CSV files and log go (``locust-<clients>c*``).
+        invalid_share: the share of malformed or hostile requests.
+        check_share: the share of answers whose citation is fetched and checked.
+        admin_key_set: whether the admin routes are on (hostile requests to them get 401).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / f"locust-{clients}c"
-    command = [
-        _locust(),
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--host",
-        url,
-        "--users",
-        str(clients),
-        "--spawn-rate",
-        str(clients),
-        "--run-time",
-        f"{max(1, round(seconds))}s",
-        "--stop-timeout",
-        "30",
-        "--csv",
-        str(prefix),
-        "--only-summary",
-        "--loglevel",
-        "WARNING",
-        "--questions",
-        str(questions),
-        "--invalid-share",
-        str(invalid_share),
-        "--check-share",
-        str(check_share),
-    ]
-    if claims is not None:
-        command += ["--claims", str(claims)]
-    if admin_key_set:
-        command.append("--admin-key-set")
-
-    samples: list[RssSample] = []
-    done = threading.Event()
-    started = time.monotonic()
-
-    def sample() -> None:
-        while True:
-            rss, pss = tree_rss(server_pids)
-            samples.append(RssSample(round(time.monotonic() - started, 1), rss, pss))
-            if done.wait(sample_every):
-                return
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    if server_pids:
-        sampler.start()
-    log = (out_dir / f"locust-{clients}c.log").open("w", encoding="utf-8")
-    try:
+    mix = _Mix(questions, claims, invalid_share, check_share, admin_key_set)
+    command = _locust_command(url, clients, seconds, prefix, mix)
+    log_path = out_dir / f"locust-{clients}c.log"
+    with (
+        _sampled(server_pids, sample_every) as samples,
+        log_path.open("w", encoding="utf-8") as log,
+    ):
         finished = subprocess.run(
             command, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 120, check=False
         )
-    finally:
-        log.close()
-        done.set()
-        if server_pids:
-            sampler.join()
     stats = prefix.with_name(prefix.name + "_stats.csv")
     if not stats.is_file():
-        tail = (out_dir / f"locust-{clients}c.log").read_text(encoding="utf-8")[-2000:]
+        tail = log_path.read_text(encoding="utf-8")[-2000:]
         raise RuntimeError(f"locust exited with {finished.returncode} and no statistics:\n{tail}")
     row = _aggregated(stats)
     return LoadResult(
@@ -286,6 +268,17 @@ def _markdown(results: Sequence[LoadResult], growth: float | None, warmup: float
     return "\n".join(lines) + "\n"
 
 
+def render(report_json: Path) -> Path:
+    """Rewrite the markdown beside a saved ``load.json`` or ``soak.json`` from it (nothing
+    is measured); returns the markdown's path."""
+    report = json.loads(report_json.read_text(encoding="utf-8"))
+    results = [LoadResult.from_json(row) for row in report["results"]]
+    markdown = _markdown(results, report["rss_growth_after_warmup"], report["warmup_seconds"])
+    path = report_json.with_suffix(".md")
+    path.write_text(markdown, encoding="utf-8")
+    return path
+
+
 def load_suite(
     settings: Settings,
     *,
@@ -299,28 +292,18 @@ def load_suite(
     check_share: float = 0.0,
     sample_every: float = 10.0,
     warmup_seconds: float = 0.0,
+    name: str = "load",
 ) -> tuple[list[LoadResult], float | None]:
     """Start ``citeqa serve`` with ``workers`` workers, warm it, then one locust run per
-    entry of ``clients``; writes ``load.json`` and ``load.md`` to ``out_dir``. Returns the
-    results and, when ``warmup_seconds`` is set, the RSS growth after warm-up of the last
-    run (the soak's verdict)."""
-    from service.lab.bench import running_server
-
-    admin = settings.admin_key is not None
+    entry of ``clients``; writes ``<name>.json`` and ``<name>.md`` to ``out_dir``. Returns
+    the results and, when ``warmup_seconds`` is set, the RSS growth after warm-up of the
+    last run (the soak's verdict)."""
+    mix = _Mix(questions, claims, invalid_share, check_share, settings.admin_key is not None)
     results: list[LoadResult] = []
-    with running_server(settings, workers) as url:
-        pids = server_processes()
-        run = functools.partial(
-            run_load,
-            url,
-            questions=questions,
-            out_dir=out_dir,
-            claims=claims,
-            invalid_share=invalid_share,
-            check_share=check_share,
-            admin_key_set=admin,
-        )
+    with serve(settings, workers) as server:
+        run = functools.partial(run_load, server.url, out_dir=out_dir, **asdict(mix))
         run(clients=max(clients), seconds=5)  # every worker warm
+        pids = server.pids()
         for count in clients:
             results.append(
                 run(clients=count, seconds=seconds, sample_every=sample_every, server_pids=pids)
@@ -333,6 +316,7 @@ def load_suite(
         "rss_growth_after_warmup": growth,
         "warmup_seconds": warmup_seconds,
     }
-    (out_dir / "load.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "load.md").write_text(_markdown(results, growth, warmup_seconds), encoding="utf-8")
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    render(path)
     return results, growth

@@ -44,8 +44,9 @@ generations, each point tested in ``tests/test_milvus.py``:
 - slow past a small corpus: every search walks every row in Python (deduplicating primary
   keys across segments and checking deletions: ``milvus_lite/search/executor_indexed.py``)
   before the index is asked, so a query over 100,000 vectors took about 120 ms even with
-  HNSW, against 1.4 ms for FAISS IVF-PQ (``eval/bench``: ``service.lab.bench.compare_stores``,
-  run by ``citeqa bench --scale 100000 --stores faiss milvus``). Milvus Lite suits
+  HNSW, against 1.4 ms for FAISS IVF-PQ (``eval/reports/bench/stores``:
+  ``service.lab.stores.compare_stores``, run by ``citeqa bench --scale 100000 --stores faiss
+  milvus``). Milvus Lite suits
   development, tests and small corpora; serving a large one from Milvus means a Milvus
   server.
 """

@@ -20,7 +20,8 @@ limit they are approximated from encoded sentence variants (``vectors``).
 The modules, in the order they build on each other:
 
 - ``synthetic``: the seed pool, synthetic chunk texts and held-out queries;
-- ``metrics``: fresh processes, /proc memory, timed searches, exact search and recall@k;
+- ``metrics``: bytes on disk, timed searches, exact search and recall@k (fresh processes
+  and /proc memory are ``service.lab.processes``, percentiles ``service.lab.stats``);
 - ``vectors``: the vector cache and encoder processes, encoder throughput, the bank of
   encoded sentence variants and the approximated vectors;
 - ``measure``: ``run_scale``, ``ScaleResult`` and ``DenseFigures``;
@@ -28,7 +29,7 @@ The modules, in the order they build on each other:
 - ``corpus``: ``write_corpus`` and its ``Composition``;
 - ``stand_in``: ``StandInEncoder``;
 - ``serve``, ``serve_http``, ``serve_report``: ``serve_scale``, its HTTP probe, and the
-  markdown of ``serve.md``;
+  markdown of ``serve.md`` (``render`` rewrites it from ``serve.jsonl``);
 - ``__main__``: the command line.
 
 Every name other code imports is re-exported here: import from ``service.lab.scale``.
@@ -39,44 +40,53 @@ from __future__ import annotations
 from typing import Any
 
 from service.lab.scale.compare import compare_dense, comparison_grid
-from service.lab.scale.corpus import SERVE_SOURCE as SERVE_SOURCE
-from service.lab.scale.corpus import Composition, write_corpus
+from service.lab.scale.corpus import SERVE_SOURCE, Composition, write_corpus
 from service.lab.scale.measure import DenseFigures, ScaleResult, run_scale
-from service.lab.scale.metrics import RECALL_K as RECALL_K
-from service.lab.scale.metrics import recall_at_k, recall_per_set
-from service.lab.scale.serve import TARGETS as TARGETS
-from service.lab.scale.serve import serve_scale
+from service.lab.scale.metrics import RECALL_K, query_encoder, recall_at_k, recall_per_set
+from service.lab.scale.serve import TARGETS, serve_scale
 from service.lab.scale.serve_report import serve_markdown
 from service.lab.scale.stand_in import StandInEncoder
-from service.lab.scale.synthetic import GENERATOR_VERSION as GENERATOR_VERSION
 from service.lab.scale.synthetic import (
+    GENERATOR_VERSION,
     SeedPool,
     held_out,
     seed_pool,
     synthetic_queries,
     synthetic_texts,
 )
-from service.lab.scale.vectors import BANK_VARIANTS as BANK_VARIANTS
-from service.lab.scale.vectors import _bank as _bank
-from service.lab.scale.vectors import approximate_vectors as approximate_vectors
-from service.lab.scale.vectors import cache_key as cache_key
-from service.lab.scale.vectors import encode_cached as encode_cached
-from service.lab.scale.vectors import encode_throughput
+from service.lab.scale.vectors import (
+    BANK_VARIANTS,
+    approximate_vectors,
+    cache_key,
+    encode_cached,
+    encode_throughput,
+    sentence_bank,
+)
 
 __all__ = [
+    "BANK_VARIANTS",
+    "GENERATOR_VERSION",
+    "RECALL_K",
+    "SERVE_SOURCE",
+    "TARGETS",
     "Composition",
     "DenseFigures",
     "ScaleResult",
     "SeedPool",
     "StandInEncoder",
+    "approximate_vectors",
+    "cache_key",
     "compare_dense",
     "comparison_grid",
+    "encode_cached",
     "encode_throughput",
     "held_out",
+    "query_encoder",
     "recall_at_k",
     "recall_per_set",
     "run_scale",
     "seed_pool",
+    "sentence_bank",
     "serve_markdown",
     "serve_scale",
     "synthetic_queries",

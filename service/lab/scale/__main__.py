@@ -13,12 +13,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from service.config import Settings
+from service.lab.evaluate import load_questions
 from service.lab.scale.compare import compare_dense, comparison_grid
 from service.lab.scale.measure import run_scale
-from service.lab.scale.serve import _MEMORY_GUARD, serve_scale
-from service.lab.scale.serve_report import _save_serve_row
+from service.lab.scale.serve import MEMORY_GUARD, serve_scale
+from service.lab.scale.serve_report import save_serve_row
 from service.lab.scale.vectors import encode_throughput
 
 _DESCRIPTION = """\
@@ -45,13 +47,13 @@ _EXAMPLES = """\
 examples:
   python -m service.lab.scale 10000 100000 --questions eval/questions.jsonl
   python -m service.lab.scale 100000 --compare --approximate --questions eval/questions.jsonl
-  python -m service.lab.scale 100000 --serve --questions eval/questions.jsonl --out eval/scale
+  python -m service.lab.scale 100000 --serve --questions eval/questions.jsonl \\
+      --out eval/reports/scale
   python -m service.lab.scale 500 --throughput
 """
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m service.lab.scale N [N ...]``: measure and print one JSON line per N."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m service.lab.scale",
         description=_DESCRIPTION,
@@ -83,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="above this many chunks, approximate the multilingual vectors (see --approximate)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_modes(parser)
+    return parser
+
+
+def _add_modes(parser: argparse.ArgumentParser) -> None:
+    """The modes other than the default, and their own options."""
     parser.add_argument(
         "--compare",
         action="store_true",
@@ -100,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers", type=int, nargs="+", default=[1, 2], help="with --serve: servers to start"
     )
     parser.add_argument(
-        "--out", type=Path, help="with --serve: update OUT/serve.jsonl and OUT/serve.md"
+        "--out",
+        type=Path,
+        help="with --serve: update OUT/serve.jsonl and OUT/serve.md (the committed ones are in "
+        "eval/reports/scale)",
     )
     parser.add_argument(
         "--force", action="store_true", help="with --serve: rebuild an up-to-date generation"
@@ -108,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--memory-guard-gib",
         type=float,
-        default=_MEMORY_GUARD / 2**30,
+        default=MEMORY_GUARD / 2**30,
         help="with --serve: stop a build whose RSS passes this (or leaves < 1.5 GiB free)",
     )
     parser.add_argument(
@@ -116,55 +127,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="instead: each encoder's chunks/s over the first N chunks (encode_throughput)",
     )
-    args = parser.parse_args(argv)
-    questions: list[str] = []
-    if args.questions:
-        from service.lab.evaluate import load_questions
 
-        questions = [q.question for q in load_questions(args.questions)]
-    if args.throughput:
-        settings = Settings()
-        for n in args.sizes:
-            for model in (settings.multilingual_model, settings.dense_model):
-                rates = encode_throughput(model, settings, n, args.seed)
-                print(json.dumps({"model": model, "chunks": n, "chunks_per_s": rates}), flush=True)
-        return 0
-    if args.serve:
-        settings = Settings()
-        for row in serve_scale(
-            args.sizes,
+
+def _print(row: dict[str, Any]) -> None:
+    print(json.dumps(row, ensure_ascii=False), flush=True)
+
+
+def _throughput(args: argparse.Namespace) -> None:
+    settings = Settings()
+    for n in args.sizes:
+        for model in (settings.multilingual_model, settings.dense_model):
+            rates = encode_throughput(model, settings, n, args.seed)
+            print(json.dumps({"model": model, "chunks": n, "chunks_per_s": rates}), flush=True)
+
+
+def _serve(args: argparse.Namespace, questions: list[str], command: str) -> None:
+    settings = Settings()
+    for row in serve_scale(
+        args.sizes,
+        settings,
+        args.work_dir,
+        not args.quiet,
+        questions=questions,
+        queries=args.queries,
+        seed=args.seed,
+        workers=args.workers,
+        onnx_from=settings.index_dir / "onnx",
+        guard=int(args.memory_guard_gib * 2**30),
+        force=args.force,
+    ):
+        row["command"] = command
+        _print(row)
+        if args.out:
+            save_serve_row(args.out, row)
+
+
+def _compare(args: argparse.Namespace, questions: list[str]) -> None:
+    settings = Settings()
+    for n in args.sizes:
+        for figures in compare_dense(
+            n,
+            comparison_grid(n, 512),
             settings,
             args.work_dir,
             not args.quiet,
-            questions=questions,
             queries=args.queries,
             seed=args.seed,
-            workers=args.workers,
-            onnx_from=settings.index_dir / "onnx",
-            guard=int(args.memory_guard_gib * 2**30),
-            force=args.force,
+            questions=questions,
+            approximate=args.approximate,
         ):
-            row["command"] = "python -m service.lab.scale " + " ".join(argv or sys.argv[1:])
-            print(json.dumps(row, ensure_ascii=False), flush=True)
-            if args.out:
-                _save_serve_row(args.out, row)
-        return 0
-    if args.compare:
-        settings = Settings()
-        for n in args.sizes:
-            for figures in compare_dense(
-                n,
-                comparison_grid(n, 512),
-                settings,
-                args.work_dir,
-                not args.quiet,
-                queries=args.queries,
-                seed=args.seed,
-                questions=questions,
-                approximate=args.approximate,
-            ):
-                print(json.dumps({"chunks": n, **asdict(figures)}, ensure_ascii=False), flush=True)
-        return 0
+            _print({"chunks": n, **asdict(figures)})
+
+
+def _measure(args: argparse.Namespace, questions: list[str]) -> None:
     for n in sorted(args.sizes):  # a line as soon as each size is measured
         results = run_scale(
             [n],
@@ -177,7 +192,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             dense_encoder_limit=args.dense_encoder_limit,
             multilingual_encoder_limit=args.multilingual_encoder_limit,
         )
-        print(json.dumps(asdict(results[0]), ensure_ascii=False), flush=True)
+        _print(asdict(results[0]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m service.lab.scale N [N ...]``: measure and print one JSON line per result;
+    returns the exit status."""
+    args = _parser().parse_args(argv)
+    questions: list[str] = []
+    if args.questions:
+        questions = [q.question for q in load_questions(args.questions)]
+    if args.throughput:
+        _throughput(args)
+    elif args.serve:
+        _serve(args, questions, "python -m service.lab.scale " + " ".join(argv or sys.argv[1:]))
+    elif args.compare:
+        _compare(args, questions)
+    else:
+        _measure(args, questions)
     return 0
 
 

@@ -20,19 +20,19 @@ import numpy as np
 from service.config import Settings
 from service.encode.encoders import set_threads
 from service.ingest.chunk import ChunkingParams
+from service.lab.processes import in_fresh_process
 from service.lab.scale.measure import DenseFigures
 from service.lab.scale.metrics import (
-    _bytes_under,
-    _exact_search,
-    _in_process,
-    _index_memory,
-    _percentiles,
-    _query_encoder,
-    _timed,
+    bytes_under,
+    exact_search,
+    index_memory,
+    query_encoder,
     recall_per_set,
+    timed_searches,
 )
-from service.lab.scale.synthetic import seed_pool, synthetic_queries, synthetic_texts
-from service.lab.scale.vectors import _bank, approximate_vectors, cache_key, encode_cached
+from service.lab.scale.synthetic import SeedPool, seed_pool, synthetic_queries, synthetic_texts
+from service.lab.scale.vectors import approximate_vectors, cache_key, encode_cached, sentence_bank
+from service.lab.stats import p50_p99
 from service.store.faiss_store import DenseIndex, DenseParams, theoretical_bytes
 
 _SEARCH_KEYS = frozenset({"efSearch", "nprobe", "refine"})
@@ -54,16 +54,75 @@ def _probe_candidates(
 ) -> list[dict[str, Any]]:
     """One built index searched with each spec's search parameters (own process)."""
     set_threads(1)
-    memory = _index_memory(path, specs[0])
+    memory = index_memory(path, specs[0])
     figures = []
     for spec in specs:
         index = DenseIndex.load(path, spec)
         index.search(query_vectors[0], depth)
-        found, times = _timed(index.search, list(query_vectors), depth)
-        p50, p99 = _percentiles(times)
+        found, times = timed_searches(index.search, list(query_vectors), depth)
+        p50, p99 = p50_p99(times)
         figures.append({"memory_bytes": memory, "p50_ms": p50, "p99_ms": p99, "found": found})
         del index
     return figures
+
+
+def _corpus_vectors(
+    pool: SeedPool, n: int, settings: Settings, work_dir: Path, progress: bool, seed: int,
+    approximate: bool,
+) -> np.ndarray:  # fmt: skip
+    """The multilingual vectors of the ``n`` synthetic chunks: encoded (cached), or with
+    ``approximate`` the stand-ins of ``approximate_vectors``."""
+    model, cache_dir = settings.multilingual_model, work_dir / "vectors"
+    if approximate:
+        bank_texts, offsets = sentence_bank(pool, seed)
+        bank, _, _ = encode_cached(
+            model, bank_texts, settings=settings, cache_dir=cache_dir,
+            key=cache_key(model, seed, bank=True), progress=progress,
+        )  # fmt: skip
+        return approximate_vectors(pool, n, seed, bank, offsets, progress)
+    vectors, _, _ = encode_cached(
+        model, synthetic_texts(pool, n, seed), settings=settings, cache_dir=cache_dir,
+        key=cache_key(model, seed), progress=progress,
+    )  # fmt: skip
+    return vectors
+
+
+_Probed = tuple[dict[str, Any], float, int, dict[str, Any]]  # spec, build s, bytes, figures
+
+
+def _build_and_probe(
+    vectors: np.ndarray,
+    query_vectors: np.ndarray,
+    candidates: Sequence[dict[str, Any]],
+    settings: Settings,
+    directory: Path,
+    progress: bool,
+) -> list[_Probed]:
+    """Each candidate's index built here (specs that differ only in search parameters
+    share one build) and searched in a fresh process."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for spec in candidates:
+        build_part = {k: v for k, v in spec.items() if k not in _SEARCH_KEYS}
+        groups.setdefault(json.dumps(build_part, sort_keys=True), []).append(spec)
+    results: list[_Probed] = []
+    for number, specs in enumerate(groups.values()):
+        set_threads(settings.effective_threads())
+        started = time.perf_counter()
+        index = DenseIndex.build(
+            vectors, kind=specs[0]["kind"], params=_params_for(specs[0]), progress=progress
+        )
+        build_seconds = time.perf_counter() - started
+        path = directory / f"candidate-{number}.faiss"
+        index.save(path)
+        del index
+        size = bytes_under(path)
+        probed = in_fresh_process(
+            _probe_candidates, path, specs, query_vectors, settings.retriever_depth
+        )
+        results += [
+            (spec, build_seconds, size, got) for spec, got in zip(specs, probed, strict=True)
+        ]
+    return results
 
 
 def compare_dense(
@@ -89,51 +148,18 @@ def compare_dense(
     )
     directory = work_dir / f"compare-n{n}{'-approximated' if approximate else ''}"
     directory.mkdir(parents=True, exist_ok=True)
-    cache_dir = work_dir / "vectors"
     set_threads(settings.effective_threads())
-    if approximate:
-        bank_texts, offsets = _bank(pool, seed)
-        bank, _, _ = encode_cached(
-            model, bank_texts, settings=settings, cache_dir=cache_dir,
-            key=cache_key(model, seed, bank=True), progress=progress,
-        )  # fmt: skip
-        vectors = approximate_vectors(pool, n, seed, bank, offsets, progress)
-    else:
-        vectors, _, _ = encode_cached(
-            model, synthetic_texts(pool, n, seed), settings=settings, cache_dir=cache_dir,
-            key=cache_key(model, seed), progress=progress,
-        )  # fmt: skip
+    vectors = _corpus_vectors(pool, n, settings, work_dir, progress, seed, approximate)
     query_texts = {"held-out": synthetic_queries(pool, queries, seed)}
     if questions:
         query_texts["questions"] = list(questions)
-    encoder = _query_encoder(model, settings, settings.effective_threads())
+    encoder = query_encoder(model, settings, settings.effective_threads())
     query_vectors = encoder.encode([q for qs in query_texts.values() for q in qs])
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for spec in candidates:
-        build_part = {k: v for k, v in spec.items() if k not in _SEARCH_KEYS}
-        groups.setdefault(json.dumps(build_part, sort_keys=True), []).append(spec)
-    results: list[tuple[dict[str, Any], float, int, dict[str, Any]]] = []
-    for number, specs in enumerate(groups.values()):
-        set_threads(settings.effective_threads())
-        started = time.perf_counter()
-        index = DenseIndex.build(
-            vectors, kind=specs[0]["kind"], params=_params_for(specs[0]), progress=progress
-        )
-        build_seconds = time.perf_counter() - started
-        path = directory / f"candidate-{number}.faiss"
-        index.save(path)
-        del index
-        size = _bytes_under(path)
-        probed = _in_process(
-            _probe_candidates, path, specs, query_vectors, settings.retriever_depth
-        )
-        results += [
-            (spec, build_seconds, size, got) for spec, got in zip(specs, probed, strict=True)
-        ]
+    results = _build_and_probe(vectors, query_vectors, candidates, settings, directory, progress)
     set_threads(1)
     set_sizes = {name: len(texts) for name, texts in query_texts.items()}
     label = f"{model} (approximated)" if approximate else model
-    exact, exact_p50, exact_p99 = _exact_search(vectors, query_vectors, settings.retriever_depth)
+    exact, exact_p50, exact_p99 = exact_search(vectors, query_vectors, settings.retriever_depth)
     figures = []
     for spec, build_seconds, size, got in results:
         recall = recall_per_set(vectors, query_vectors, got["found"], exact, set_sizes)

@@ -3,7 +3,7 @@
 ``write_corpus`` writes the N synthetic chunks as paragraphs, 20 to 60 a document, under a
 headline and a ``Source: ... | date`` line (the shape of the seed pages), plus a copy of
 the seed documents. It returns a ``Composition``: which encoded seed-sentence variants (rows
-of ``vectors._bank``) each sentence is made of, which row of the synthetic stream each
+of ``vectors.sentence_bank``) each sentence is made of, which row of the synthetic stream each
 paragraph is, and which texts are real, so ``stand_in.StandInEncoder`` can give every text
 ``build_index`` asks about a vector without encoding it.
 """
@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 from service.ingest.chunk import ChunkingParams, chunk_document, indexed_text, sentence_spans
 from service.ingest.chunk import weighted_length as _weighted_length
 from service.ingest.documents import find_date, read_corpus
-from service.lab.scale.synthetic import SeedPool, _compose, _vary
-from service.lab.scale.vectors import _BLOCK, BANK_VARIANTS, _bank, _digest
+from service.lab.scale.synthetic import SeedPool, compose, vary
+from service.lab.scale.vectors import BANK_VARIANTS, BLOCK, block_digest, sentence_bank
 
 SERVE_SOURCE = "Synthetic Wire"
 _DOC_PARAGRAPHS = (20, 60)  # synthetic chunks a document holds (uniform): some dozens
@@ -31,7 +31,7 @@ _FIRST_DAY = 735_234  # 2014-01-01 as a date ordinal
 _DAYS = 4_383  # to the end of 2025
 
 
-def _key(text: str) -> bytes:
+def text_key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
 
 
@@ -40,7 +40,7 @@ class Composition:
     """How the texts of a written synthetic corpus were made, for the stand-in encoders.
 
     Every sentence (``sentence_spans`` of a synthetic paragraph, and every title) maps to
-    the seed-sentence variants it is made of: rows of the bank (``_bank``) and their
+    the seed-sentence variants it is made of: rows of the bank (``sentence_bank``) and their
     weighted lengths. ``paragraphs`` maps each synthetic paragraph to its row in the
     synthetic stream (whose encoded vectors the cache may hold); ``real_texts`` are the
     texts of the copied seed documents, which are encoded for real."""
@@ -51,12 +51,12 @@ class Composition:
     rows: list[int] = field(default_factory=list)  # part -> bank row
     weights: list[float] = field(default_factory=list)  # part -> weighted length
     paragraphs: dict[bytes, int] = field(default_factory=dict)  # paragraph key -> row
-    blocks: list[str] = field(default_factory=list)  # _digest of each full 1,000 paragraphs
+    blocks: list[str] = field(default_factory=list)  # block_digest of each full 1,000 paragraphs
     real_texts: set[bytes] = field(default_factory=set)
     documents: int = 0
 
     def add_sentence(self, text: str, parts: Sequence[tuple[int, float]]) -> None:
-        key = _key(text)
+        key = text_key(text)
         if key in self.segments:
             return
         self.segments[key] = len(self.starts) - 1
@@ -66,7 +66,7 @@ class Composition:
         self.starts.append(len(self.rows))
 
     def parts(self, text: str) -> tuple[list[int], list[float]] | None:
-        entry = self.segments.get(_key(text))
+        entry = self.segments.get(text_key(text))
         if entry is None:
             return None
         start, end = self.starts[entry], self.starts[entry + 1]
@@ -77,8 +77,8 @@ class Composition:
         splitter cuts long paragraphs inside sentences, at commas or spaces)."""
         if len(text) < _END:
             return None
-        found = self.ends.get(_key("<" + text[:_END]))
-        return found if found is not None else self.ends.get(_key(">" + text[-_END:]))
+        found = self.ends.get(text_key("<" + text[:_END]))
+        return found if found is not None else self.ends.get(text_key(">" + text[-_END:]))
 
 
 _END = 16  # characters of a part's start and end that identify a piece of it
@@ -87,7 +87,7 @@ _END = 16  # characters of a part's start and end that identify a piece of it
 def _bank_row(offsets: dict[str, int], language: str, pick: int, part: str) -> int:
     """The bank row of a varied seed sentence: one of its ``BANK_VARIANTS`` encoded
     variants, chosen by the text (the same text always gets the same)."""
-    return offsets[language] + pick * BANK_VARIANTS + _key(part)[0] % BANK_VARIANTS
+    return offsets[language] + pick * BANK_VARIANTS + text_key(part)[0] % BANK_VARIANTS
 
 
 def _register(
@@ -113,8 +113,8 @@ def _register(
         )
         position += len(part) + joiner
         if len(part) >= _END:
-            composition.ends.setdefault(_key("<" + part[:_END]), spans[-1][2])
-            composition.ends.setdefault(_key(">" + part[-_END:]), spans[-1][2])
+            composition.ends.setdefault(text_key("<" + part[:_END]), spans[-1][2])
+            composition.ends.setdefault(text_key(">" + part[-_END:]), spans[-1][2])
     for start, end in sentence_spans(text):
         composition.add_sentence(
             text[start:end],
@@ -136,7 +136,7 @@ def _title(
     fitting = fitting or list(range(len(sentences)))
     for _ in range(20):
         pick = rng.choice(fitting)
-        title = _vary(sentences[pick], rng)
+        title = vary(sentences[pick], rng)
         if "\n" not in title and find_date(title) is None:
             break
     return title, _bank_row(offsets, language, pick, title)
@@ -160,7 +160,7 @@ def write_corpus(
     for old in corpus_dir.iterdir():
         if old.is_file() and old.suffix in (".txt", ".md"):
             old.unlink()
-    _, offsets = _bank(pool, seed)
+    _, offsets = sentence_bank(pool, seed)
     composition = Composition()
     rng = random.Random(f"documents-{seed}")
     block: list[str] = []
@@ -176,7 +176,7 @@ def write_corpus(
         composition.documents += 1
 
     stream = tqdm(
-        _compose(pool, n, seed), total=n, desc="write corpus", unit="chunk", disable=not progress
+        compose(pool, n, seed), total=n, desc="write corpus", unit="chunk", disable=not progress
     )
     for row, (language, picks, parts, text) in enumerate(stream):
         if not paragraphs:
@@ -185,11 +185,11 @@ def write_corpus(
             day = dt.date.fromordinal(_FIRST_DAY + rng.randrange(_DAYS)).isoformat()
             header = (title, day)
         _register(composition, offsets, language, picks, parts, text)
-        composition.paragraphs[_key(text)] = row
+        composition.paragraphs[text_key(text)] = row
         paragraphs.append(text)
         block.append(text)
-        if len(block) == _BLOCK:
-            composition.blocks.append(_digest(block))
+        if len(block) == BLOCK:
+            composition.blocks.append(block_digest(block))
             block = []
         if len(paragraphs) == size:
             flush()
@@ -197,15 +197,22 @@ def write_corpus(
     if paragraphs:
         flush()
     if seeds_dir is not None:
-        params = params or ChunkingParams(600, 90)
-        for path in sorted(seeds_dir.iterdir()):
-            if path.is_file() and path.suffix in (".txt", ".md"):
-                (corpus_dir / path.name).write_bytes(path.read_bytes())
-        for document in read_corpus(seeds_dir):
-            for chunk in chunk_document(document, params):
-                composition.real_texts.add(_key(indexed_text(chunk, document)))
-                composition.real_texts.update(
-                    _key(document.text[a:b])
-                    for a, b in sentence_spans(chunk.text, chunk.char_start)
-                )
+        _copy_seeds(seeds_dir, corpus_dir, params or ChunkingParams(600, 90), composition)
     return composition
+
+
+def _copy_seeds(
+    seeds_dir: Path, corpus_dir: Path, params: ChunkingParams, composition: Composition
+) -> None:
+    """Copy the seed documents into the corpus; their chunk and sentence texts are the
+    ones the stand-in encoders encode for real."""
+    for path in sorted(seeds_dir.iterdir()):
+        if path.is_file() and path.suffix in (".txt", ".md"):
+            (corpus_dir / path.name).write_bytes(path.read_bytes())
+    for document in read_corpus(seeds_dir):
+        for chunk in chunk_document(document, params):
+            composition.real_texts.add(text_key(indexed_text(chunk, document)))
+            composition.real_texts.update(
+                text_key(document.text[a:b])
+                for a, b in sentence_spans(chunk.text, chunk.char_start)
+            )

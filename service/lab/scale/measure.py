@@ -24,7 +24,6 @@ taken at the measured rate. The figures are a ``ScaleResult`` per N, with a
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -36,25 +35,24 @@ import numpy as np
 from service.config import Settings
 from service.encode.encoders import set_threads
 from service.ingest.chunk import ChunkingParams
+from service.lab.processes import in_fresh_process, load_average, status_bytes
 from service.lab.scale.metrics import (
-    _bytes_under,
-    _exact_search,
-    _in_process,
-    _index_memory,
-    _percentiles,
-    _query_encoder,
-    _status,
-    _timed,
+    bytes_under,
+    exact_search,
+    index_memory,
+    query_encoder,
     recall_per_set,
+    timed_searches,
 )
 from service.lab.scale.synthetic import held_out, seed_pool, synthetic_queries, synthetic_texts
 from service.lab.scale.vectors import (
-    _bank,
-    _estimate,
     approximate_vectors,
     cache_key,
     encode_cached,
+    encoding_estimate,
+    sentence_bank,
 )
+from service.lab.stats import p50_p99
 from service.store.bm25 import LexicalIndex
 from service.store.faiss_store import DenseIndex, DenseParams, theoretical_bytes
 
@@ -130,7 +128,7 @@ def _build(plan: _Plan) -> dict[str, Any]:
     params = DenseParams.from_settings(settings)
     for name, model in plan.encoders.items():
         if name in plan.approximate:
-            bank_texts, offsets = _bank(pool, plan.seed)
+            bank_texts, offsets = sentence_bank(pool, plan.seed)
             bank, bank_seconds, encoded_now[name] = encode_cached(
                 model, bank_texts, settings=settings, cache_dir=plan.cache_dir,
                 key=cache_key(model, plan.seed, bank=True), progress=plan.progress,
@@ -162,7 +160,7 @@ def _build(plan: _Plan) -> dict[str, Any]:
         "encoded_now": encoded_now,
         "specs": specs,
         "dims": dims,
-        "rss_build_peak_bytes": _status("VmHWM"),
+        "rss_build_peak_bytes": status_bytes("VmHWM"),
         "query_sets": {name: held_out(qs, texts) for name, qs in plan.query_sets.items()},
     }
 
@@ -177,7 +175,7 @@ def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     # each index alone, read into memory: its own footprint
     figures: dict[str, Any] = {
         "dense": {
-            name: {"memory_bytes": _index_memory(plan.directory / f"{name}.faiss", spec)}
+            name: {"memory_bytes": index_memory(plan.directory / f"{name}.faiss", spec)}
             for name, spec in specs.items()
         }
     }
@@ -189,25 +187,25 @@ def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
     lexical = LexicalIndex.load(plan.directory / "bm25")
     query_vectors = {
-        name: _query_encoder(model, settings, threads).encode(queries)
+        name: query_encoder(model, settings, threads).encode(queries)
         for name, model in plan.encoders.items()
     }
     found = {}
     for name, index in dense.items():
         index.search(query_vectors[name][0], depth)  # first touch of the mapped file
-        found[name], times = _timed(index.search, list(query_vectors[name]), depth)
-        figures["dense"][name] |= dict(zip(("p50_ms", "p99_ms"), _percentiles(times), strict=True))
-    _, times = _timed(lexical.search, queries, depth)
-    figures["bm25_p50_ms"], figures["bm25_p99_ms"] = _percentiles(times)
-    figures["rss_service_bytes"] = _status("VmRSS")
-    figures["rss_service_anon_bytes"] = _status("RssAnon")
+        found[name], times = timed_searches(index.search, list(query_vectors[name]), depth)
+        figures["dense"][name] |= dict(zip(("p50_ms", "p99_ms"), p50_p99(times), strict=True))
+    _, times = timed_searches(lexical.search, queries, depth)
+    figures["bm25_p50_ms"], figures["bm25_p99_ms"] = p50_p99(times)
+    figures["rss_service_bytes"] = status_bytes("VmRSS")
+    figures["rss_service_anon_bytes"] = status_bytes("RssAnon")
     del dense, lexical
 
     # exact search over the same vectors, for recall and as the baseline
     set_sizes = {name: len(texts) for name, texts in plan.query_sets.items()}
     for name in specs:
         vectors = np.load(plan.directory / f"exact.{name}.npy", allow_pickle=False)
-        exact, p50, p99 = _exact_search(vectors, query_vectors[name], depth)
+        exact, p50, p99 = exact_search(vectors, query_vectors[name], depth)
         figures["dense"][name] |= {
             "exact_p50_ms": p50,
             "exact_p99_ms": p99,
@@ -217,6 +215,107 @@ def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         }
         del vectors
     return figures
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """Up to how many chunks each encoder encodes (above: skipped, or approximated)."""
+
+    dense: int
+    multilingual: int
+
+
+def _plan(
+    n: int, settings: Settings, work_dir: Path, limits: _Limits, base: _Plan
+) -> tuple[_Plan, list[str]]:
+    """What to build for ``n`` chunks (``base`` with this N's folder, encoders and
+    approximations), and what will not be measured and why."""
+    encoders = {"multilingual": settings.multilingual_model}
+    skipped = []
+    cache_dir, seed = base.cache_dir, base.seed
+    if n <= limits.dense:
+        encoders["dense"] = settings.dense_model
+    else:
+        skipped.append(
+            f"dense ({settings.dense_model}): not encoded above {limits.dense} "
+            f"chunks{encoding_estimate(cache_dir, settings.dense_model, seed, n)}"
+        )
+    approximate = frozenset({"multilingual"} if n > limits.multilingual else ())
+    if approximate:
+        skipped.append(
+            f"multilingual ({settings.multilingual_model}): vectors approximated from "
+            f"encoded sentence variants above {limits.multilingual} chunks"
+            f"{encoding_estimate(cache_dir, settings.multilingual_model, seed, n)}"
+        )
+    plan = replace(
+        base, n=n, directory=work_dir / f"n{n}", encoders=encoders, approximate=approximate
+    )
+    return plan, skipped
+
+
+def _bytes_on_disk(plan: _Plan) -> dict[str, int]:
+    """Bytes per built part (and IVF-PQ's float copy), and their ``total``."""
+    directory = plan.directory
+    sizes = {name: bytes_under(directory / f"{name}.faiss") for name in plan.encoders}
+    sizes["bm25"] = bytes_under(directory / "bm25")
+    for name in plan.encoders:
+        if (directory / f"{name}.vectors.npy").is_file():
+            sizes[f"{name} float copy"] = bytes_under(directory / f"{name}.vectors.npy")
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
+def _dense_figures(
+    plan: _Plan, built: dict[str, Any], probed: dict[str, Any], sizes: dict[str, int]
+) -> dict[str, DenseFigures]:
+    dense = {}
+    for name, model in plan.encoders.items():
+        spec, dim, got = built["specs"][name], built["dims"][name], probed["dense"][name]
+        theory = theoretical_bytes(spec, plan.n, dim)
+        dense[name] = DenseFigures(
+            model=model,
+            dim=dim,
+            spec=spec,
+            build_seconds=round(built["seconds"][f"index {name}"], 3),
+            bytes_on_disk=sizes[name],
+            memory_bytes=got["memory_bytes"],
+            theoretical_bytes=theory,
+            memory_ratio=round(got["memory_bytes"] / theory, 3),
+            p50_ms=round(got["p50_ms"], 3),
+            p99_ms=round(got["p99_ms"], 3),
+            exact_p50_ms=round(got["exact_p50_ms"], 3),
+            exact_p99_ms=round(got["exact_p99_ms"], 3),
+            recall_at_10={k: round(v, 4) for k, v in got["recall_at_10"].items()},
+        )
+    return dense
+
+
+def _measure(plan: _Plan, skipped: Sequence[str]) -> ScaleResult:
+    """Build the plan in one fresh process and probe it in another."""
+    started_load = load_average()
+    built = in_fresh_process(_build, plan)
+    plan = replace(plan, query_sets=built["query_sets"])  # without queries that are chunks
+    probed = in_fresh_process(_probe, plan, built["specs"])
+    sizes = _bytes_on_disk(plan)
+    return ScaleResult(
+        chunks=plan.n,
+        seed=plan.seed,
+        queries={k: len(v) for k, v in plan.query_sets.items()},
+        encoders=plan.encoders,
+        approximated=tuple(sorted(plan.approximate)),
+        skipped=tuple(skipped),
+        seconds={k: round(v, 3) for k, v in built["seconds"].items()},
+        encoded_now=built["encoded_now"],
+        bytes_on_disk=sizes,
+        rss_build_peak_bytes=built["rss_build_peak_bytes"],
+        rss_service_bytes=probed["rss_service_bytes"],
+        rss_service_anon_bytes=probed["rss_service_anon_bytes"],
+        dense=_dense_figures(plan, built, probed, sizes),
+        bm25_p50_ms=round(probed["bm25_p50_ms"], 3),
+        bm25_p99_ms=round(probed["bm25_p99_ms"], 3),
+        threads=plan.settings.effective_threads(),
+        load_average=started_load,
+    )
 
 
 def run_scale(
@@ -249,89 +348,13 @@ def run_scale(
     query_sets = {"held-out": synthetic_queries(pool, queries, seed)}
     if questions:
         query_sets["questions"] = list(questions)
+    limits = _Limits(dense_encoder_limit, multilingual_encoder_limit)
+    base = _Plan(
+        n=0, seed=seed, settings=settings, directory=work_dir, cache_dir=work_dir / "vectors",
+        encoders={}, query_sets=query_sets, progress=progress,
+    )  # fmt: skip
     results = []
     for n in sorted(sizes):
-        encoders = {"multilingual": settings.multilingual_model}
-        skipped = []
-        cache_dir = work_dir / "vectors"
-        if n <= dense_encoder_limit:
-            encoders["dense"] = settings.dense_model
-        else:
-            skipped.append(
-                f"dense ({settings.dense_model}): not encoded above {dense_encoder_limit} "
-                f"chunks{_estimate(cache_dir, settings.dense_model, seed, n)}"
-            )
-        approximate = frozenset({"multilingual"} if n > multilingual_encoder_limit else ())
-        if approximate:
-            skipped.append(
-                f"multilingual ({settings.multilingual_model}): vectors approximated from "
-                f"encoded sentence variants above {multilingual_encoder_limit} chunks"
-                f"{_estimate(cache_dir, settings.multilingual_model, seed, n)}"
-            )
-        plan = _Plan(
-            n=n,
-            seed=seed,
-            settings=settings,
-            directory=work_dir / f"n{n}",
-            cache_dir=cache_dir,
-            encoders=encoders,
-            query_sets=query_sets,
-            progress=progress,
-            approximate=approximate,
-        )
-        load_average = os.getloadavg()
-        built = _in_process(_build, plan)
-        plan = replace(plan, query_sets=built["query_sets"])  # without queries that are chunks
-        probed = _in_process(_probe, plan, built["specs"])
-        bytes_on_disk = {
-            name: _bytes_under(plan.directory / f"{name}.faiss") for name in encoders
-        } | {"bm25": _bytes_under(plan.directory / "bm25")}
-        ivfpq_copies = {
-            name: _bytes_under(plan.directory / f"{name}.vectors.npy")
-            for name in encoders
-            if (plan.directory / f"{name}.vectors.npy").is_file()
-        }
-        for name, size in ivfpq_copies.items():
-            bytes_on_disk[f"{name} float copy"] = size
-        bytes_on_disk["total"] = sum(bytes_on_disk.values())
-        dense = {}
-        for name, model in encoders.items():
-            spec, dim, got = built["specs"][name], built["dims"][name], probed["dense"][name]
-            theory = theoretical_bytes(spec, n, dim)
-            dense[name] = DenseFigures(
-                model=model,
-                dim=dim,
-                spec=spec,
-                build_seconds=round(built["seconds"][f"index {name}"], 3),
-                bytes_on_disk=bytes_on_disk[name],
-                memory_bytes=got["memory_bytes"],
-                theoretical_bytes=theory,
-                memory_ratio=round(got["memory_bytes"] / theory, 3),
-                p50_ms=round(got["p50_ms"], 3),
-                p99_ms=round(got["p99_ms"], 3),
-                exact_p50_ms=round(got["exact_p50_ms"], 3),
-                exact_p99_ms=round(got["exact_p99_ms"], 3),
-                recall_at_10={k: round(v, 4) for k, v in got["recall_at_10"].items()},
-            )
-        results.append(
-            ScaleResult(
-                chunks=n,
-                seed=seed,
-                queries={k: len(v) for k, v in plan.query_sets.items()},
-                encoders=encoders,
-                approximated=tuple(sorted(approximate)),
-                skipped=tuple(skipped),
-                seconds={k: round(v, 3) for k, v in built["seconds"].items()},
-                encoded_now=built["encoded_now"],
-                bytes_on_disk=bytes_on_disk,
-                rss_build_peak_bytes=built["rss_build_peak_bytes"],
-                rss_service_bytes=probed["rss_service_bytes"],
-                rss_service_anon_bytes=probed["rss_service_anon_bytes"],
-                dense=dense,
-                bm25_p50_ms=round(probed["bm25_p50_ms"], 3),
-                bm25_p99_ms=round(probed["bm25_p99_ms"], 3),
-                threads=settings.effective_threads(),
-                load_average=load_average,
-            )
-        )
+        plan, skipped = _plan(n, settings, work_dir, limits, base)
+        results.append(_measure(plan, skipped))
     return results

@@ -1,19 +1,17 @@
-"""Measuring helpers shared by ``run_scale``, ``compare_dense`` and ``serve_scale``.
+"""Measuring helpers shared by ``run_scale``, ``compare_dense``, ``serve_scale`` and the bench's
+store comparison: bytes on disk (``bytes_under``); timed searches (``timed_searches``); an
+index's own memory (``index_memory``); exact search (``IndexFlatIP``, ``exact_search``) and
+recall@k against it (``recall_at_k``: ties with the k-th exact score count; ``recall_per_set``);
+the encoder the server encodes questions with (``query_encoder``).
 
-A fresh interpreter per measurement (``_in_process``, so its memory is its own); this
-process's memory from /proc (``_status``, ``_meminfo``, ``_rollup``); bytes on disk; timed
-searches and their p50/p99; exact search (``IndexFlatIP``) and recall@k against it
-(``recall_at_k``: ties with the k-th exact score count); the encoder the server encodes
-questions with.
+Fresh processes and /proc memory are in ``service.lab.processes``, percentiles in
+``service.lab.stats``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import statistics
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,15 @@ import numpy as np
 
 from service.config import Settings
 from service.encode.encoders import Encoder, load_encoder
+from service.lab.processes import status_bytes
+from service.lab.stats import p50_p99
 from service.store.faiss_store import DenseIndex
 
 RECALL_K = 10
 
 
-def _status(field_name: str) -> int:
-    """A memory figure of this process from /proc/self/status, in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _percentiles(values_ms: Sequence[float]) -> tuple[float, float]:
-    ordered = sorted(values_ms)
-    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
-    return statistics.median(ordered), p99
-
-
-def _bytes_under(path: Path) -> int:
+def bytes_under(path: Path) -> int:
+    """The bytes of the file at ``path``, or of every file under the folder ``path``."""
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -61,13 +48,11 @@ def recall_at_k(
     return min(hits, len(exact_top)) / len(exact_top)
 
 
-def _in_process(function: Any, *args: Any) -> Any:
-    """Run ``function(*args)`` in a fresh interpreter, so its memory is its own."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
-
-
-def _timed(search: Any, items: Sequence[Any], depth: int) -> tuple[list[list[int]], list[float]]:
+def timed_searches(
+    search: Any, items: Sequence[Any], depth: int
+) -> tuple[list[list[int]], list[float]]:
+    """``search(item, depth)`` for each of ``items``: the rows each found, and the
+    milliseconds each took."""
     rows, times = [], []
     for item in items:
         started = time.perf_counter()
@@ -77,23 +62,23 @@ def _timed(search: Any, items: Sequence[Any], depth: int) -> tuple[list[list[int
     return rows, times
 
 
-def _index_memory(path: Path, spec: dict[str, Any]) -> int:
+def index_memory(path: Path, spec: dict[str, Any]) -> int:
     """RSS growth of this process when the index at ``path`` is read into memory."""
-    before = _status("VmRSS")
+    before = status_bytes("VmRSS")
     index = DenseIndex.load(path, spec, mmap=False)
-    grown = _status("VmRSS") - before
+    grown = status_bytes("VmRSS") - before
     del index
     return grown
 
 
-def _exact_search(
+def exact_search(
     vectors: np.ndarray, query_vectors: np.ndarray, depth: int
 ) -> tuple[list[list[int]], float, float]:
     """Exact search (``IndexFlatIP``, this process's threads) over ``vectors``: the rows
     found for each query, and its p50 and p99 in milliseconds."""
     exact = DenseIndex.build(vectors, kind="flat")
-    rows, times = _timed(exact.search, list(query_vectors), depth)
-    return (rows, *_percentiles(times))
+    rows, times = timed_searches(exact.search, list(query_vectors), depth)
+    return (rows, *p50_p99(times))
 
 
 def recall_per_set(
@@ -120,7 +105,7 @@ def recall_per_set(
     return {name: float(np.mean(values)) for name, values in recalls.items()}
 
 
-def _query_encoder(model: str, settings: Settings, threads: int) -> Encoder:
+def query_encoder(model: str, settings: Settings, threads: int) -> Encoder:
     """The encoder the server encodes questions with."""
     return load_encoder(
         model,
@@ -129,30 +114,3 @@ def _query_encoder(model: str, settings: Settings, threads: int) -> Encoder:
         cache_dir=settings.index_dir / "onnx",
         int8=settings.query_int8,
     )
-
-
-def _meminfo(field_name: str) -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _rollup() -> dict[str, int]:
-    """This process's memory from /proc/self/smaps_rollup (Rss, Pss, shared, private,
-    anonymous), in bytes."""
-    wanted = {
-        "Rss",
-        "Pss",
-        "Shared_Clean",
-        "Shared_Dirty",
-        "Private_Clean",
-        "Private_Dirty",
-        "Anonymous",
-    }
-    values = {}
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
-        name, _, rest = line.partition(":")
-        if name in wanted:
-            values[name.lower()] = int(rest.split()[0]) * 1024
-    return values

@@ -3,11 +3,11 @@
 ``python -m service.lab.scale N --serve`` runs, for each N:
 
 1. ``_serve_build`` (own process): ``corpus.write_corpus``, then a real generation by
-   ``service.index.build_index`` with ``StandInEncoder``s, timed and RSS-sampled per step
-   by ``_Steps`` (which stops a build that passes the memory guard);
+   ``build_index`` with ``StandInEncoder``s, timed and RSS-sampled per step by ``_Steps``
+   (which stops a build that passes the memory guard);
 2. ``_serve_probe`` (own process): loads it as ``citeqa serve`` does and measures
    ``Engine.ask`` per stage, BM25 and dense search, and memory;
-3. ``serve_http._serve_http``: ``citeqa serve`` with each number of workers;
+3. ``serve_http.http_probe``: ``citeqa serve`` with each number of workers;
 
 and checks the row against ``TARGETS``. ``serve_report`` renders the rows as markdown.
 """
@@ -30,26 +30,20 @@ from typing import TYPE_CHECKING, Any
 from service.config import Settings
 from service.encode.encoders import Encoder, load_encoder, set_threads
 from service.ingest.chunk import ChunkingParams
+from service.lab.processes import in_fresh_process, load_average, meminfo, rollup, status_bytes
 from service.lab.scale.corpus import Composition, write_corpus
-from service.lab.scale.metrics import (
-    _bytes_under,
-    _in_process,
-    _meminfo,
-    _percentiles,
-    _rollup,
-    _status,
-    _timed,
-)
-from service.lab.scale.serve_http import _serve_http
-from service.lab.scale.stand_in import StandInEncoder, _real_vectors
+from service.lab.scale.metrics import bytes_under, timed_searches
+from service.lab.scale.serve_http import http_probe
+from service.lab.scale.stand_in import StandInEncoder, real_vectors
 from service.lab.scale.synthetic import SeedPool, seed_pool, synthetic_queries
-from service.lab.scale.vectors import _bank, cache_key, encode_cached
+from service.lab.scale.vectors import cache_key, encode_cached, sentence_bank
+from service.lab.stats import p50_p99
 
 if TYPE_CHECKING:  # imported where used: each runs in a process of its own
     from service.engine import Engine
     from service.index import CorpusIndex
 
-_MEMORY_GUARD = 18 * 2**30  # a build above this RSS (or under 1.5 GiB available) stops
+MEMORY_GUARD = 18 * 2**30  # a build above this RSS (or under 1.5 GiB available) stops
 
 
 class _Steps:
@@ -69,10 +63,10 @@ class _Steps:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
-            rss = _status("VmRSS")
+            rss = status_bytes("VmRSS")
             step = self.current
             self.peaks[step] = max(self.peaks.get(step, 0), rss)
-            available = _meminfo("MemAvailable")
+            available = meminfo("MemAvailable")
             if rss > self._guard or (available and available < 1.5 * 2**30):
                 if self._abort_file is not None:
                     self._abort_file.write_text(
@@ -140,7 +134,7 @@ def _stand_ins(
     """The stand-in of each encoder: bank vectors (encoded once and cached), the cached
     vectors of the texts encoded before, and the real model for the rest."""
     encoders: dict[str, StandInEncoder] = {}
-    bank_texts, _ = _bank(pool, plan.seed)
+    bank_texts, _ = sentence_bank(pool, plan.seed)
     for name, model in settings.encoder_models().items():
         bank, _, _ = encode_cached(
             model,
@@ -159,7 +153,7 @@ def _stand_ins(
                 cache_dir=settings.index_dir / "onnx",
             )
 
-        real = _real_vectors(plan.cache_dir, model, plan.seed, composition.blocks)
+        real = real_vectors(plan.cache_dir, model, plan.seed, composition.blocks)
         encoders[name] = StandInEncoder(
             model,
             int(bank.shape[1]),
@@ -217,7 +211,7 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
         "synthetic_documents": composition.documents,
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "peak_rss_by_step": steps.peaks,
-        "peak_rss_bytes": _status("VmHWM"),
+        "peak_rss_bytes": status_bytes("VmHWM"),
         "stand_ins": {
             name: {
                 "model": encoder.name,
@@ -231,7 +225,7 @@ def _serve_build(plan: _ServePlan) -> dict[str, Any]:
 
 
 def _p50_p99(values: Sequence[float]) -> dict[str, float]:
-    p50, p99 = _percentiles(values)
+    p50, p99 = p50_p99(values)
     return {"p50": round(p50, 3), "p99": round(p99, 3)}
 
 
@@ -281,12 +275,12 @@ def _probe_asks(
 
 def _probe_searches(index: CorpusIndex, queries: list[str], depth: int) -> dict[str, Any]:
     """ms of BM25 and of each dense store's search, the query vectors encoded beforehand."""
-    _, bm25_times = _timed(index.lexical.search, queries, depth)
+    _, bm25_times = timed_searches(index.lexical.search, queries, depth)
     dense_times = {}
     for name, store in index.stores.items():
         vectors = index.encoders[name].encode(queries)
         store.search(vectors[0], depth)
-        _, dense_times[name] = _timed(store.search, list(vectors), depth)
+        _, dense_times[name] = timed_searches(store.search, list(vectors), depth)
     return {
         "bm25_ms": _p50_p99(bm25_times),
         "dense_ms": {name: _p50_p99(times) for name, times in dense_times.items()},
@@ -305,14 +299,14 @@ def _serve_probe(
     finally:
         steps.close()
     load_seconds = time.perf_counter() - started
-    after_load = _rollup()
+    after_load = rollup()
     asks = _probe_asks(engine, index, query_sets)
     searches = _probe_searches(index, [q for qs in query_sets.values() for q in qs], depth)
     return {
         "load_seconds": round(load_seconds, 2),
         "load_steps": {k: round(v, 2) for k, v in steps.seconds.items()},
         "memory_after_load": after_load,
-        "memory_after_queries": _rollup(),
+        "memory_after_queries": rollup(),
         **asks,
         **searches,
         "counts": dict(index.manifest["counts"]),
@@ -340,7 +334,7 @@ def serve_scale(
     workers: Sequence[int] = (1, 2),
     seeds_dir: Path | None = None,
     onnx_from: Path | None = None,
-    guard: int = _MEMORY_GUARD,
+    guard: int = MEMORY_GUARD,
     force: bool = False,
     ready_timeout: float = 3600.0,
 ) -> Iterator[dict[str, Any]]:
@@ -348,7 +342,7 @@ def serve_scale(
     size, as each finishes):
 
     1. ``write_corpus`` writes about N chunks as documents (and copies ``seeds_dir``);
-    2. ``service.index.generation.build_index`` builds a real generation with ``StandInEncoder``s
+    2. ``service.index.build_index`` builds a real generation with ``StandInEncoder``s
        (seconds and RSS peak per step; a build over ``guard`` RSS stops, and the result
        says in which step);
     3. a fresh process loads it as ``citeqa serve`` does and measures ``Engine.ask`` per
@@ -360,7 +354,10 @@ def serve_scale(
     params = ChunkingParams(settings.chunk_size, settings.chunk_overlap)
     seeds_dir = seeds_dir or settings.corpus_dir
     pool = seed_pool(seeds_dir, params)
-    synthetic = synthetic_queries(pool, queries, seed)
+    asked = {
+        "eval questions": list(questions),
+        "held-out synthetic": synthetic_queries(pool, queries, seed),
+    }
     for n in sorted(sizes):
         directory = work_dir / f"serve-n{n}"
         directory.mkdir(parents=True, exist_ok=True)
@@ -375,11 +372,11 @@ def serve_scale(
             "chunks_target": n,
             "seed": seed,
             "threads": settings.effective_threads(),
-            "load_average": os.getloadavg(),
+            "load_average": load_average(),
             "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         try:
-            row["build"] = _in_process(_serve_build, plan)
+            row["build"] = in_fresh_process(_serve_build, plan)
         except BrokenProcessPool:
             abort = directory / "build-abort.json"
             if not abort.is_file():
@@ -387,20 +384,31 @@ def serve_scale(
             row["build_aborted"] = json.loads(abort.read_text())
             yield row
             continue
-        generation = Path(row["build"]["generation"])
-        row["bytes_on_disk"] = {
-            path.relative_to(generation).as_posix(): path.stat().st_size
-            for path in sorted(generation.rglob("*"))
-            if path.is_file()
-        }
-        row["bytes_on_disk"]["total"] = sum(row["bytes_on_disk"].values())
-        row["bytes_on_disk"]["corpus"] = _bytes_under(scoped.corpus_dir)
-        query_sets = {"eval questions": list(questions), "held-out synthetic": synthetic}
-        row["in_process"] = _in_process(_serve_probe, scoped, query_sets, scoped.retriever_depth)
-        asked = [*questions, *synthetic]
-        row["http"] = [_serve_http(scoped, count, asked, ready_timeout) for count in workers]
-        row["targets"] = _serve_targets(row)
-        yield row
+        yield row | _measure_built(row["build"], scoped, asked, workers, ready_timeout)
+
+
+def _measure_built(
+    build: dict[str, Any],
+    scoped: Settings,
+    query_sets: dict[str, list[str]],
+    workers: Sequence[int],
+    ready_timeout: float,
+) -> dict[str, Any]:
+    """A built generation's bytes on disk, its in-process probe, its HTTP runs with each
+    number of ``workers``, and the targets."""
+    generation = Path(build["generation"])
+    sizes = {
+        path.relative_to(generation).as_posix(): path.stat().st_size
+        for path in sorted(generation.rglob("*"))
+        if path.is_file()
+    }
+    sizes["total"] = sum(sizes.values())
+    sizes["corpus"] = bytes_under(scoped.corpus_dir)
+    probe = in_fresh_process(_serve_probe, scoped, query_sets, scoped.retriever_depth)
+    asked = [q for qs in query_sets.values() for q in qs]
+    http = [http_probe(scoped, count, asked, ready_timeout) for count in workers]
+    row = {"bytes_on_disk": sizes, "in_process": probe, "http": http}
+    return row | {"targets": _serve_targets(row)}
 
 
 def _serve_targets(row: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -2,13 +2,13 @@
 
 ``serve_markdown`` renders the rows of ``serve.jsonl`` (one column per corpus size: build,
 bytes, load, memory, ``Engine.ask`` stages, HTTP runs, the targets, and what each vector
-is); ``_save_serve_row`` puts a new row into ``serve.jsonl`` and rewrites ``serve.md``.
+is); ``save_serve_row`` puts a new row into ``serve.jsonl`` and rewrites ``serve.md``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +68,8 @@ def _stand_in_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def serve_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The ``serve_scale`` results as markdown: how they were made, the figures (one
-    column per corpus size), the targets, and what each vector is."""
+def _head(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """How the rows were made, and the sizes whose build was stopped or carries a note."""
     commands = dict.fromkeys(row["command"] for row in rows if row.get("command"))
     head = [
         "# The whole service at scale (`python -m service.lab.scale N --serve`)",
@@ -82,8 +81,7 @@ def serve_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "",
         "A synthetic corpus of N paragraphs (varied seed sentences, 20-60 a document under a",
         "headline and a `Source: ... | date` line, plus the 5 seed documents) is built into a",
-        "real generation by `service.index.generation.build_index` with stand-in encoders "
-        "(vectors below),",
+        "real generation by `service.index.build_index` with stand-in encoders (vectors below),",
         "then loaded in a fresh process as `citeqa serve` loads it (`load_index`, `Engine`),",
         "and served by `citeqa serve` with 1 and 2 workers. Questions: the 150 of",
         "`eval/questions.jsonl` and 150 held-out synthetic sentence fragments; one client.",
@@ -101,38 +99,43 @@ def serve_markdown(rows: Sequence[dict[str, Any]]) -> str:
                 f"{aborted['elapsed_seconds']:.0f} s; seconds so far: {aborted['seconds']}."
             )
             head.append("")
-    rows = [row for row in rows if "build" in row]
-    lines = [
-        "| | " + " | ".join(f"{row['chunks_target']:,} paragraphs" for row in rows) + " |",
-        "| --- |" + " --- |" * len(rows),
-    ]
+    return head
 
-    def add(label: str, path: str, kind: str = "") -> None:
-        lines.append(f"| {label} | " + " | ".join(_cell(r, path, kind) for r in rows) + " |")
 
+def _keys(rows: Sequence[dict[str, Any]], *path: str) -> list[str]:
+    """Every key of the mapping at ``path`` in any row, in the order first seen."""
+
+    def at(row: dict[str, Any]) -> dict[str, Any]:
+        for key in path:
+            row = row.get(key, {})
+        return row
+
+    return list(dict.fromkeys(key for row in rows for key in at(row)))
+
+
+def _build_and_load(rows: Sequence[dict[str, Any]], add: Callable[..., None]) -> None:
     add("chunks (real chunker)", "build/chunks")
     add("documents (synthetic + seeds)", "build/documents")
     add("sentences", "in_process/counts/sentences")
     add("**build seconds** (build_index)", "build/seconds/build_index", "s")
-    steps = dict.fromkeys(k for r in rows for k in r.get("build", {}).get("seconds", {}))
-    for step in steps:
+    for step in _keys(rows, "build", "seconds"):
         if step != "build_index":
             add(f"- {step}", f"build/seconds/{step}", "s")
     add("build peak RSS", "build/peak_rss_bytes", "mib")
     add("**bytes on disk** (generation)", "bytes_on_disk/total", "mib")
-    files = dict.fromkeys(k for r in rows for k in r.get("bytes_on_disk", {}))
-    for name in files:
+    for name in _keys(rows, "bytes_on_disk"):
         if name != "total" and not name.startswith("bm25/"):
             add(f"- {name}", f"bytes_on_disk/{name}", "mib")
     add("**load seconds** (load_index + Engine + warm-up)", "in_process/load_seconds", "s")
-    for step in dict.fromkeys(
-        k for r in rows for k in r.get("in_process", {}).get("load_steps", {})
-    ):
+    for step in _keys(rows, "in_process", "load_steps"):
         add(f"- {step}", f"in_process/load_steps/{step}", "s")
+
+
+def _asking(rows: Sequence[dict[str, Any]], add: Callable[..., None]) -> None:
     for when in ("load", "queries"):
         for part in ("rss", "pss", "anonymous"):
             add(f"in-process {part} after {when}", f"in_process/memory_after_{when}/{part}", "mib")
-    for stage in dict.fromkeys(k for r in rows for k in r.get("in_process", {}).get("ask_ms", {})):
+    for stage in _keys(rows, "in_process", "ask_ms"):
         add(f"Engine.ask `{stage}` p50 / p99 ms", f"in_process/ask_ms/{stage}", "ms")
     add("BM25 search p50 / p99 ms", "in_process/bm25_ms", "ms")
     add("dense search, USE p50 / p99 ms", "in_process/dense_ms/multilingual", "ms")
@@ -149,6 +152,24 @@ def serve_markdown(rows: Sequence[dict[str, Any]]) -> str:
         add("- server PSS summed", f"http/{i}/pss_bytes", "mib")
         add("- answered", f"http/{i}/answered")
         add("- citation mismatches", f"http/{i}/citation_mismatches")
+
+
+def _figures(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per figure, one column per corpus size."""
+    lines = [
+        "| | " + " | ".join(f"{row['chunks_target']:,} paragraphs" for row in rows) + " |",
+        "| --- |" + " --- |" * len(rows),
+    ]
+
+    def add(label: str, path: str, kind: str = "") -> None:
+        lines.append(f"| {label} | " + " | ".join(_cell(r, path, kind) for r in rows) + " |")
+
+    _build_and_load(rows, add)
+    _asking(rows, add)
+    return lines
+
+
+def _targets(rows: Sequence[dict[str, Any]]) -> list[str]:
     targets = ["", "Targets (issue 8, meant for 1M chunks):", "",
                "| target | limit | " + " | ".join(f"{r['chunks_target']:,}" for r in rows) + " |",
                "| --- | --- |" + " --- |" * len(rows)]  # fmt: skip
@@ -163,12 +184,19 @@ def serve_markdown(rows: Sequence[dict[str, Any]]) -> str:
             value = _mib(got["value"]) if name == "rss_bytes" else f"{got['value']:.2f} ms"
             cells.append(f"{value} {'met' if got['met'] else '**missed**'}")
         targets.append(f"| {name} | {shown} | " + " | ".join(cells) + " |")
+    return targets
+
+
+def serve_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The ``serve_scale`` results as markdown: how they were made, the figures (one
+    column per corpus size), the targets, and what each vector is."""
+    built = [row for row in rows if "build" in row]
     vectors = ["", "What each text's vector is (`StandInEncoder`; counts of texts build_index",
-               "asked to encode):", "", *_stand_in_table(rows)]  # fmt: skip
-    return "\n".join(head + lines + targets + vectors) + "\n"
+               "asked to encode):", "", *_stand_in_table(built)]  # fmt: skip
+    return "\n".join(_head(rows) + _figures(built) + _targets(built) + vectors) + "\n"
 
 
-def _save_serve_row(out: Path, row: dict[str, Any]) -> None:
+def save_serve_row(out: Path, row: dict[str, Any]) -> None:
     """Put ``row`` into ``out/serve.jsonl`` (replacing the row of the same size) and
     write ``out/serve.md`` from every row."""
     out.mkdir(parents=True, exist_ok=True)
@@ -179,4 +207,13 @@ def _save_serve_row(out: Path, row: dict[str, Any]) -> None:
         key=lambda r: r["chunks_target"],
     )
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    (out / "serve.md").write_text(serve_markdown(rows))
+    render(path)
+
+
+def render(serve_jsonl: Path) -> Path:
+    """Rewrite ``serve.md`` beside ``serve_jsonl`` from its rows (nothing is measured);
+    returns its path."""
+    rows = [json.loads(line) for line in serve_jsonl.read_text().splitlines()]
+    path = serve_jsonl.with_name("serve.md")
+    path.write_text(serve_markdown(rows))
+    return path

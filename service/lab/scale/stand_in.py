@@ -2,7 +2,7 @@
 
 Each text gets the cached encoded vector of its paragraph, the bank vectors of the seed
 sentences it is made of (``corpus.Composition``), or, for what neither covers, the real
-model's; ``_real_vectors`` reads the cached encoded paragraphs that match the corpus.
+model's; ``real_vectors`` reads the cached encoded paragraphs that match the corpus.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from service.encode.encoders import Encoder
 from service.ingest.chunk import sentence_spans
 from service.ingest.chunk import weighted_length as _weighted_length
-from service.lab.scale.corpus import Composition, _key
-from service.lab.scale.vectors import _BLOCK, _VectorCache, cache_key
+from service.lab.scale.corpus import Composition, text_key
+from service.lab.scale.vectors import BLOCK, VectorCache, cache_key
 
 
 class StandInEncoder:
@@ -30,7 +30,7 @@ class StandInEncoder:
       ``indexed_text`` indexes): the cached vector of the paragraph and the bank vector of
       the headline, weighted by length;
     - ``sentence from bank``: a sentence made of one seed sentence: the encoded vector of a
-      variant of it (``_bank``);
+      variant of it (``sentence_bank``);
     - ``approximated``: the length-weighted sum of the bank vectors of its sentences'
       seed sentences, L2-normalised (``approximate_vectors``' way); a piece of a sentence
       (the splitter cuts long paragraphs at commas and spaces) counts as its seed sentence
@@ -93,14 +93,14 @@ class StandInEncoder:
 
     def _vector(self, text: str) -> tuple[np.ndarray | None, str]:
         composition = self._composition
-        key = _key(text)
+        key = text_key(text)
         if key in composition.real_texts:
             return None, "encoded"
         row = composition.paragraphs.get(key)
         if row is not None and row < len(self._real):
             return self._real[row], "real"
         title, newline, body = text.partition("\n")
-        row = composition.paragraphs.get(_key(body)) if newline else None
+        row = composition.paragraphs.get(text_key(body)) if newline else None
         if row is not None and row < len(self._real):
             found = composition.parts(title)
             if found is not None:
@@ -144,12 +144,12 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
-def _real_vectors(
+def real_vectors(
     cache_dir: Path, model: str, seed: int, blocks: Sequence[str]
 ) -> np.ndarray | None:
     """The cached encoded vectors of the synthetic stream's first blocks, as many as match
     ``blocks`` (the text digests of the corpus written now), or None."""
-    cache = _VectorCache(cache_dir, cache_key(model, seed))
+    cache = VectorCache(cache_dir, cache_key(model, seed))
     if not (cache.meta.is_file() and cache.data.is_file()):
         return None
     meta = json.loads(cache.meta.read_text())
@@ -159,4 +159,4 @@ def _real_vectors(
         if cached != wanted:
             break
         matching += 1
-    return cache.rows(matching * _BLOCK) if matching else None
+    return cache.rows(matching * BLOCK) if matching else None

@@ -8,7 +8,7 @@ the corpus of N (so vectors encoded for 100k serve 10k too).
 
 - ``SeedPool`` / ``seed_pool``: the seed sentences per language and the shape (language,
   weighted length) of every real chunk;
-- ``synthetic_texts``: the N chunk texts of a seed; ``_compose`` is the stream behind them,
+- ``synthetic_texts``: the N chunk texts of a seed; ``compose`` is the stream behind them,
   which ``vectors.approximate_vectors`` and ``corpus.write_corpus`` also walk;
 - ``synthetic_queries`` / ``held_out``: queries that share words with chunks but are never
   one.
@@ -98,14 +98,14 @@ def _number_like(rng: random.Random, digits: str) -> str:
     return str(rng.randint(10 ** (len(digits) - 1), 10 ** len(digits) - 1))
 
 
-def _vary(sentence: str, rng: random.Random) -> str:
+def vary(sentence: str, rng: random.Random) -> str:
     """The sentence with each number, English month and seed person name replaced."""
     sentence = _NUMBER_RE.sub(lambda m: _number_like(rng, m.group()), sentence)
     sentence = _MONTH_RE.sub(lambda _m: rng.choice(_MONTHS), sentence)
     return _NAME_RE.sub(lambda m: _made_up_name(rng, not m.group().isascii()), sentence)
 
 
-def _compose(pool: SeedPool, n: int, seed: int) -> Iterator[tuple[str, list[int], list[str], str]]:
+def compose(pool: SeedPool, n: int, seed: int) -> Iterator[tuple[str, list[int], list[str], str]]:
     """The ``n`` synthetic chunks of ``seed``: language, the seed sentences used (indexes
     into ``pool.sentences[language]``), their varied copies (joined, they are the text) and
     the text. Texts are distinct: a draw that repeats an earlier text (seed sentences
@@ -121,7 +121,7 @@ def _compose(pool: SeedPool, n: int, seed: int) -> Iterator[tuple[str, list[int]
         length = 0
         while length < target:  # sentences while they bring the length closer to target
             pick = rng.randrange(len(sentences))
-            part = _vary(sentences[pick], rng)
+            part = vary(sentences[pick], rng)
             grown = length + _weighted_length(part) + (len(joiner) if parts else 0)
             if parts and grown - target > target - length:
                 break
@@ -138,7 +138,7 @@ def synthetic_texts(pool: SeedPool, n: int, seed: int) -> list[str]:
     """``n`` distinct chunk texts: each copies the language of a random real chunk and comes
     as close to its length as whole varied seed sentences of that language allow. A prefix
     of a longer list made with the same seed."""
-    return [text for _, _, _, text in _compose(pool, n, seed)]
+    return [text for _, _, _, text in compose(pool, n, seed)]
 
 
 def synthetic_queries(pool: SeedPool, n: int, seed: int) -> list[str]:
@@ -155,7 +155,7 @@ def synthetic_queries(pool: SeedPool, n: int, seed: int) -> list[str]:
     queries: dict[str, None] = {}  # distinct, in order
     while len(queries) < n:
         language = rng.choice(languages)
-        sentence = _vary(rng.choice(candidates[language]), rng)
+        sentence = vary(rng.choice(candidates[language]), rng)
         if language == "en":
             words = sentence.split()
             queries[" ".join(words[: max(3, 2 * len(words) // 3)])] = None

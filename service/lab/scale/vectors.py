@@ -2,14 +2,14 @@
 
 - ``encode_cached``: one single-threaded encoder process per core encodes blocks of 1,000
   texts (two BLAS threads in one process spin-wait on a shared 2-core machine); whole
-  blocks are cached under ``work_dir/vectors`` (``_VectorCache``: a growing prefix per
+  blocks are cached under ``work_dir/vectors`` (``VectorCache``: a growing prefix per
   encoder and seed, with the measured seconds of each block), so reruns and smaller N
   skip encoding.
 - ``encode_throughput``: an encoder's chunks a second, three ways (one thread, a thread per
   core, a single-threaded process per core).
-- ``_bank`` and ``approximate_vectors``: ``BANK_VARIANTS`` encoded variants of every seed
+- ``sentence_bank`` and ``approximate_vectors``: ``BANK_VARIANTS`` encoded variants of every seed
   sentence, and from them stand-ins for the vectors of corpora too large to encode;
-  ``_estimate`` says how long encoding them would have taken at the cached rate.
+  ``encoding_estimate`` says how long encoding them would have taken at the cached rate.
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ from service.config import Settings
 from service.encode.encoders import Encoder, load_encoder, set_threads
 from service.ingest.chunk import ChunkingParams
 from service.ingest.chunk import weighted_length as _weighted_length
-from service.lab.scale.metrics import _in_process
+from service.lab.processes import in_fresh_process
 from service.lab.scale.synthetic import (
     GENERATOR_VERSION,
     SeedPool,
-    _compose,
-    _vary,
+    compose,
     seed_pool,
     synthetic_texts,
+    vary,
 )
 
-_BLOCK = 1000  # texts per encode task and per cached block
+BLOCK = 1000  # texts per encode task and per cached block
 
 
 _worker_encoder: Encoder | None = None
@@ -62,7 +62,7 @@ def _encode_block(texts: Sequence[str]) -> np.ndarray:
     return _worker_encoder.encode(texts)
 
 
-def _digest(texts: Sequence[str]) -> str:
+def block_digest(texts: Sequence[str]) -> str:
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode("utf-8"))
@@ -71,7 +71,7 @@ def _digest(texts: Sequence[str]) -> str:
 
 
 @dataclass
-class _VectorCache:
+class VectorCache:
     """A growing prefix of one encoder's vectors for one text stream: ``<key>.f32`` (raw
     float32 rows, appended 1,000 at a time) and ``<key>.json`` (dim, each block's text
     digest and the wall seconds it took)."""
@@ -98,13 +98,13 @@ class _VectorCache:
         meta = json.loads(self.meta.read_text())
         self.dim, self.digests, self.seconds = int(meta["dim"]), meta["digests"], meta["seconds"]
         for i, digest in enumerate(self.digests):
-            block = texts[i * _BLOCK : (i + 1) * _BLOCK]
-            if len(block) < _BLOCK:
+            block = texts[i * BLOCK : (i + 1) * BLOCK]
+            if len(block) < BLOCK:
                 break
-            if _digest(block) != digest:
+            if block_digest(block) != digest:
                 del self.digests[i:], self.seconds[i:]
                 with self.data.open("r+b") as handle:
-                    handle.truncate(i * _BLOCK * self.dim * 4)
+                    handle.truncate(i * BLOCK * self.dim * 4)
                 self._write_meta()
                 break
 
@@ -141,15 +141,15 @@ def encode_cached(
     Returns the vectors, the wall seconds encoding them took (measured when each block was
     encoded, model loading included) and how many texts were encoded now."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = _VectorCache(cache_dir, key)
+    cache = VectorCache(cache_dir, key)
     cache.open(texts)
-    full = len(texts) // _BLOCK
+    full = len(texts) // BLOCK
     cached = min(len(cache.digests), full)
-    todo = [texts[i : i + _BLOCK] for i in range(cached * _BLOCK, len(texts), _BLOCK)]
+    todo = [texts[i : i + BLOCK] for i in range(cached * BLOCK, len(texts), BLOCK)]
     seconds = sum(cache.seconds[:cached])
-    parts = [cache.rows(cached * _BLOCK)] if cached else []
+    parts = [cache.rows(cached * BLOCK)] if cached else []
     if todo:
-        bar = tqdm(total=len(texts), initial=cached * _BLOCK, desc=f"encode {name}",
+        bar = tqdm(total=len(texts), initial=cached * BLOCK, desc=f"encode {name}",
                    unit="text", disable=not progress)  # fmt: skip
         with ProcessPoolExecutor(
             max(1, min(settings.effective_threads(), len(todo))),
@@ -163,8 +163,8 @@ def encode_cached(
                 now = time.perf_counter()
                 elapsed, started = now - started, now
                 seconds += elapsed
-                if len(block) == _BLOCK:
-                    cache.append(vectors, _digest(block), elapsed)
+                if len(block) == BLOCK:
+                    cache.append(vectors, block_digest(block), elapsed)
                 parts.append(vectors)
                 bar.update(len(block))
         bar.close()
@@ -208,9 +208,9 @@ def encode_throughput(
     )
     texts = synthetic_texts(pool, n, seed)
     rates = {
-        "1 process, 1 thread": n / _in_process(_encode_in_process, name, settings, 1, texts),
+        "1 process, 1 thread": n / in_fresh_process(_encode_in_process, name, settings, 1, texts),
         f"1 process, {cores} threads": n
-        / _in_process(_encode_in_process, name, settings, cores, texts),
+        / in_fresh_process(_encode_in_process, name, settings, cores, texts),
     }
     context = multiprocessing.get_context("spawn")
     start, out = context.Barrier(cores), context.Queue()
@@ -237,7 +237,7 @@ def cache_key(model: str, seed: int, *, bank: bool = False) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}-{kind}seed{seed}-gen{GENERATOR_VERSION}")
 
 
-def _bank(pool: SeedPool, seed: int) -> tuple[list[str], dict[str, int]]:
+def sentence_bank(pool: SeedPool, seed: int) -> tuple[list[str], dict[str, int]]:
     """``BANK_VARIANTS`` varied copies of every seed sentence, and where each language's
     sentences start: variant ``v`` of sentence ``i`` is at ``offsets[language] + i * V + v``."""
     rng = random.Random(f"bank-{seed}")
@@ -246,7 +246,7 @@ def _bank(pool: SeedPool, seed: int) -> tuple[list[str], dict[str, int]]:
     for language in sorted(pool.sentences):
         offsets[language] = len(texts)
         for sentence in pool.sentences[language]:
-            texts.extend(_vary(sentence, rng) for _ in range(BANK_VARIANTS))
+            texts.extend(vary(sentence, rng) for _ in range(BANK_VARIANTS))
     return texts, offsets
 
 
@@ -271,7 +271,7 @@ def approximate_vectors(
         for language, sentences in pool.sentences.items()
     }
     out = np.empty((n, bank.shape[1]), dtype=np.float32)
-    chunks = tqdm(_compose(pool, n, seed), total=n, desc="approximate", unit="chunk",
+    chunks = tqdm(compose(pool, n, seed), total=n, desc="approximate", unit="chunk",
                   disable=not progress)  # fmt: skip
     for row, (language, picks, _, _) in enumerate(chunks):
         variants = rng.integers(0, BANK_VARIANTS, len(picks))
@@ -281,16 +281,16 @@ def approximate_vectors(
     return out
 
 
-def _estimate(cache_dir: Path, model: str, seed: int, n: int) -> str:
+def encoding_estimate(cache_dir: Path, model: str, seed: int, n: int) -> str:
     """How long encoding ``n`` chunks would take, at the rate the cached ones took."""
-    meta = _VectorCache(cache_dir, cache_key(model, seed)).meta
+    meta = VectorCache(cache_dir, cache_key(model, seed)).meta
     seconds = json.loads(meta.read_text())["seconds"] if meta.is_file() else []
     if not seconds or sum(seconds) <= 0:
         return " (no encoding of this model was measured yet to estimate the time)"
-    rate = len(seconds) * _BLOCK / sum(seconds)
+    rate = len(seconds) * BLOCK / sum(seconds)
     needed = n / rate
     duration = f"{needed / 3600:.1f} h" if needed >= 3600 else f"{needed / 60:.0f} min"
     return (
         f" (encoding them would take about {duration} at the {rate:.1f} chunks/s "
-        f"measured on {len(seconds) * _BLOCK} cached chunks)"
+        f"measured on {len(seconds) * BLOCK} cached chunks)"
     )

@@ -1,0 +1,297 @@
+"""The bodies of the lab's commands: ``citeqa eval``, ``citeqa bench`` and ``citeqa load``.
+
+``service.cli`` parses the command line, resolves its defaults and imports this module only
+when one of these commands runs (so ``citeqa --help`` and the service's own commands never
+load the lab). Each function returns the exit status.
+
+The ``lab`` extra (``pip install -e '.[lab]'``) brings what these commands need beyond the
+service: matplotlib for the charts of ``eval --report`` and ``bench``, locust for ``load``.
+Each command looks for what it needs before it measures anything and, when something is
+missing, says which extra to install (``missing_extra``) instead of failing minutes later.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings
+
+__all__ = [
+    "BenchOptions",
+    "LoadOptions",
+    "bench_command",
+    "evaluate_command",
+    "load_command",
+    "missing_extra",
+]
+
+# What each command needs beyond the service, by the module names find_spec looks for.
+CHARTS = ("matplotlib",)  # the lab extra: eval --report, bench and their charts
+LOCUST = ("locust",)  # the lab extra: load
+MILVUS = ("pymilvus", "milvus_lite")  # the milvus extra: bench --stores milvus
+
+
+def missing_extra(command: str, modules: Sequence[str], extra: str = "lab") -> bool:
+    """Whether any of ``modules`` is not installed; if so, say in one line on stderr that
+    ``command`` needs ``extra`` and how to install it. Nothing is imported (locust patches
+    the standard library when imported)."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"{command} needs the {extra} extra ({', '.join(missing)} is not installed): "
+            f"pip install -e '.[{extra}]'",
+            file=sys.stderr,
+        )
+    return bool(missing)
+
+
+# ------------------------------------------------------------------------------ eval
+
+
+def _engines(settings: Settings, fusions: Sequence[str]) -> dict[str, Any]:
+    """The product ("hybrid"), a baseline per retriever (the product with that retriever
+    alone) and the product with each of ``fusions``, all over one loaded index."""
+    from service.engine import Engine
+
+    product = Engine.from_settings(settings)
+    index = product.index
+    engines = {
+        name: Engine.from_settings(settings, index=index, retrievers=[name])
+        for name in product.retriever.retrievers
+    }
+    engines["hybrid"] = product
+    for fusion in fusions:
+        tried = settings.model_copy(update={"fusion": fusion})
+        engines[f"hybrid:{fusion}"] = Engine.from_settings(tried, index=index)
+    return engines
+
+
+def _table(rows: dict[str, Any], scope: str | None, metrics: Sequence[str]) -> str:
+    """A fixed-width table: a line per row key, a column per metric."""
+    short = [m.replace("_ms", "").replace("abstain_", "abst_") for m in metrics]
+    lines = [f"{'':<20}" + "".join(f"{m[:11]:>12}" for m in short)]
+    for name, row in rows.items():
+        values = row[scope] if scope else row
+        cells = [values.get(m) for m in metrics]
+        lines.append(
+            f"{name[:19]:<20}" + "".join(f"{'-' if v is None else f'{v:.3f}':>12}" for v in cells)
+        )
+    return "\n".join(lines)
+
+
+def _print_claims(summary: dict[str, Any], claims_file: Path) -> None:
+    print(
+        f"\n{summary['n']} claims from {claims_file}: label accuracy "
+        f"{summary['label_accuracy']:.3f}, evidence recall {summary['evidence_recall']:.3f}"
+    )
+    corner = "label / verdict"
+    print(f"{corner:<16}" + "".join(f"{v:>14}" for v in summary["confusion"]))
+    for label, row in summary["confusion"].items():
+        print(f"{label:<16}" + "".join(f"{n:>14}" for n in row.values()))
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    report: dict[str, Any]  # {"overall", "by_category", "systems"} and/or {"claims"}
+    outcomes: dict[str, Any]  # system -> its Outcomes (for the report's charts and misses)
+    checks: list[Any]  # (Claim, ClaimCheck) pairs
+
+
+def _run_evaluation(
+    settings: Settings,
+    questions: Sequence[Any],
+    claims: Sequence[Any],
+    fusions: Sequence[str],
+    progress: bool,
+) -> _Evaluation:
+    from service.lab.evaluate import evaluate, evaluate_claims
+    from service.verify.verifier import Verifier
+
+    engines = _engines(settings, fusions)
+    product = engines["hybrid"]
+    systems = {name: functools.partial(engine.ask, top_k=10) for name, engine in engines.items()}
+    report: dict[str, Any] = {}
+    outcomes: dict[str, Any] = {}
+    if questions:
+        if progress:
+            print(
+                f"asking {len(questions)} questions of {len(systems)} systems ...", file=sys.stderr
+            )
+        index = product.index
+        report, outcomes = evaluate(systems, questions, index.chunks, index.documents)
+    checks: list[Any] = []
+    if claims:
+        if progress:
+            print(f"checking {len(claims)} claims ...", file=sys.stderr)
+        report["claims"], checks = evaluate_claims(Verifier(product).verify, claims)
+    return _Evaluation(report, outcomes, checks)
+
+
+def evaluate_command(
+    settings: Settings,
+    *,
+    questions_file: Path | None,
+    claims_file: Path | None,
+    report_path: Path | None = None,
+    fusions: Sequence[str] = (),
+    as_json: bool = False,
+    quiet: bool = False,
+) -> int:
+    """``citeqa eval``: ask every question of the product and its baselines and check every
+    claim; print the metrics (a table, or JSON) and with ``report_path`` write the report.
+
+    Args:
+        questions_file, claims_file: the question and claim files (None: not run).
+        report_path: the markdown report to write, its charts in a folder beside it.
+        fusions: more fusions to run the product with, side by side.
+        as_json: print the metrics as JSON instead of tables.
+        quiet: no progress messages.
+    """
+    from service.lab.evaluate import METRICS, abstention_curve, load_claims, load_questions
+
+    if report_path is not None and missing_extra("citeqa eval --report", CHARTS):
+        return 2
+    try:
+        questions = load_questions(questions_file) if questions_file else []
+        claims = load_claims(claims_file) if claims_file else []
+    except (OSError, ValueError) as error:
+        print(f"citeqa eval: error: {error}", file=sys.stderr)
+        return 2
+    if report_path is not None and not questions:
+        print("citeqa eval: error: --report needs questions as well", file=sys.stderr)
+        return 2
+    done = _run_evaluation(settings, questions, claims, fusions, not (as_json or quiet))
+    report = done.report
+    if report_path is not None and questions_file is not None:
+        from service.lab.report import write_report
+
+        written = write_report(
+            report_path,
+            report,
+            done.outcomes,
+            abstention_curve(done.outcomes["hybrid"]),
+            questions_file=questions_file,
+            min_confidence=settings.min_confidence,
+            claims=(report.get("claims"), done.checks, claims_file),
+        )
+        print(f"wrote {written[0]} and {len(written) - 1} charts", file=sys.stderr)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    if questions:
+        print(f"{len(questions)} questions from {questions_file}\n")
+        print(_table(report["systems"], "overall", METRICS))
+        print("\nhybrid (the product) by category")
+        print(_table(report["by_category"], None, METRICS))
+    if claims and claims_file is not None:
+        _print_claims(report["claims"], claims_file)
+    return 0
+
+
+# ------------------------------------------------------------------------------ bench
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What ``citeqa bench`` measures (``service.lab.bench.run_bench``'s parameters)."""
+
+    questions_file: Path
+    requests: int
+    workers: int
+    clients: Sequence[int]
+    ingest: bool = True
+    scale: Sequence[int] = ()
+    scale_dir: Path | None = None
+    stores: Sequence[str] = ()
+    progress: bool = True
+
+
+def bench_command(settings: Settings, options: BenchOptions, *, out: Path, command: str) -> int:
+    """``citeqa bench``: run the suite, write ``bench.json``, ``bench.md`` and ``bench.png``
+    into ``out`` and print the summary. ``command`` is the command line the report records."""
+    if missing_extra("citeqa bench", CHARTS):
+        return 2
+    if "milvus" in options.stores and missing_extra(
+        "citeqa bench --stores milvus", MILVUS, "milvus"
+    ):
+        return 2
+    from service.lab.bench import run_bench, scale_available
+
+    if options.scale and not scale_available():  # fail before minutes of measuring
+        print("citeqa bench: error: --scale needs service/lab/scale/", file=sys.stderr)
+        return 2
+    from service.lab.bench_report import markdown, write
+
+    report = run_bench(
+        settings,
+        options.questions_file,
+        requests=options.requests,
+        workers=options.workers,
+        clients=options.clients,
+        ingest=options.ingest,
+        scale=options.scale,
+        scale_dir=options.scale_dir,
+        stores=options.stores,
+        progress=options.progress,
+        command=command,
+    )
+    written = write(report, out)
+    print(markdown(report, chart=None))
+    print(f"\nwritten: {', '.join(map(str, written))}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ load
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What ``citeqa load`` sends (``service.lab.load.load_suite``'s parameters)."""
+
+    clients: Sequence[int]
+    seconds: float
+    questions: Path
+    workers: int
+    claims: Path | None = None
+    invalid_share: float = 0.0
+    check_share: float = 0.0
+    sample_every: float = 10.0
+    warmup_seconds: float = 0.0
+    name: str = "load"  # the report's file names: load.json and load.md, or soak.*
+
+
+def load_command(settings: Settings, options: LoadOptions, *, out: Path) -> int:
+    """``citeqa load``: build the index if the corpus changed, run the load suite, write
+    ``<name>.json`` and ``<name>.md`` into ``out`` and print the markdown. Exit status 1 on
+    any failed request, or on RSS growth of 5% or more after a soak's warm-up."""
+    if missing_extra("citeqa load", LOCUST):
+        return 2
+    from service.index import build_index
+    from service.lab.load import load_suite
+
+    build_index(settings, progress=False)  # serve what the corpus holds now
+    results, growth = load_suite(
+        settings,
+        clients=options.clients,
+        seconds=options.seconds,
+        questions=options.questions,
+        claims=options.claims,
+        out_dir=out,
+        workers=options.workers,
+        invalid_share=options.invalid_share,
+        check_share=options.check_share,
+        sample_every=options.sample_every,
+        warmup_seconds=options.warmup_seconds,
+        name=options.name,
+    )
+    print((out / f"{options.name}.md").read_text(encoding="utf-8"))
+    print(f"written to {out}/{options.name}.json and {options.name}.md")
+    failed = any(r.failures for r in results) or (growth is not None and growth >= 0.05)
+    return 1 if failed else 0
