@@ -476,20 +476,6 @@ class LimitSettings(BaseModel):
         return proxies
 
 
-SETTINGS_GROUPS: tuple[type[BaseModel], ...] = (
-    CorpusSettings,
-    ModelSettings,
-    ChunkingSettings,
-    RetrievalSettings,
-    AnswerSettings,
-    DenseIndexSettings,
-    StoreSettings,
-    ComputeSettings,
-    ServerSettings,
-    LimitSettings,
-)
-
-
 class Settings(
     CorpusSettings,
     ModelSettings,
@@ -509,6 +495,12 @@ class Settings(
     group (the classes above, ``SETTINGS_GROUPS``) documents it."""
 
     model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
+
+
+# The groups, in the order Settings inherits them (its bases are the one list of them).
+SETTINGS_GROUPS: tuple[type[BaseModel], ...] = tuple(
+    base for base in Settings.__bases__ if base is not BaseSettings
+)
 
 
 # ----------------------------------------------------------------------------- the environment
