@@ -197,7 +197,7 @@ class AnswerSettings(BaseModel):
 
 
 class DenseIndexSettings(BaseModel):
-    """The dense index kind by corpus size (``service.store.faiss_store.DenseParams``).
+    """The dense index kind by corpus size (``service.store.base.DenseParams``).
 
     The defaults come from ``python -m service.lab.scale N --compare`` (USE vectors of
     synthetic corpora; k = 50, one thread; recall@10 against exact search on held-out

@@ -33,7 +33,8 @@ from service.lab.stores import (
     _store_probe,
     compare_stores,
 )
-from service.store.faiss_store import DenseIndex, DenseParams
+from service.store.base import DenseParams
+from service.store.faiss_store import DenseIndex
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 

@@ -40,7 +40,8 @@ from service.lab.scale import (
     synthetic_texts,
 )
 from service.lab.stats import Latency, latency
-from service.store.faiss_store import DenseIndex, DenseParams, VectorStore
+from service.store.base import DenseParams, VectorStore
+from service.store.faiss_store import DenseIndex
 
 __all__ = ["STORES", "STORE_QUERIES", "StoreFigures", "compare_stores"]
 

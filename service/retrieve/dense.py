@@ -15,7 +15,7 @@ from service.index import CorpusIndex
 from service.records import Chunk, Hit, Query
 from service.retrieve.base import ranked_hits
 from service.retrieve.registry import register
-from service.store.faiss_store import VectorStore
+from service.store.base import VectorStore
 
 __all__ = ["DenseRetriever"]
 

@@ -37,11 +37,10 @@ import faiss
 import numpy as np
 
 from service.errors import IndexCorruptError
-from service.store.base import DenseParams, VectorStore
+from service.store.base import DenseParams
 from service.store.rows import RowFile
 
-# DenseParams and VectorStore live in service.store.base; the lab still imports them from here
-__all__ = ["DenseIndex", "DenseParams", "VectorStore", "theoretical_bytes"]
+__all__ = ["DenseIndex", "theoretical_bytes"]
 
 _FAISS_TYPES = {"flat": faiss.IndexFlatIP, "hnsw": faiss.IndexHNSWFlat, "ivfpq": faiss.IndexIVFPQ}
 _ADD_BLOCK = 20_000  # vectors added per FAISS call: progress without slowing the build

@@ -33,7 +33,8 @@ from service.lab.scale.metrics import (
 from service.lab.scale.synthetic import SeedPool, seed_pool, synthetic_queries, synthetic_texts
 from service.lab.scale.vectors import approximate_vectors, cache_key, encode_cached, sentence_bank
 from service.lab.stats import p50_p99
-from service.store.faiss_store import DenseIndex, DenseParams, theoretical_bytes
+from service.store.base import DenseParams
+from service.store.faiss_store import DenseIndex, theoretical_bytes
 
 _SEARCH_KEYS = frozenset({"efSearch", "nprobe", "refine"})
 

@@ -53,8 +53,9 @@ from service.lab.scale.vectors import (
     sentence_bank,
 )
 from service.lab.stats import p50_p99
+from service.store.base import DenseParams
 from service.store.bm25 import LexicalIndex
-from service.store.faiss_store import DenseIndex, DenseParams, theoretical_bytes
+from service.store.faiss_store import DenseIndex, theoretical_bytes
 
 
 @dataclass(frozen=True)
