@@ -278,7 +278,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.index import check_index
-    from service.server.app import create_app
+    from service.server.app import create_app, server_options
 
     settings = _settings(args)
     workers = args.workers or settings.workers
@@ -287,7 +287,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level="info", **server_options(settings)
+        )
         return 0
     # Each worker process imports the app itself and reads the settings from the
     # environment, so the command line's choices travel there.
@@ -299,6 +301,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         workers=workers,
         log_level="info",
+        **server_options(settings),
     )
     return 0
 

@@ -444,18 +444,32 @@ class LimitSettings(BaseModel):
     """What one client and one request may take (``service.server.limits``)."""
 
     rate_limit_per_minute: int = Field(
-        1200, ge=0, description="Requests a minute one client may make (0: no limit)."
+        12_000,
+        ge=0,
+        description=(
+            "Requests a minute one client may make to each worker (0: no limit); the "
+            "default lets one fast honest client (200 a second) through."
+        ),
     )
-    rate_limit_burst: int = Field(60, ge=1, description="Requests one client may make at once.")
+    rate_limit_burst: int = Field(200, ge=1, description="Requests one client may make at once.")
     trusted_proxies: tuple[str, ...] = Field(
         (),
         description=(
             "Addresses of reverse proxies whose X-Forwarded-For names the client (for the "
-            "rate limit); from anyone else the header is ignored."
+            "rate limit and the logs), read from the right; from anyone else the header is "
+            "ignored, and uvicorn trusts it only from these."
         ),
     )
     request_budget_seconds: float = Field(
         10.0, gt=0, description="Longest a question may take before the answer is a 503."
+    )
+    read_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description=(
+            "Longest a client may take to send a request's headers (from connecting or from "
+            "the previous answer), and then its body; after it the connection is closed."
+        ),
     )
 
     @field_validator("trusted_proxies")

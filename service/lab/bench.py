@@ -8,7 +8,9 @@ What it measures, on the configured corpus and index:
   8 and 32 concurrent clients: requests per second, p50/p99, errors, and the CPU time the
   server and the clients spent per request. Every response carries the server's own
   ``timings_ms``, so the one-client run compares each request's end-to-end latency with
-  the sum of the stages the server measured for that same request;
+  the sum of the stages the server measured for that same request. The server runs with
+  the rate limit off (``processes.serve`` sets ``CITEQA_RATE_LIMIT_PER_MINUTE=0``): every
+  client is one loopback address, and the bench measures the service, not the limit;
 - **ingest**: a real ``build_index`` of the corpus into a scratch folder, with the time of
   each encoder's build-path encoding (chunk texts, then sentence texts, exactly as
   ``build_index`` calls it) set against a plain ``encode()`` of the same texts, 32 at a

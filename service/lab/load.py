@@ -1,8 +1,10 @@
 """Load and soak: a real load generator (locust, headless) against ``citeqa serve`` on
 loopback, with the server's memory sampled while it runs (``citeqa load``).
 
-- ``load_suite`` starts the server, warms it, runs ``run_load`` once per client count and
-  writes ``load.json`` and ``load.md`` (``soak.json`` and ``soak.md`` for a soak);
+- ``load_suite`` starts the server (``processes.serve``: the rate limit off,
+  ``CITEQA_RATE_LIMIT_PER_MINUTE=0``, as all locust users are one loopback address), warms
+  it, runs ``run_load`` once per client count and writes ``load.json`` and ``load.md``
+  (``soak.json`` and ``soak.md`` for a soak);
 - ``run_load`` drives ``clients`` concurrent locust users (``service/lab/locustfile.py``) for
   ``seconds`` against a running server and reads locust's own CSV statistics: requests,
   failures, requests/s, p50 and p99. While it runs, the server's resident memory (the

@@ -117,8 +117,10 @@ def serve(
         settings: whose ``index_dir`` and ``corpus_dir`` the server serves.
         workers: uvicorn worker processes.
         port: where to listen (a free port when None).
-        env: more environment variables for the server (the rate limit is off: the load
-            generator is one client).
+        env: more environment variables for the server. The rate limit is off
+            (``CITEQA_RATE_LIMIT_PER_MINUTE=0``) unless ``env`` sets it: the bench and the
+            load test drive the server from one loopback address, faster than any one
+            client may go.
         ready_timeout: seconds to wait for ``/readyz``.
 
     Yields the ``Server`` once ready; terminates it (and kills it if it lingers) on exit.

@@ -12,8 +12,10 @@ engine, the settings and the admin check through ``Annotated`` dependencies
 - ``get_engine`` is ``async`` (reading the engine needs no thread) and sends its
   once-a-second look for a new index generation, which may load one, to the thread pool.
 
-Middleware, outermost first: CORS for the public routes, security headers, the rate limit,
-the body-size limit; the error handlers turn every exception into one JSON shape.
+Middleware, outermost first: security headers, CORS for the public routes, the rate limit,
+the admin key and the body-size limit; the error handlers turn every exception into one
+JSON shape. ``server_options`` are uvicorn's for ``citeqa serve`` (trusted proxies, read
+deadlines).
 """
 
 from __future__ import annotations
@@ -25,17 +27,26 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from service import __version__
 from service.config import Settings, get_settings
 from service.engine import Engine
-from service.server.errors import MAX_BODY_BYTES, BodySizeLimit, install_error_handlers
-from service.server.limits import RateLimit, SecurityHeaders
+from service.server.deps import is_admin_path
+from service.server.errors import (
+    MAX_BODY_BYTES,
+    BodySizeLimit,
+    error_response,
+    install_error_handlers,
+)
+from service.server.limits import RateLimit, SecurityHeaders, server_options
 from service.server.pages import STATIC_DIR
 from service.server.routes import admin, ask, documents, ops, search, verify, view, widget
+from service.server.schemas import ErrorDetail
 
-__all__ = ["LOCALHOST_ORIGIN", "create_app"]
+__all__ = ["LOCALHOST_ORIGIN", "create_app", "server_options"]
 
 # Pages on this machine may always call the API (the widget during development); other
 # origins only when listed in CITEQA_CORS_ORIGINS. Same-origin calls need no CORS at all.
@@ -55,22 +66,34 @@ ADMIN_MAX_BODY_BYTES = 8 * 1024 * 1024  # a whole article, not a question
 
 
 class PublicCORS(CORSMiddleware):
-    """CORS for the public routes; the admin routes never answer a cross-origin browser."""
+    """CORS for the public routes; the admin routes never answer a cross-origin browser.
+    A refused preflight is the one JSON error shape, not Starlette's plain text."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/admin"):
+        if scope["type"] == "http" and is_admin_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode("utf-8", "replace")
+        message = f"the cross-origin request is refused: {reason}."
+        return error_response(response.status_code, [ErrorDetail(field=None, message=message)])
+
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """The last added runs first: CORS, security headers, rate limit, body-size limit."""
+    """The last added runs first: security headers, CORS, rate limit, body-size limit
+    (which checks the admin key, then reads the body)."""
     app.add_middleware(
-        BodySizeLimit, max_bytes=MAX_BODY_BYTES, admin_max_bytes=ADMIN_MAX_BODY_BYTES
+        BodySizeLimit,
+        settings=settings,
+        max_bytes=MAX_BODY_BYTES,
+        admin_max_bytes=ADMIN_MAX_BODY_BYTES,
     )
     app.add_middleware(RateLimit, settings=settings)
-    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         PublicCORS,
         allow_origins=list(settings.cors_origins),
@@ -79,6 +102,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         allow_headers=["Content-Type"],
         max_age=600,
     )
+    app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -109,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             'Errors are always `{"error": {"field", "message"}, "errors": [...]}`.'
         ),
         lifespan=lifespan,
+        # Starlette's redirect to the path without its slash is absolute, built from the
+        # Host header the client sent (307 Location: http://evil.example/...): none.
+        redirect_slashes=False,
     )
     app.state.engine = None
     app.state.settings = settings

@@ -13,6 +13,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -25,20 +26,24 @@ from service.index import current_generation
 from service.verify.verifier import Verifier
 
 __all__ = [
+    "ADMIN_PREFIX",
     "AdminSettingsDep",
     "EngineDep",
     "PublicUrlDep",
     "SettingsDep",
     "VerifierDep",
+    "admin_refusal",
     "app_settings",
     "get_engine",
     "get_public_url",
     "get_verifier",
+    "is_admin_path",
     "reload_engine",
     "require_admin",
     "serve_generation",
 ]
 
+ADMIN_PREFIX = "/admin"
 RELOAD_CHECK_SECONDS = 1.0
 _reload_lock = threading.Lock()
 logger = logging.getLogger(__name__)
@@ -132,25 +137,39 @@ def get_public_url(settings: SettingsDep) -> str:
 PublicUrlDep = Annotated[str, Depends(get_public_url)]
 
 
-def require_admin(request: Request, settings: SettingsDep) -> Settings:
-    """The settings, once the request proved it holds the admin key (compared in constant
-    time); 404 while the admin routes are off, 401 without the right key."""
+def is_admin_path(path: str) -> bool:
+    """``/admin`` and the paths under it (not ``/adminX``)."""
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+def admin_refusal(settings: Settings, headers: Mapping[str, str]) -> HTTPException | None:
+    """Why a request with these headers may not use the admin routes, or None if it may:
+    404 while they are off, 401 without the right key (compared in constant time)."""
     if settings.admin_key is None:
-        raise HTTPException(
+        return HTTPException(
             status_code=404,
             detail="the admin routes are off; set CITEQA_ADMIN_KEY to turn them on.",
         )
-    sent = request.headers.get("x-api-key", "")
-    authorization = request.headers.get("authorization", "")
+    sent = headers.get("x-api-key", "")
+    authorization = headers.get("authorization", "")
     if not sent and authorization.lower().startswith("bearer "):
         sent = authorization[7:].strip()
     expected = settings.admin_key.get_secret_value().encode()
     if not hmac.compare_digest(sent.encode(), expected):
-        raise HTTPException(
+        return HTTPException(
             status_code=401,
             detail="a valid admin key is required: send 'Authorization: Bearer KEY'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return None
+
+
+def require_admin(request: Request, settings: SettingsDep) -> Settings:
+    """The settings, once the request proved it holds the admin key (``admin_refusal``;
+    ``BodySizeLimit`` has checked it already, before reading the body)."""
+    refusal = admin_refusal(settings, request.headers)
+    if refusal is not None:
+        raise refusal
     return settings
 
 

@@ -6,13 +6,16 @@ InputError                  422  (the engine's checks: empty question, top_k, la
 other CiteqaError           503  (the index cannot serve, or BudgetExceededError)
 RequestValidationError      422  (pydantic: types, ranges, dates, JSON that does not parse)
 HTTPException               its status (unknown route, wrong method, not ready, admin key)
+admin path without the key  401  (``BodySizeLimit``, before the body is read; 404: admin off)
 body over the limit         413  (``BodySizeLimit``, before the app reads it)
+body too slow to arrive     408  (``BodySizeLimit``, after CITEQA_READ_TIMEOUT_SECONDS)
 too many requests           429  (``service.server.limits.RateLimit``, with Retry-After)
 anything else               500  (a bug; the message says so, never a stack trace)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -21,10 +24,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.config import Settings
 from service.errors import CiteqaError, DocumentGoneError, InputError, UnknownDocumentError
+from service.server.deps import admin_refusal, is_admin_path
 from service.server.schemas import ErrorBody, ErrorDetail
 
 __all__ = [
@@ -74,7 +80,7 @@ def responses(*codes: int, html: bool = False) -> dict[int | str, dict[str, Any]
         404: "No document with that id (or, on /admin, the admin routes are off).",
         410: "The document was removed from the corpus; its citations no longer resolve.",
         429: "Too many requests from this client; `Retry-After` says when to retry.",
-        413: f"The body is over {MAX_BODY_BYTES // 1024} KiB.",
+        413: f"The body is over {MAX_BODY_BYTES // 1024} KiB (8 MiB on /admin).",
         422: "A field is missing, malformed or out of range; `error.field` names it.",
         503: "The index is not loaded yet, or the request outlasted its time budget.",
     }
@@ -170,7 +176,9 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> ErrorRespon
     message = str(exc.detail)
     field = None
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no route {request.method} {request.url.path}; /docs lists the routes."
+        path = request.url.path
+        hint = f"; did you mean {path.rstrip('/')}?" if len(path) > 1 and path.endswith("/") else ""
+        message = f"no route {request.method} {path}{hint}; /docs lists the routes."
     elif exc.status_code == 400 and message == "There was an error parsing the body":
         field = "body"
         message = (
@@ -203,67 +211,107 @@ def install_error_handlers(app: FastAPI) -> None:
 # ----------------------------------------------------------------------------- body limit
 
 
-class BodySizeLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, before the app reads them.
+class _TooLarge(Exception):
+    """The body grew over the limit while it was read."""
 
-    A declared ``Content-Length`` over the limit is refused without reading. Otherwise the
-    body is read here, counting bytes as they stream in (chunked bodies declare no length),
-    and replayed to the app once complete, so no route ever sees more than the limit.
+
+class BodySizeLimit:
+    """Admin requests prove the key, bodies stay under the limit and arrive in time, all
+    before the app reads a byte.
+
+    - An admin path (``/admin`` and under it) without the key is refused at once (401, or
+      404 while the admin routes are off), its body never read.
+    - A declared ``Content-Length`` over the limit (``max_bytes``; ``admin_max_bytes`` on
+      the admin paths) is refused without reading. Otherwise the body is read here,
+      counting bytes as they stream in (chunked bodies declare no length), and replayed
+      to the app once complete, so no route ever sees more than the limit.
+    - A body that takes longer than ``read_timeout`` seconds to arrive is answered 408 and
+      its connection closed (a client that stops sending holds nothing for long).
+    Every refusal closes the connection: the rest of the body is not worth reading.
     """
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, admin_max_bytes: int | None = None
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        max_bytes: int = MAX_BODY_BYTES,
+        admin_max_bytes: int | None = None,
     ) -> None:
         self.app = app
+        self.settings = settings
         self.max_bytes = max_bytes
         self.admin_max_bytes = admin_max_bytes or max_bytes
+        self.read_timeout = settings.read_timeout_seconds
 
-    def _too_large(self, size: str, limit: int) -> ErrorResponse:
+    def _too_large(self, size: str, limit: int, admin: bool) -> ErrorResponse:
+        shorter = "a shorter document" if admin else "a shorter question or fewer filters"
         message = (
             f"the body is {size} bytes; the limit is {limit} bytes "
-            f"({limit // 1024} KiB). Send a shorter question or fewer filters."
+            f"({limit // 1024} KiB). Send {shorter}."
         )
-        return error_response(413, [ErrorDetail(field="body", message=message)])
+        return _closing(413, ErrorDetail(field="body", message=message))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        admin = scope["path"].startswith("/admin")
+    def _refusal(self, scope: Scope, admin: bool) -> ErrorResponse | None:
+        """The answer to give before reading the body, if any."""
+        headers = Headers(scope=scope)
+        if admin:
+            refused = admin_refusal(self.settings, headers)
+            if refused is not None:
+                detail = ErrorDetail(field=None, message=str(refused.detail))
+                return _closing(refused.status_code, detail, refused.headers)
+        declared = headers.get("content-length")
+        if declared is None:
+            return None
+        length = int(declared) if declared.isascii() and declared.isdigit() else -1
+        if length < 0:
+            detail = ErrorDetail(field="Content-Length", message="Content-Length is not a size.")
+            return _closing(400, detail)
         limit = self.admin_max_bytes if admin else self.max_bytes
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError:
-                length = -1
-            if length < 0:
-                response = error_response(
-                    400,
-                    [ErrorDetail(field="Content-Length", message="Content-Length is not a size.")],
-                )
-                await response(scope, receive, send)
-                return
-            if length > limit:
-                await self._too_large(str(length), limit)(scope, receive, send)
-                return
+        return self._too_large(str(length), limit, admin) if length > limit else None
 
+    async def _read(self, receive: Receive, limit: int) -> bytes | None:
+        """The whole body (None if the client went away); ``_TooLarge`` over ``limit``."""
         parts: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return  # the client went away; nobody is waiting for an answer
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await self._too_large(f"over {limit}", limit)(scope, receive, send)
-                return
+                raise _TooLarge
             parts.append(chunk)
             more = message.get("more_body", False)
+        return b"".join(parts)
 
-        body: Message | None = {"type": "http.request", "body": b"".join(parts), "more_body": False}
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        admin = is_admin_path(scope["path"])
+        refusal = self._refusal(scope, admin)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        limit = self.admin_max_bytes if admin else self.max_bytes
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                read = await self._read(receive, limit)
+        except _TooLarge:
+            await self._too_large(f"over {limit}", limit, admin)(scope, receive, send)
+            return
+        except TimeoutError:
+            message = (
+                f"the request's body did not arrive within {self.read_timeout:g} s; "
+                "send it whole, without pauses."
+            )
+            await _closing(408, ErrorDetail(field="body", message=message))(scope, receive, send)
+            return
+        if read is None:
+            return  # the client went away; nobody is waiting for an answer
+        body: Message | None = {"type": "http.request", "body": read, "more_body": False}
 
         async def replay() -> Message:
             nonlocal body
@@ -273,3 +321,10 @@ class BodySizeLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _closing(
+    status: int, detail: ErrorDetail, headers: Mapping[str, str] | None = None
+) -> ErrorResponse:
+    """An error answered before the body was read: the connection closes after it."""
+    return error_response(status, [detail], {**(headers or {}), "Connection": "close"})

@@ -1,73 +1,146 @@
 """Limits on what one client and one request may take: a per-client rate limit, a time
 budget per request, and security headers on every response.
 
-- Rate limit: a token bucket per client address (``CITEQA_RATE_LIMIT_PER_MINUTE``, bursts
-  of ``CITEQA_RATE_LIMIT_BURST``); over it, 429 with ``Retry-After``. The address is the
-  connection's, or the first ``X-Forwarded-For`` hop when the connection comes from one of
-  ``CITEQA_TRUSTED_PROXIES``. Probes and static files are not counted.
+- Rate limit: a token bucket per client (``CITEQA_RATE_LIMIT_PER_MINUTE``, bursts of
+  ``CITEQA_RATE_LIMIT_BURST``), counted in each worker process; over it, 429 with
+  ``Retry-After``. The client is the connection's address or, when the connection comes
+  from one of ``CITEQA_TRUSTED_PROXIES``, the rightmost ``X-Forwarded-For`` hop that is not
+  a trusted proxy (IP addresses only); IPv6 clients count by their /64. Probes and static
+  files are not counted.
 - Time budget: ``within_budget`` answers 503 when a request's work takes longer than
   ``CITEQA_REQUEST_BUDGET_SECONDS``; the thread doing it finishes on its own, so the
   worker recovers.
-- Every response gets ``X-Content-Type-Options: nosniff``.
+- Every response gets ``X-Content-Type-Options: nosniff``; the API documentation pages
+  their CSP.
+- Connections: ``server_options`` are uvicorn's for ``citeqa serve``: which proxies it
+  believes, and ``DeadlineProtocol``, which closes a connection whose request headers do
+  not arrive within ``CITEQA_READ_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import ipaddress
 import math
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.config import Settings
 from service.errors import BudgetExceededError
 from service.server.errors import error_response
 from service.server.schemas import ErrorDetail
 
-__all__ = ["RateLimit", "SecurityHeaders", "within_budget"]
+__all__ = [
+    "API_DOC_PAGES",
+    "MAX_CLIENTS",
+    "DeadlineProtocol",
+    "DeadlineProtocols",
+    "RateLimit",
+    "SecurityHeaders",
+    "api_doc_policy",
+    "client_key",
+    "forwarded_client",
+    "server_options",
+    "within_budget",
+]
 
 T = TypeVar("T")
 _UNCOUNTED = ("/healthz", "/readyz", "/static/", "/favicon.ico")
+MAX_CLIENTS = 100_000  # about 25 MB of buckets per worker
+_PRUNED_PER_REQUEST = 4
+
+
+def client_key(address: str) -> str:
+    """The rate limit's key for an address: IPv4 as is, IPv6 by its /64 (one subscriber's
+    prefix: a client owns all of it, so each of its addresses must not count anew)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an IP (a test client, a Unix socket): itself
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return f"{ipaddress.IPv6Network((ip, 64), strict=False).network_address}/64"
+    return str(ip)
+
+
+def forwarded_client(peer: str, forwarded: str, trusted: frozenset[str]) -> str:
+    """The client behind ``peer``: ``X-Forwarded-For`` read from the right, each trusted
+    proxy skipped, so the first hop no proxy of ours vouches for. The client writes the
+    left of the header, so the left is never believed; a hop that is not an IP address
+    ends the walk at the last address a trusted proxy gave."""
+    client = peer
+    if peer not in trusted:
+        return client
+    for hop in reversed(forwarded.split(",")):
+        try:
+            address = str(ipaddress.ip_address(hop.strip()))
+        except ValueError:
+            break
+        client = address
+        if address not in trusted:
+            break
+    return client
 
 
 class RateLimit:
-    """ASGI middleware: a token bucket per client."""
+    """ASGI middleware: a token bucket per client, in a table of at most ``max_clients``.
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    The table is ordered by last use: a request moves its client to the end, the least
+    recently seen client goes when the table is full, and a few clients idle long enough
+    to have refilled their bucket (which is the same as no entry) are dropped from the
+    front. Each request does a bounded amount of work, however many clients were seen.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings, max_clients: int = MAX_CLIENTS) -> None:
         self.app = app
         self.rate = settings.rate_limit_per_minute / 60.0
         self.burst = max(1, settings.rate_limit_burst)
+        self.refilled_after = self.burst / self.rate if self.rate > 0 else 0.0
         self.trusted = frozenset(settings.trusted_proxies)
-        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self.max_clients = max_clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # (tokens, at)
         self.lock = threading.Lock()
 
     def client(self, scope: Scope) -> str:
-        host = (scope.get("client") or ("unknown", 0))[0]
-        if host in self.trusted:
-            forwarded = dict(scope["headers"]).get(b"x-forwarded-for", b"").decode("latin-1")
-            first = forwarded.split(",")[0].strip()
-            if first:
-                return first
-        return str(host)
+        peer = str((scope.get("client") or ("unknown", 0))[0])
+        if peer in self.trusted:
+            values = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
+            peer = forwarded_client(peer, b",".join(values).decode("latin-1"), self.trusted)
+        return client_key(peer)
+
+    def _forget(self, now: float) -> None:
+        """Drop the least recently seen clients over the size, and a few refilled ones."""
+        while len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+        for _ in range(_PRUNED_PER_REQUEST):
+            oldest = next(iter(self.buckets.values()), None)
+            if oldest is None or now - oldest[1] < self.refilled_after:
+                return
+            self.buckets.popitem(last=False)
 
     def take(self, client: str) -> float:
         """0 if the request may go now, else the seconds until it may."""
         now = time.monotonic()
         with self.lock:
-            tokens, at = self.buckets.get(client, (float(self.burst), now))
+            tokens, at = self.buckets.pop(client, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - at) * self.rate)
-            if tokens >= 1:
-                self.buckets[client] = (tokens - 1, now)
-                if len(self.buckets) > 100_000:  # forget idle clients
-                    self.buckets = {c: v for c, v in self.buckets.items() if now - v[1] < 600}
-                return 0.0
-            self.buckets[client] = (tokens, now)
-            return (1 - tokens) / self.rate
+            allowed = tokens >= 1
+            self.buckets[client] = (tokens - 1 if allowed else tokens, now)
+            self._forget(now)
+        return 0.0 if allowed else (1 - tokens) / self.rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.rate <= 0 or scope["path"].startswith(_UNCOUNTED):
@@ -88,26 +161,172 @@ class RateLimit:
         await response(scope, receive, send)
 
 
-class SecurityHeaders:
-    """ASGI middleware: ``X-Content-Type-Options: nosniff`` on every response."""
+# The API documentation pages are FastAPI's: Swagger UI (/docs) and ReDoc (/redoc) from
+# jsDelivr, ReDoc's fonts from Google, FastAPI's favicon. Their CSP allows exactly that,
+# plus each page's own inline script by its hash; ReDoc's and Swagger UI's styles are
+# injected at run time (inline), and ReDoc searches in a blob: worker.
+API_DOC_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+API_DOC_POLICY = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net{hashes}; "
+    "style-src https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
+    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors {ancestors}"
+)
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def api_doc_policy(html: bytes, frame_ancestors: str) -> str:
+    """The CSP of an API documentation page: its CDN sources and its inline scripts."""
+    hashes = "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(html)
+    )
+    return API_DOC_POLICY.format(hashes=hashes, ancestors=frame_ancestors)
+
+
+class SecurityHeaders:
+    """ASGI middleware: ``X-Content-Type-Options: nosniff`` on every response (the CORS
+    layer's and the rate limit's too: it runs outermost), and the pages' headers (a CSP,
+    ``Referrer-Policy``) on the API documentation pages."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: str = "'none'") -> None:
         self.app = app
+        self.frame_ancestors = frame_ancestors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] in API_DOC_PAGES:
+            await self._doc_page(scope, receive, send)
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == b"x-content-type-options" for name, _ in headers):
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                message["headers"] = headers
+                message["headers"] = _with_nosniff(message.get("headers", []))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _doc_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hold the page (a few KiB) until its inline scripts can be hashed into its CSP."""
+        start: Message | None = None
+        body: list[bytes] = []
+
+        async def send_page(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            body.append(message.get("body", b""))
+            if message.get("more_body", False) or start is None:
+                return
+            html = b"".join(body)
+            policy = api_doc_policy(html, self.frame_ancestors)
+            headers = [(k, v) for k, v in _with_nosniff(start.get("headers", []))]
+            headers += [
+                (b"content-security-policy", policy.encode()),
+                (b"referrer-policy", b"no-referrer"),
+            ]
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": html, "more_body": False})
+
+        await self.app(scope, receive, send_page)
+
+
+def _with_nosniff(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    listed = list(headers)
+    if not any(name.lower() == b"x-content-type-options" for name, _ in listed):
+        listed.append((b"x-content-type-options", b"nosniff"))
+    return listed
+
+
+# ----------------------------------------------------------------------------- connections
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a deadline on a request's headers, and JSON 400s.
+
+    uvicorn times a connection out only between a response and the next request's first
+    byte: a client that connects and sends nothing, or half the headers, is kept for ever.
+    Here the headers must be complete within ``read_timeout`` seconds of connecting, or of
+    the previous response; otherwise the connection is closed. (The body's deadline is
+    ``BodySizeLimit``'s.) uvicorn's own 400 for a request that does not parse is the
+    service's JSON error shape, with ``nosniff``.
+    """
+
+    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+        self.header_deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self.header_deadline = self.loop.call_later(self.read_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+            self.header_deadline = None
+
+    def _headers_late(self) -> None:
+        self.header_deadline = None
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
+            self._arm()
+
+    def send_400_response(self, msg: str) -> None:
+        body = error_response(400, [ErrorDetail(field=None, message=msg)]).body
+        head = (
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            b"x-content-type-options: nosniff\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        self.transport.write(head + bytes(body))
+        self.transport.close()
+
+
+@dataclass(frozen=True)
+class DeadlineProtocols:
+    """Makes a ``DeadlineProtocol`` for each connection (uvicorn's ``http=``); a plain
+    value, so it travels to the worker processes."""
+
+    read_timeout: float
+
+    def __call__(self, **kwargs: Any) -> DeadlineProtocol:
+        return DeadlineProtocol(read_timeout=self.read_timeout, **kwargs)
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for ``citeqa serve``: X-Forwarded-For believed only from
+    ``CITEQA_TRUSTED_PROXIES`` (uvicorn's default believes any from loopback, which lets a
+    local client forge its address in the logs and the rate limit), and the read deadlines."""
+    proxies = ",".join(settings.trusted_proxies)
+    return {
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies,
+        "http": DeadlineProtocols(settings.read_timeout_seconds),
+        "timeout_keep_alive": min(5, math.ceil(settings.read_timeout_seconds)),
+    }
 
 
 async def within_budget(request: Request, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:

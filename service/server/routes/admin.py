@@ -2,7 +2,8 @@
 
 Off unless ``CITEQA_ADMIN_KEY`` is set; then every call must carry the key
 (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``), compared in constant time
-(``service.server.deps.require_admin``). No CORS headers are ever sent for these routes:
+(``service.server.deps.admin_refusal``), before the body is read (``BodySizeLimit``
+refuses a request without it at once). No CORS headers are ever sent for these routes:
 browsers on other sites cannot call them. Each change publishes a new index generation,
 which this worker serves at once and the others within a second.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.index.live import add_text, rebuild, remove_documents
-from service.server.deps import AdminSettingsDep, EngineDep, serve_generation
+from service.server.deps import ADMIN_PREFIX, AdminSettingsDep, EngineDep, serve_generation
 from service.server.errors import responses
 from service.server.schemas import DocumentIn, Published
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
 
 
 @router.post(
