@@ -16,6 +16,7 @@ wording of any one document.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import re
@@ -402,11 +403,14 @@ def _line_languages(lines: list[_Line], reasons: dict[int, str]) -> dict[int, st
         if not line.blank and index not in reasons
     }
     chinese = [(i, lang) for i, lang in languages.items() if lang.startswith("zh-")]
+    at_line = [i for i, _ in chinese]
     for index, language in languages.items():
         if language != "zh":
             continue
-        after = next((lang for i, lang in chinese if i > index), None)
-        before = next((lang for i, lang in reversed(chinese) if i < index), None)
+        # a binary search: scanning the list for each line was quadratic in the lines
+        at = bisect.bisect_right(at_line, index)  # the first Chinese line below this one
+        after = chinese[at][1] if at < len(chinese) else None
+        before = chinese[at - 1][1] if at > 0 else None
         languages[index] = after or before or "zh-Hans"
     return languages
 
