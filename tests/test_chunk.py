@@ -1,4 +1,5 @@
 import dataclasses
+import time
 from collections import Counter
 
 import pytest
@@ -140,6 +141,16 @@ def test_overlap_larger_than_size_is_refused() -> None:
 def test_sentence_spans(text: str, sentences: list[str]) -> None:
     spans = sentence_spans(text, offset=5)
     assert [text[start - 5 : end - 5] for start, end in spans] == sentences
+
+
+def test_a_line_of_initials_is_split_in_linear_time() -> None:
+    # each period looked for an abbreviation in the whole sentence so far: 3.7 s here
+    text = "A. " * 6_666 + "Then the end. It ends."
+    started = time.perf_counter()
+    spans = sentence_spans(text)
+    assert time.perf_counter() - started < 0.5
+    # initials end no sentence
+    assert [text[start:end] for start, end in spans] == [text[:-9], "It ends."]
 
 
 def test_sidebar_chunks_are_indexed_without_the_articles_title(

@@ -221,6 +221,10 @@ _SENTENCE_END = re.compile(
 _ABBREVIATIONS = re.compile(
     r"\b(?:Mr|Mrs|Ms|Dr|Prof|St|No|Vol|Gen|Gov|Sen|Rep|Jr|Sr|vs|etc|e\.g|i\.e|U\.S|[A-Z])\.$"
 )
+# Longer than the longest abbreviation ("Prof."): the part of a sentence it is looked for in.
+# Searching the whole sentence so far for each period took time quadratic in a line of
+# initials ("A. B. C. ..."); ``\b`` still sees the character before the window.
+_ABBREVIATION_WINDOW = 8
 
 
 def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
@@ -231,7 +235,9 @@ def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
         start = line.start()
         for end_mark in _SENTENCE_END.finditer(line.group()):
             end = line.start() + end_mark.end()
-            if end_mark.group().startswith(".") and _ABBREVIATIONS.search(text[start:end]):
+            if end_mark.group().startswith(".") and _ABBREVIATIONS.search(
+                text, max(start, end - _ABBREVIATION_WINDOW), end
+            ):
                 continue
             spans.append((start, end))
             start = end

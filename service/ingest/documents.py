@@ -16,10 +16,11 @@ wording of any one document.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,53 +33,119 @@ __all__ = ["SUFFIXES", "corpus_files", "parse_document", "read_corpus", "read_do
 SUFFIXES = (".txt", ".md")
 
 # ---------------------------------------------------------------------------------------
-# Line shapes of page chrome. Each pattern is matched against a stripped line.
+# Line shapes of page chrome. Each rule reads one stripped line (it holds no line break).
+#
+# A scraped page is user text, and ``re`` holds the GIL while it matches: a pattern whose
+# repeated item could also take the separator's spaces ("(\s*\|\s*[^.|]{0,25})+") tried
+# every way of splitting a menu line and took seconds on 34 characters, freezing the server.
+# So no pattern here nests quantifiers that can match the same text; the item lists are
+# plain code; every rule takes time linear in the line (tests/test_ingest_redos.py fuzzes
+# them), and the rules for whole-line shapes read no line longer than ``_SHAPE_MAX``.
 
-_CHROME_LINES: tuple[tuple[str, re.Pattern[str]], ...] = (
+_Rule = Callable[[str], bool]
+
+# A line longer than this is body text whatever its shape: no menu, breadcrumb, button,
+# file name or heading is this long. Rules that look for a word anywhere read every line.
+_SHAPE_MAX = 500
+# Sentence ends: a line with one is prose, not a menu or a breadcrumb.
+_SENTENCE_MARKS = frozenset(".。!?！？")
+# Nor is a menu item a clause: no commas or colons either.
+_BAR_ITEM_MARKS = _SENTENCE_MARKS | frozenset(",，:：")
+_BAR_ITEM_MAX = 25
+_CRUMB_ARROWS = frozenset(">»›")
+_CRUMB_MAX = 40
+
+
+def _search(pattern: str) -> _Rule:
+    """A rule that holds where the case-blind ``pattern`` matches."""
+    compiled = re.compile(pattern, re.I)
+    return lambda line: compiled.search(line) is not None
+
+
+def _shape(rule: _Rule) -> _Rule:
+    """``rule`` for lines of at most ``_SHAPE_MAX`` characters; longer lines are body text."""
+    return lambda line: len(line) <= _SHAPE_MAX and rule(line)
+
+
+def _is_bar_menu(line: str) -> bool:
+    """A line made only of items separated by bars: "News | Secretariat", "|". An item
+    has at most 25 characters besides the spaces around its bars, and no punctuation."""
+    if "|" not in line or not _BAR_ITEM_MARKS.isdisjoint(line):
+        return False
+    first, *middle, last = line.split("|")
+    return (
+        len(first.rstrip()) <= _BAR_ITEM_MAX
+        and len(last.lstrip()) <= _BAR_ITEM_MAX
+        and all(len(item.strip()) <= _BAR_ITEM_MAX for item in middle)
+    )
+
+
+def _is_breadcrumb(line: str) -> bool:
+    """Three or more items of 1 to 40 characters joined by an arrow between two spaces
+    ("Home > News > Asia", also » and ›), and no sentence punctuation. An item may hold an
+    arrow itself ("A > B" as one item), so the line is read left to right: ``reach`` maps
+    each place an item can start to the most arrows before it (two are enough)."""
+    if not _SENTENCE_MARKS.isdisjoint(line):
+        return False
+    reach = {0: 0}
+    for arrow in range(1, len(line) - 1):
+        if line[arrow] not in _CRUMB_ARROWS:
+            continue
+        if not (line[arrow - 1].isspace() and line[arrow + 1].isspace()):
+            continue
+        item_end = arrow - 1
+        starts = range(max(0, item_end - _CRUMB_MAX), item_end)  # items of 1 to 40
+        arrows = max((reach[start] for start in starts if start in reach), default=-1)
+        if arrows >= 0:
+            reach[arrow + 2] = max(reach.get(arrow + 2, 0), min(arrows + 1, 2))
+    return any(
+        arrows == 2 and 1 <= len(line) - start <= _CRUMB_MAX for start, arrows in reach.items()
+    )
+
+
+_CHROME_LINES: tuple[tuple[str, _Rule], ...] = (
     # "skip to main content" links, in the languages of the region
     (
         "navigation",
-        re.compile(
-            r"^(본문\s*바로\s*가기|skip to (main )?content|跳(转|轉)?到?主要?内容|"
-            r"本文へ(移動|スキップ))$",
-            re.I,
+        _shape(
+            _search(
+                r"^(본문\s*바로\s*가기|skip to (main )?content|跳(转|轉)?到?主要?内容|"
+                r"本文へ(移動|スキップ))$"
+            )
         ),
     ),
     # breadcrumbs: "position: A > B > C", "Home > News", "当前位置：首页 > 新闻"
     (
         "navigation",
-        re.compile(
-            r"^(position|location|you are here|当前位置|當前位置|현재\s*위치)\s*[:：]", re.I
-        ),
+        _search(r"^(position|location|you are here|当前位置|當前位置|현재\s*위치)\s*[:：]"),
     ),
-    ("navigation", re.compile(r"^[^.。!?！？]{1,40}(\s[>»›]\s[^.。!?！？]{1,40}){2,}$")),
-    # a line made only of short items separated by bars: "News | Secretariat", "|"
-    ("navigation", re.compile(r"^[^.。!?！？,，:：|]{0,25}(\s*\|\s*[^.。!?！？,，:：|]{0,25})+$")),
+    ("navigation", _shape(_is_breadcrumb)),
+    ("navigation", _shape(_is_bar_menu)),
     # buttons a content management system leaves in the text
     (
         "interface",
-        re.compile(
-            r"^(WriteAdmin|Write|Edit|Delete|Print|Share|List|Login|Log in|Sign in|Top|"
-            r"Back to (top|list)|목록|인쇄|공유|글쓰기|打印|分享|返回(顶部|頂部)?|关闭|關閉)$",
-            re.I,
+        _shape(
+            _search(
+                r"^(WriteAdmin|Write|Edit|Delete|Print|Share|List|Login|Log in|Sign in|Top|"
+                r"Back to (top|list)|목록|인쇄|공유|글쓰기|打印|分享|返回(顶部|頂部)?|关闭|關閉)$"
+            )
         ),
     ),
     # attachments: "File 첨부파일 1.JPG", "첨부파일", "Attachment: report.pdf", "附件"
-    ("attachment", re.compile(r"(첨부\s*파일|^attachments?\b|^附件)", re.I)),
+    ("attachment", _search(r"(첨부\s*파일|^attachments?\b|^附件)")),
     (
         "attachment",
-        re.compile(
-            r"^(file\s+)?\S{0,60}\.(jpe?g|png|gif|pdf|hwp|hwpx|docx?|xlsx?|pptx?|zip)$", re.I
+        _shape(
+            _search(r"^(file\s+)?\S{0,60}\.(jpe?g|png|gif|pdf|hwp|hwpx|docx?|xlsx?|pptx?|zip)$")
         ),
     ),
     # copyright, reprint and site-liability notices
     (
         "copyright",
-        re.compile(
+        _search(
             r"(copyright|©|all rights reserved|\breprint|without (written )?(permission|"
             r"authori[sz]ation)|does not represent the views|service agreement|版权|版權|"
-            r"转载|轉載|未经授权|未經授權|저작권|무단\s*전재)",
-            re.I,
+            r"转载|轉載|未经授权|未經授權|저작권|무단\s*전재)"
         ),
     ),
 )
@@ -101,7 +168,8 @@ _META_LINE = re.compile(
     r"来源|來源|发布时间|發布時間|时间|時間|作者|责任编辑|責任編輯)\b\s*[:：]?",
     re.I,
 )
-_SOURCE_FIELD = re.compile(r"(?:^|[\s|])(?:source|来源|來源)\s*[:：]\s*([^|\n]+?)\s*(?:\||$)", re.I)
+# The label of a "Source: Xinhua | 2024-06-12" field; its value runs to the next bar.
+_SOURCE_LABEL = re.compile(r"(?:^|[\s|])(?:source|来源|來源)\s*[:：]", re.I)
 _AGENCY_DATELINE = re.compile(
     r"^(?P<source>[A-Z][\w.&' -]{1,50}?\b(?:News Agency|News Service|News Network|Agency|Press|"
     r"News|Daily|Times|Post|Herald)),\s+\S",
@@ -207,9 +275,33 @@ def find_date(text: str) -> tuple[str, int, int] | None:
 
 
 def _chrome_reason(line: str) -> str | None:
-    for reason, pattern in _CHROME_LINES:
-        if pattern.search(line):
+    for reason, rule in _CHROME_LINES:
+        if rule(line):
             return reason
+    return None
+
+
+def _is_sidebar_heading(line: str) -> bool:
+    return len(line) <= _SHAPE_MAX and _SIDEBAR_HEADING.match(line) is not None
+
+
+def _is_menu_item(line: str) -> bool:
+    return len(line) <= _SHAPE_MAX and _MENU_ITEM.match(line) is not None
+
+
+def _source_field(line: str) -> str | None:
+    """The value of the line's first "Source: ..." field, up to the next bar, stripped;
+    ``None`` without one or if it is blank. A label with nothing at all after it
+    ("Source:|") is no field, and a later one on the line may be.
+
+    Plain code rather than a lazy group before optional spaces, which took time quadratic
+    in a long run of spaces. Each label that yields nothing is followed by a bar or the end,
+    so the scan is linear."""
+    for label in _SOURCE_LABEL.finditer(line):
+        bar = line.find("|", label.end())
+        value = line[label.end() : bar if bar >= 0 else len(line)]
+        if value:
+            return value.strip() or None
     return None
 
 
@@ -265,8 +357,8 @@ def _metadata(
     for text in header:
         if published is None and (date := find_date(text)):
             published = date[0]
-        if source is None and (field := _SOURCE_FIELD.search(text)):
-            source = field.group(1).strip() or None
+        if source is None:
+            source = _source_field(text)
     if source is None and header and (dateline := _AGENCY_DATELINE.match(header[0])):
         source = dateline["source"]
     return source, published
@@ -274,9 +366,7 @@ def _metadata(
 
 def _sidebar_start(lines: list[_Line]) -> int:
     """Index of the sidebar heading ("Top News"), or ``len(lines)`` if there is none."""
-    return next(
-        (i for i, line in enumerate(lines) if _SIDEBAR_HEADING.match(line.text)), len(lines)
-    )
+    return next((i for i, line in enumerate(lines) if _is_sidebar_heading(line.text)), len(lines))
 
 
 def _boilerplate_lines(lines: list[_Line]) -> dict[int, str]:
@@ -285,7 +375,7 @@ def _boilerplate_lines(lines: list[_Line]) -> dict[int, str]:
     for index, line in enumerate(lines):
         if line.blank:
             continue
-        if _SIDEBAR_HEADING.match(line.text):
+        if _is_sidebar_heading(line.text):
             reasons[index] = "sidebar heading"
             continue
         reason = _chrome_reason(line.text)
@@ -294,7 +384,7 @@ def _boilerplate_lines(lines: list[_Line]) -> dict[int, str]:
     # runs of short bullets are menus
     run: list[int] = []
     for index, line in enumerate([*lines, _Line(0, 0, "")]):
-        if index < len(lines) and _MENU_ITEM.match(line.text) and index not in reasons:
+        if index < len(lines) and _is_menu_item(line.text) and index not in reasons:
             run.append(index)
             continue
         if line.blank and run and index < len(lines):
@@ -313,11 +403,14 @@ def _line_languages(lines: list[_Line], reasons: dict[int, str]) -> dict[int, st
         if not line.blank and index not in reasons
     }
     chinese = [(i, lang) for i, lang in languages.items() if lang.startswith("zh-")]
+    at_line = [i for i, _ in chinese]
     for index, language in languages.items():
         if language != "zh":
             continue
-        after = next((lang for i, lang in chinese if i > index), None)
-        before = next((lang for i, lang in reversed(chinese) if i < index), None)
+        # a binary search: scanning the list for each line was quadratic in the lines
+        at = bisect.bisect_right(at_line, index)  # the first Chinese line below this one
+        after = chinese[at][1] if at < len(chinese) else None
+        before = chinese[at - 1][1] if at > 0 else None
         languages[index] = after or before or "zh-Hans"
     return languages
 

