@@ -475,7 +475,7 @@ class Readiness(BaseModel):
     generation: str = Field(description="The index generation being served.")
     documents: int
     chunks: int
-    reason: str | None = Field(None, description="Why the service is degraded (else null).")
+    reason: str | None = Field(description="Why the service is degraded (else null).")
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Readiness:
