@@ -46,9 +46,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _build(args: argparse.Namespace) -> int:
     from service.index import build_index
+    from service.index.live import write_lock
 
     settings = _settings(args)
-    result = build_index(settings, force=args.force, progress=not args.quiet)
+    with write_lock(settings):  # not while a live change (or another build) publishes
+        result = build_index(settings, force=args.force, progress=not args.quiet)
     if result.built:
         print(
             f"built {result.path} in {result.seconds:.1f} s: "
@@ -277,13 +279,17 @@ def check_workers(settings: Settings, workers: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.index import check_index
+    from service.index.recover import prepare_to_serve
     from service.server.app import create_app, server_options
 
     settings = _settings(args)
     workers = args.workers or settings.workers
     check_workers(settings, workers)
-    check_index(settings)  # a missing or stale index is a clear error, not a traceback
+    # a missing or stale index is a clear error, not a traceback; a damaged one is passed
+    # over for the last good one; what a crash left behind is cleaned up and published
+    prepared = prepare_to_serve(settings)
+    if prepared.warning:
+        print(f"warning: {prepared.warning}", file=sys.stderr)
     host = args.host or settings.host
     port = args.port or settings.port
     if workers == 1:

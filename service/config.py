@@ -74,6 +74,16 @@ class CorpusSettings(BaseModel):
 
     corpus_dir: Path = Field(Path("seeds"), description="Folder of *.txt and *.md documents.")
     index_dir: Path = Field(Path("index"), description="Where the built index lives.")
+    data_dir: Path | None = Field(
+        None,
+        description="Where documents added or removed while serving are kept (the live "
+        "corpus): the corpus folder is copied there on the first change and never written. "
+        "Unset: <index_dir>/documents.",
+    )
+
+    def live_corpus_dir(self) -> Path:
+        """The folder live changes write (``data_dir``, or ``<index_dir>/documents``)."""
+        return self.data_dir if self.data_dir is not None else self.index_dir / "documents"
 
 
 class ModelSettings(BaseModel):

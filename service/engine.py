@@ -145,6 +145,8 @@ class Engine:
                 )
 
     def _allowed(self, chunk: Chunk, filters: Filters | None) -> bool:
+        if chunk.doc_id in self.index.hidden:  # removed since the generation served
+            return False
         if filters is None:
             return True
         if filters.doc_ids and chunk.doc_id not in filters.doc_ids:
@@ -195,7 +197,7 @@ class Engine:
         runs = self.retriever.runs(query, timings)
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        if filters is not None:
+        if filters is not None or self.index.hidden:
             runs = {
                 name: [h for h in hits if self._allowed(h.chunk, filters)]
                 for name, hits in runs.items()

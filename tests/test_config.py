@@ -21,6 +21,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 ENVIRONMENT: list[tuple[str, str, Any]] = [
     ("CITEQA_CORPUS_DIR", "/srv/corpus", Path("/srv/corpus")),
     ("CITEQA_INDEX_DIR", "/srv/index", Path("/srv/index")),
+    ("CITEQA_DATA_DIR", "/srv/data", Path("/srv/data")),
     ("CITEQA_DENSE_MODEL", "/models/minilm", "/models/minilm"),
     ("CITEQA_DENSE_LANGUAGES", '["en", "ko"]', ("en", "ko")),
     ("CITEQA_DENSE_BACKEND", "torch", "torch"),

@@ -109,7 +109,7 @@ def test_a_damaged_file_is_refused(private_settings: Settings) -> None:
     data[10] ^= 0x01
     target.write_bytes(bytes(data))
     with pytest.raises(
-        IndexCorruptError, match=r"chunks\.jsonl does not match its checksum.*--force"
+        IndexCorruptError, match=r"chunks\.jsonl does not match its checksum.*`citeqa build`"
     ):
         load_index(private_settings)
 

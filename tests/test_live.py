@@ -158,9 +158,10 @@ def test_a_damaged_generation_is_refused_and_the_last_good_one_served(
     index_dir = tmp_path / "index"
     shutil.copytree(live.index_dir, index_dir)
     settings = live.model_copy(update={"index_dir": index_dir})
-    good = current_generation(index_dir)
-    assert good is not None
     add_text(settings, "The Eastbank Ferry runs every 20 minutes.", doc_id="940_ferry")
+    good = current_generation(index_dir)  # holds 940_ferry; the damaged one removed it
+    assert good is not None
+    remove_documents(settings, ["940_ferry"])
     damaged = current_generation(index_dir)
     assert damaged is not None and damaged != good
     manifest = json.loads((damaged / MANIFEST).read_text())
@@ -172,8 +173,10 @@ def test_a_damaged_generation_is_refused_and_the_last_good_one_served(
         path.write_bytes(bytes([original[0] ^ 0xFF]) + original[1:])
         index = load_index(settings)
         assert index.path == good and index.warning and name in index.warning
+        assert "940_ferry" in index.removed and "940_ferry" not in index.documents
         path.write_bytes(original[: len(original) // 2])
-        assert load_index(settings).path == good
+        index = load_index(settings)
+        assert index.path == good and "940_ferry" not in index.documents
         path.write_bytes(original)
     assert load_index(settings).path == damaged
     assert (index_dir / CURRENT).read_text().strip() == damaged.name

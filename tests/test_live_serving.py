@@ -148,6 +148,31 @@ def test_kill_9_during_changes_loses_nothing_acknowledged(
             status = c.get(f"/documents/{doc_id}").status_code
             assert (status == 200) is present, (doc_id, present, status)
     assert kills >= 1 and current_generation(live_settings.index_dir) is not None
+    _damaged_current_keeps_removals(live_settings, port, expected)
+
+
+def _damaged_current_keeps_removals(
+    settings: Settings, port: int, expected: dict[str, bool]
+) -> None:
+    """One more add and its removal, then a flipped byte in the current generation: the
+    server starts on the older one, says "degraded", and nothing removed comes back."""
+    from service.index.live import add_text, remove_documents
+
+    add_text(settings, "The Kiln Street market opens at dawn.", doc_id="kill-final")
+    remove_documents(settings, ["kill-final"])
+    current = current_generation(settings.index_dir)
+    assert current is not None
+    target = current / "dense.faiss"
+    data = bytearray(target.read_bytes())
+    data[100] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with running_server(settings, port=port) as url, httpx.Client(base_url=url, timeout=60) as c:
+        ready = c.get("/readyz").json()
+        assert ready["status"] == "degraded" and ready["generation"] != current.name
+        assert c.get("/documents/kill-final").status_code == 410
+        for doc_id, present in expected.items():
+            if not present:
+                assert c.get(f"/documents/{doc_id}").status_code != 200, doc_id
 
 
 def _server_pid(port: int) -> int:

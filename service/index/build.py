@@ -16,7 +16,6 @@ A failure or an interrupt before the rename leaves no ``.building-*`` directory 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -41,11 +40,14 @@ from service.index.layout import (
     FORMAT_VERSION,
     SENTENCES,
     config_of,
+    corpus_folder,
     corpus_hash,
     current_generation,
     document_row,
     expected_config,
     file_table,
+    intact,
+    newest_removals,
     publish,
     read_manifest,
     sentence_vectors_file,
@@ -96,7 +98,8 @@ class _Corpus:
 
 def _up_to_date(settings: Settings, corpus: str) -> Path | None:
     """The current generation if it was built from this corpus with these settings, dense
-    index kinds included (changed ones rebuild the indexes from the same vectors)."""
+    index kinds included (changed ones rebuild the indexes from the same vectors), and
+    every file still matches its checksum (a damaged one is rebuilt)."""
     generation = current_generation(settings.index_dir)
     if generation is None:
         return None
@@ -112,7 +115,9 @@ def _up_to_date(settings: Settings, corpus: str) -> Path | None:
         wanted = dense_specs(params, manifest["counts"]["chunks"], dims)
     except (KeyError, TypeError, ValueError):
         return None
-    return generation if manifest.get("dense_index") == wanted else None
+    if manifest.get("dense_index") != wanted:
+        return None
+    return generation if intact(generation) else None
 
 
 def _read_corpus(files: list[Path], params: ChunkingParams, steps: StepObserver) -> _Corpus:
@@ -127,12 +132,9 @@ def _read_corpus(files: list[Path], params: ChunkingParams, steps: StepObserver)
 
 
 def _removed(index_dir: Path, now: Iterable[str], present: set[str]) -> dict[str, str]:
-    """Removed document ids and when, carried from the current generation's manifest."""
-    removed: dict[str, str] = {}
-    generation = current_generation(index_dir)
-    if generation is not None:
-        with contextlib.suppress(OSError, json.JSONDecodeError):  # damaged: none carried
-            removed = dict(read_manifest(generation).get("removed", {}))
+    """Removed document ids and when, carried from the newest manifest that parses (the
+    current one unless it is damaged)."""
+    removed = newest_removals(index_dir)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     removed.update(dict.fromkeys(now, stamp))
     return {doc_id: when for doc_id, when in removed.items() if doc_id not in present}
@@ -167,16 +169,18 @@ class _Job:
 
 def _encode(
     job: _Job, models: Mapping[str, Encoder], corpus: _Corpus, texts: list[str], reuse: bool
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], Path | None]:
     """Each encoder's vectors of the chunk ``texts`` (returned) and of the sentences
     (written into their memory-mapped files: 3 a chunk, 10 GB at 1M chunks, never all in
     memory). With ``reuse``, the current generation's vector of a text is taken instead
-    of encoding it; those vectors and the sentence texts leave memory on return."""
+    of encoding it; those vectors and the sentence texts leave memory on return. Also
+    returned: the generation the vectors came from (its checksums passed), or None."""
     names = job.settings.encoder_models()
     cache: VectorCache = {name: {} for name in names}
+    verified = None
     if reuse:
         with job.steps.step("previous generation's vectors"):
-            cache = previous_vectors(job.settings)
+            cache, verified = previous_vectors(job.settings)
     sentences = sentence_texts(corpus.by_id(), corpus.chunks, corpus.sentences)
     vectors = {}
     for name, model in names.items():
@@ -198,7 +202,7 @@ def _encode(
         out.flush()
         del out
         job.bar.update()
-    return vectors
+    return vectors, verified
 
 
 def _write(
@@ -263,9 +267,9 @@ def _manifest(
     }
 
 
-def _publish(job: _Job) -> None:
+def _publish(job: _Job, verified: Path | None) -> None:
     with job.steps.step("fsync and publish"):
-        publish(job.settings.index_dir, job.generation)
+        publish(job.settings.index_dir, job.generation, known_good=verified)
     if store_kind(job.settings) == "milvus-uri":
         drop_stale_collections(job.settings)
     job.bar.update()
@@ -297,7 +301,7 @@ def build_index(
         steps: told of each step (``service.index.steps``), to time them.
     """
     started = time.perf_counter()
-    files = corpus_files(settings.corpus_dir)
+    files = corpus_files(corpus_folder(settings))
     with steps.step("corpus hash"):
         digest = corpus_hash(files)
     if not force and (existing := _up_to_date(settings, digest)):
@@ -320,7 +324,7 @@ def build_index(
     bar.update()
     job = _Job.start(settings, digest, progress, bar, steps)
     try:
-        vectors = _encode(job, models, corpus, texts, reuse=not force)
+        vectors, verified = _encode(job, models, corpus, texts, reuse=not force)
         job.say("BM25")
         with steps.step("bm25 build"):
             lexical = LexicalIndex.build(texts)
@@ -333,6 +337,6 @@ def build_index(
     except BaseException:  # a failed or interrupted build leaves no half-written generation
         shutil.rmtree(job.work, ignore_errors=True)
         raise
-    _publish(job)
+    _publish(job, verified)
     seconds = time.perf_counter() - started
     return BuildResult(job.generation, True, seconds, len(corpus.documents), len(corpus.chunks))

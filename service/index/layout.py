@@ -50,7 +50,7 @@ CHUNKS = "chunks.jsonl"
 MILVUS_LITE = "milvus.db"  # service.store.milvus.LITE_FILE (imported only with Milvus)
 BM25_DIR = "bm25"
 SENTENCES = "sentences.npy"
-KEEP_GENERATIONS = 2  # the one served and the one before it
+KEEP_GENERATIONS = 2  # the one served and the one before it (and the last intact one)
 
 
 def dense_file(name: str) -> str:
@@ -109,6 +109,34 @@ def corpus_hash(files: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
+def corpus_folder(settings: Settings) -> Path:
+    """The folder a build reads: the live corpus once a live change made it
+    (``Settings.live_corpus_dir``), the shipped ``corpus_dir`` until then."""
+    live = settings.live_corpus_dir()
+    return live if live.is_dir() else settings.corpus_dir
+
+
+def live_corpus(settings: Settings) -> Path:
+    """The live corpus folder, made the first time as a copy of ``corpus_dir`` (written
+    aside, fsynced, renamed into place: never half-copied). ``corpus_dir`` is never written."""
+    live = settings.live_corpus_dir()
+    if live.is_dir():
+        return live
+    live.parent.mkdir(parents=True, exist_ok=True)
+    staging = live.with_name(f".{live.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    if settings.corpus_dir.is_dir():
+        for path in sorted(settings.corpus_dir.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                shutil.copy2(path, staging / path.name)
+                fsync_path(staging / path.name)
+    fsync_path(staging)
+    os.replace(staging, live)
+    fsync_path(live.parent)
+    return live
+
+
 # ------------------------------------------------------------------ manifest and checksums
 
 
@@ -157,8 +185,7 @@ def check_files(manifest: dict[str, Any], generation: Path) -> None:
         else:
             continue
         raise IndexCorruptError(
-            f"index file {path} {problem}; the index is damaged. "
-            "Rebuild it with `citeqa build --force`."
+            f"index file {path} {problem}; the index is damaged. Rebuild it with `citeqa build`."
         )
 
 
@@ -221,8 +248,52 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def publish(index_dir: Path, generation: Path) -> None:
-    """Point ``CURRENT`` at ``generation`` atomically, then drop old generations."""
+def generations(index_dir: Path) -> list[Path]:
+    """The ``gen-*`` directories of ``index_dir``, oldest first (their names sort by time)."""
+    return sorted(p for p in index_dir.glob("gen-*") if p.is_dir())
+
+
+def intact(generation: Path) -> bool:
+    """True if ``generation``'s manifest parses and every file matches its checksum."""
+    try:
+        check_files(read_manifest(generation), generation)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexCorruptError):
+        return False
+    return True
+
+
+def newest_removals(index_dir: Path) -> dict[str, str]:
+    """The removed documents (id -> when) of the newest manifest that parses, looking no
+    further than the current generation: a damaged current manifest does not lose them."""
+    current = current_generation(index_dir)
+    for generation in reversed(generations(index_dir)):
+        if current is not None and generation.name > current.name:
+            continue  # renamed but never published (a crash)
+        try:
+            removed = read_manifest(generation).get("removed", {})
+        except (OSError, ValueError, AttributeError):  # missing, not JSON, not an object
+            continue
+        if isinstance(removed, dict):
+            return {str(doc_id): str(when) for doc_id, when in removed.items()}
+    return {}
+
+
+def _last_intact(older: list[Path], known_good: Path | None) -> Path | None:
+    """The newest of ``older`` (oldest first) that is intact; ``known_good`` was just
+    checked by the caller and is not hashed again."""
+    for candidate in reversed(older):
+        if candidate == known_good or intact(candidate):
+            return candidate
+    return None
+
+
+def publish(index_dir: Path, generation: Path, known_good: Path | None = None) -> None:
+    """Point ``CURRENT`` at ``generation`` atomically, then drop old generations.
+
+    Kept: the ``KEEP_GENERATIONS`` newest and, whatever their state, the newest older
+    generation that is intact, so a damaged new generation always has a good one to fall
+    back on. ``known_good``: a generation the caller has just verified (not hashed again).
+    """
     for path in generation.rglob("*"):
         fsync_path(path)
     fsync_path(generation)
@@ -232,7 +303,11 @@ def publish(index_dir: Path, generation: Path) -> None:
     fsync_path(staging)
     os.replace(staging, pointer)
     fsync_path(index_dir)
-    generations = sorted(p for p in index_dir.glob("gen-*") if p.is_dir())
-    for old in generations[:-KEEP_GENERATIONS]:
-        if old != generation:
+    every = generations(index_dir)
+    keep = set(every[-KEEP_GENERATIONS:]) | {generation}
+    older = [p for p in every if p.name < generation.name]
+    if (good := _last_intact(older, known_good)) is not None:
+        keep.add(good)
+    for old in every:
+        if old not in keep:
             shutil.rmtree(old, ignore_errors=True)

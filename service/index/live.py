@@ -1,15 +1,16 @@
 """Live corpus: add and remove documents while the service answers.
 
-A change writes the corpus folder, then builds and publishes a new index generation
-(``service.index.build``: written aside, every file fsynced, switched to by an atomic
-rename of ``CURRENT``). Only text that is new gets encoded, so adding one article takes
-seconds.
+A change writes the live corpus folder (``Settings.live_corpus_dir``: the shipped
+``corpus_dir`` is copied there on the first change and never written), then builds and
+publishes a new index generation (``service.index.build``: written aside, every file
+fsynced, switched to by an atomic rename of ``CURRENT``). Only text that is new gets
+encoded, so adding one article takes seconds.
 Changes are serialized by an exclusive lock on ``<index_dir>/.write.lock``, across
 processes (the CLI and every server worker); readers never wait for it.
 
-If a process dies between writing the corpus folder and publishing, the next change (or
-``citeqa build``) builds from the folder and so completes it; a generation is never seen
-half-written.
+If a process dies between writing the corpus folder and publishing, ``citeqa serve``
+publishes the difference before it starts (``service.index.recover``), as would the next
+change or ``citeqa build``; a generation is never seen half-written.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from pathlib import Path
 from service.config import Settings
 from service.errors import CorpusError, InputError, UnknownDocumentError
 from service.index.build import BuildResult, build_index
-from service.index.layout import fsync_path
+from service.index.layout import fsync_path, live_corpus
 from service.ingest.documents import SUFFIXES, corpus_files, parse_document
+from service.records import Document
 
 __all__ = ["add_files", "add_text", "rebuild", "remove_documents", "write_lock"]
 
 LOCK = ".write.lock"
-_DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 @contextmanager
@@ -57,15 +59,15 @@ def _write_atomic(path: Path, data: bytes) -> None:
     fsync_path(path.parent)
 
 
-def _existing(settings: Settings) -> dict[str, Path]:
+def _existing(folder: Path) -> dict[str, Path]:
     try:
-        return {path.stem: path for path in corpus_files(settings.corpus_dir)}
+        return {path.stem: path for path in corpus_files(folder)}
     except CorpusError:
         return {}
 
 
 def check_doc_id(doc_id: str) -> str:
-    if not _DOC_ID.match(doc_id):
+    if not _DOC_ID.fullmatch(doc_id):  # match() with $ let an id ending in a newline through
         raise InputError(
             "doc_id",
             f"doc_id {doc_id!r} is not allowed: use 1 to 100 letters, digits, '_', '-' or "
@@ -90,11 +92,11 @@ def add_files(settings: Settings, paths: Sequence[Path]) -> BuildResult:
         check_doc_id(path.stem)
         payloads.append((path.stem, path.suffix, text))
     with write_lock(settings):
-        existing = _existing(settings)
-        settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+        folder = live_corpus(settings)
+        existing = _existing(folder)
         for doc_id, suffix, text in payloads:
             old = existing.get(doc_id)
-            target = settings.corpus_dir / f"{doc_id}{suffix}"
+            target = folder / f"{doc_id}{suffix}"
             _write_atomic(target, text.encode("utf-8"))
             if old is not None and old != target:
                 old.unlink()  # same id, other suffix: the new file replaces it
@@ -110,6 +112,34 @@ def compose(text: str, *, title: str | None, source: str | None, published: str 
     if any(facts):
         head.append(" | ".join(part for part in facts if part))
     return "\n\n".join([*head, text]) if head else text
+
+
+def _check_metadata(
+    document: Document, *, title: str | None, source: str | None, published: str | None
+) -> None:
+    """Refuse a document whose file would read back with other metadata than was sent: a
+    title holding "Source: X | 1999-01-01" must not set the source or the date. Text sent
+    without any of them is read as a file is (its own header lines count)."""
+    if title is None and source is None and published is None:
+        return
+    sent = {
+        "title": " ".join(title.split()) if title else None,
+        "source": " ".join(source.split()) if source else None,
+        "published": published,
+    }
+    read = {"title": document.title, "source": document.source, "published": document.published}
+    if title is None:
+        read["title"] = sent["title"] = None  # taken from the text, as for a file
+    wrong = [key for key in sent if sent[key] is not None and read[key] != sent[key]]
+    wrong += [key for key in ("source", "published") if sent[key] is None and read[key]]
+    if wrong:
+        shown = ", ".join(f"{key} {read[key]!r}" for key in wrong)
+        raise InputError(
+            "title" if title else "text",
+            f"the document would read back with {shown}, not what was sent: the title or "
+            "the text looks like a source or date line. Send them in 'source' and "
+            "'published', and leave them out of the title.",
+        )
 
 
 def _slug(title: str | None, text: str) -> str:
@@ -137,11 +167,12 @@ def add_text(
         doc_id = f"{_slug(title, text)}_{digest}"
     check_doc_id(doc_id)
     suffix = ".md" if markdown else ".txt"
-    parse_document(doc_id, body, path=f"{doc_id}{suffix}")  # fails here, not mid-build
+    parsed = parse_document(doc_id, body, path=f"{doc_id}{suffix}")  # fails here, not mid-build
+    _check_metadata(parsed, title=title, source=source, published=published)
     with write_lock(settings):
-        existing = _existing(settings)
-        settings.corpus_dir.mkdir(parents=True, exist_ok=True)
-        target = settings.corpus_dir / f"{doc_id}{suffix}"
+        folder = live_corpus(settings)
+        existing = _existing(folder)
+        target = folder / f"{doc_id}{suffix}"
         _write_atomic(target, body.encode("utf-8"))
         old = existing.get(doc_id)
         if old is not None and old != target:
@@ -153,7 +184,8 @@ def remove_documents(settings: Settings, doc_ids: Sequence[str]) -> BuildResult:
     """Delete documents from the corpus and publish the generation without them; their
     citation links then answer 410 Gone."""
     with write_lock(settings):
-        existing = _existing(settings)
+        folder = live_corpus(settings)
+        existing = _existing(folder)
         unknown = [doc_id for doc_id in doc_ids if doc_id not in existing]
         if unknown:
             raise UnknownDocumentError(unknown[0])
@@ -163,7 +195,7 @@ def remove_documents(settings: Settings, doc_ids: Sequence[str]) -> BuildResult:
             )
         for doc_id in doc_ids:
             existing[doc_id].unlink()
-        fsync_path(settings.corpus_dir)
+        fsync_path(folder)
         return build_index(settings, progress=False, removed=doc_ids)
 
 

@@ -30,6 +30,8 @@ from service.index.layout import (
     config_of,
     current_generation,
     expected_config,
+    generations,
+    newest_removals,
     read_documents,
     read_jsonl,
     read_manifest,
@@ -43,7 +45,7 @@ from service.store.base import VectorStore
 from service.store.bm25 import LexicalIndex
 from service.store.rows import RowFile
 
-__all__ = ["CorpusIndex", "check_index", "load_index"]
+__all__ = ["CorpusIndex", "check_index", "check_servable", "load_index"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,16 @@ class CorpusIndex:
     sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
     sentence_vectors: Mapping[str, RowFile]  # encoder name -> (n, dim) float32
     warning: str | None = None  # set when a damaged current generation was passed over
+    # serving an older generation: the removals of the newest manifest that parses, and
+    # the documents of this generation they take out (never retrieved, never shown)
+    carried_removals: Mapping[str, str] | None = None
+    hidden: frozenset[str] = frozenset()
 
     @property
     def removed(self) -> dict[str, str]:
         """Documents removed from the corpus (id -> when): their links answer 410 Gone."""
+        if self.carried_removals is not None:
+            return dict(self.carried_removals)
         return dict(self.manifest.get("removed", {}))
 
 
@@ -106,18 +114,25 @@ def _checked(
     settings: Settings, generation: Path | None, steps: StepObserver
 ) -> tuple[Path, dict[str, Any]]:
     generation = generation or current_generation(settings.index_dir)
-    if generation is None or not (generation / MANIFEST).is_file():
+    if generation is None:
         raise IndexNotBuiltError(
             f"no index in {settings.index_dir}; build one with `citeqa build` "
             f"(corpus: {settings.corpus_dir})."
         )
+    if not (generation / MANIFEST).is_file():
+        raise IndexCorruptError(
+            f"{generation / MANIFEST} is missing; the index is damaged. Rebuild it with "
+            "`citeqa build`."
+        )
     try:
         manifest = read_manifest(generation)
-    except json.JSONDecodeError as error:
+    except (OSError, json.JSONDecodeError) as error:
         raise IndexCorruptError(
-            f"{generation / MANIFEST} is not valid JSON ({error}); rebuild with "
-            "`citeqa build --force`."
+            f"{generation / MANIFEST} is not valid JSON or cannot be read ({error}); "
+            "rebuild with `citeqa build`."
         ) from error
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{generation / MANIFEST} is not an object; run `citeqa build`.")
     _check_config(manifest, settings, generation)
     with steps.step("checksums"):
         check_files(manifest, generation)
@@ -218,21 +233,42 @@ def _open(
     return generation, manifest, files
 
 
+def _older(settings: Settings) -> list[Path]:
+    """The generations older than the current one, newest first."""
+    current = current_generation(settings.index_dir)
+    return [
+        generation
+        for generation in reversed(generations(settings.index_dir))
+        if current is None or generation.name < current.name
+    ]
+
+
 def _last_good(
     settings: Settings, failure: IndexCorruptError, steps: StepObserver
 ) -> tuple[Path, dict[str, Any], _Files]:
     """The newest older generation that passes every check, or the original failure."""
-    current = current_generation(settings.index_dir)
-    older = sorted(
-        (p for p in settings.index_dir.glob("gen-*") if p.is_dir() and p != current),
-        reverse=True,
-    )
-    for generation in older:
+    for generation in _older(settings):
         try:
             return _open(settings, generation, steps)
         except (IndexCorruptError, IndexMismatchError, IndexNotBuiltError):
             continue
     raise failure
+
+
+def check_servable(settings: Settings) -> tuple[Path, str | None]:
+    """The generation ``load_index`` would serve, checked (settings and checksums; no
+    model, no contents), and why it is not the current one (None when it is). Raises the
+    current generation's error when no generation passes."""
+    try:
+        return check_index(settings)[0], None
+    except IndexCorruptError as failure:
+        for generation in _older(settings):
+            try:
+                check_index(settings, generation)
+            except (IndexCorruptError, IndexMismatchError, IndexNotBuiltError):
+                continue
+            return generation, f"{failure} Serving the last good generation, {generation.name}."
+        raise
 
 
 # ------------------------------------------------------------------------------ loading
@@ -283,17 +319,20 @@ def load_index(
         steps: told of each step (``service.index.steps``), to time them.
     """
     warning = None
+    carried: dict[str, str] | None = None
     try:
         generation, manifest, files = _open(settings, None, steps)
     except IndexCorruptError as error:
         generation, manifest, files = _last_good(settings, error, steps)
         warning = f"{error} Serving the last good generation, {generation.name}."
+        carried = newest_removals(settings.index_dir)  # removed since stay removed
         logging.getLogger(__name__).error(warning)
+    hidden = frozenset(d.doc_id for d in files.documents if d.doc_id in (carried or {}))
     models = _query_encoders(settings, files.stores, generation, encoders, steps)
     return CorpusIndex(
         path=generation,
         manifest=manifest,
-        documents={d.doc_id: d for d in files.documents},
+        documents={d.doc_id: d for d in files.documents if d.doc_id not in hidden},
         chunks=files.chunks,
         stores=files.stores,
         encoders=models,
@@ -301,4 +340,6 @@ def load_index(
         sentences=files.sentences,
         sentence_vectors=files.sentence_vectors,
         warning=warning,
+        carried_removals=carried,
+        hidden=hidden,
     )

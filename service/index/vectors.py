@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,20 +46,21 @@ def _content(config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if key != "dense_store"}
 
 
-def previous_vectors(settings: Settings) -> VectorCache:
+def previous_vectors(settings: Settings) -> tuple[VectorCache, Path | None]:
     """Vectors of the current generation by the hash of the text they encode, for each
-    encoder. Empty if there is no usable generation (another model or chunking, damaged
-    files), or if its Milvus store cannot be opened (Milvus Lite held by a serving
-    process, a server out of reach): then everything is encoded again."""
+    encoder, and that generation (its checksums just passed). Empty and None if there is
+    no usable generation (another model or chunking, damaged files), or if its Milvus
+    store cannot be opened (Milvus Lite held by a serving process, a server out of
+    reach): then everything is encoded again."""
     names = list(settings.encoder_models())
     generation = current_generation(settings.index_dir)
     if generation is None:
-        return {name: {} for name in names}
+        return {name: {} for name in names}, None
     cache: VectorCache = {name: {} for name in names}
     try:
         manifest = read_manifest(generation)
         if _content(config_of(manifest)) != _content(expected_config(settings)):
-            return cache
+            return cache, None
         check_files(manifest, generation)
         texts = read_texts(generation)
         for name in names:
@@ -81,8 +83,8 @@ def previous_vectors(settings: Settings) -> VectorCache:
     ) as error:
         if isinstance(error, VectorStoreError):
             logging.getLogger(__name__).warning("encoding everything again: %s", error)
-        return {name: {} for name in names}  # no reuse: encode everything
-    return cache
+        return {name: {} for name in names}, None  # no reuse: encode everything
+    return cache, generation
 
 
 def encode_new(

@@ -5,6 +5,8 @@ Each request takes the engine once and keeps it, so it reads one generation from
 end. At most once a second a request looks at the index's ``CURRENT`` pointer; when another
 process (``citeqa add``, an admin route in another worker) has published a new generation,
 that request loads it, reusing the loaded models, and later requests get the new engine.
+While an older generation is served because the current one is damaged, the current one is
+checked again every ``RETRY_DAMAGED_SECONDS`` and served once it passes (repaired).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
 from service.engine import Engine
-from service.index import current_generation
+from service.errors import IndexCorruptError
+from service.index import check_index, current_generation
 from service.verify.verifier import Verifier
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
 
 ADMIN_PREFIX = "/admin"
 RELOAD_CHECK_SECONDS = 1.0
+RETRY_DAMAGED_SECONDS = 10.0  # while a fallback is served, how often the current is retried
 _reload_lock = threading.Lock()
 logger = logging.getLogger(__name__)
 
@@ -77,11 +81,20 @@ def _maybe_reload(request: Request) -> None:
         state.checked_at = now
         settings: Settings = state.settings
         current = current_generation(settings.index_dir)
-        seen = getattr(state, "seen_generation", None)
-        if current is None or current.name in (seen, state.engine.index.path.name):
+        if current is None or current.name == state.engine.index.path.name:
             return
-        state.seen_generation = current.name  # tried once: a damaged one is not retried
+        seen = getattr(state, "seen_generation", None)
+        if current.name == seen or (seen is None and state.engine.index.warning):
+            # a damaged current generation: retried (its checksums only) now and then, so a
+            # repaired one is served without a restart
+            if now - getattr(state, "retried_at", 0.0) < RETRY_DAMAGED_SECONDS:
+                return
+            state.retried_at = now
+            check_index(settings, current)  # raises while it is still damaged
+        state.seen_generation = current.name
         reload_engine(state, settings)
+    except IndexCorruptError as error:  # keep serving what is loaded
+        logger.warning("the current index generation is still damaged: %s", error)
     except Exception:  # keep serving what is loaded; the log says why
         logger.exception("could not load the new index generation")
     finally:

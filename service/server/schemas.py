@@ -468,19 +468,24 @@ class Published(BaseModel):
 class Readiness(BaseModel):
     """What a ready service serves."""
 
-    status: Literal["ready"]
+    status: Literal["ready", "degraded"] = Field(
+        description="'degraded' while an older generation is served because the current "
+        "one is damaged (``reason`` says what is wrong); the service still answers."
+    )
     generation: str = Field(description="The index generation being served.")
     documents: int
     chunks: int
+    reason: str | None = Field(description="Why the service is degraded (else null).")
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Readiness:
         index = engine.index
         return cls(
-            status="ready",
+            status="degraded" if index.warning else "ready",
             generation=index.path.name,
             documents=len(index.documents),
             chunks=len(index.chunks),
+            reason=index.warning,
         )
 
 

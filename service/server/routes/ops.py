@@ -12,15 +12,18 @@ from service.server.schemas import ErrorDetail, Readiness
 router = APIRouter(tags=["ops"])
 
 
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is alive (says nothing about the index)."""
     return {"status": "ok"}
 
 
+@router.head("/readyz", response_model=Readiness, include_in_schema=False)
 @router.get("/readyz", response_model=Readiness, responses=responses(503))
 def readyz(request: Request) -> Readiness | JSONResponse:
-    """200 once the index is loaded and the models are warm; 503 before.
+    """200 once the index is loaded and the models are warm; 503 before. ``status`` is
+    "degraded", with the reason, while a damaged current generation is passed over.
 
     Reads the app's state itself rather than through ``EngineDep``, whose 503 while loading
     would send clients here."""
