@@ -473,6 +473,14 @@ class LimitSettings(BaseModel):
     request_budget_seconds: float = Field(
         10.0, gt=0, description="Longest a question may take before the answer is a 503."
     )
+    admin_budget_seconds: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "Longest an admin change (add, remove, rebuild) may keep its caller waiting; then "
+            "the answer is a 503 while the change goes on and is published in the background."
+        ),
+    )
     read_timeout_seconds: float = Field(
         20.0,
         gt=0,

@@ -67,6 +67,7 @@ ENVIRONMENT: list[tuple[str, str, Any]] = [
     ("CITEQA_RATE_LIMIT_BURST", "5", 5),
     ("CITEQA_TRUSTED_PROXIES", '["10.0.0.5", "::1"]', ("10.0.0.5", "::1")),
     ("CITEQA_REQUEST_BUDGET_SECONDS", "2.5", 2.5),
+    ("CITEQA_ADMIN_BUDGET_SECONDS", "60", 60.0),
     ("CITEQA_READ_TIMEOUT_SECONDS", "7.5", 7.5),
 ]
 

@@ -217,3 +217,22 @@ def test_a_manifest_that_disagrees_with_its_files_is_refused(
     manifest_path.write_text(json.dumps(manifest))
     index = load_index(settings)
     assert index.path == good and index.warning and "distinct chunk ids" in index.warning
+
+
+def test_an_admin_change_over_its_budget_answers_503_and_is_published_anyway(
+    live: Settings, client: TestClient
+) -> None:
+    """The caller is not kept waiting past CITEQA_ADMIN_BUDGET_SECONDS; the change is not
+    lost: it goes on in the background, and the service serves it once published."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    impatient = live.model_copy(update={"admin_budget_seconds": 0.01})
+    body = {"text": LANTERN, "title": "Harbour Lantern Festival", "doc_id": "930_lanterns"}
+    with TestClient(create_app(impatient)) as hurried:
+        answer = hurried.post("/admin/documents", json=body, headers=headers)
+        assert answer.status_code == 503, answer.text
+        assert "goes on in the background" in answer.json()["error"]["message"]
+        deadline = time.monotonic() + 120
+        while hurried.get("/documents/930_lanterns").status_code != 200:
+            assert time.monotonic() < deadline, "the change was never published"
+            time.sleep(0.5)
+    assert client.delete("/admin/documents/930_lanterns", headers=headers).status_code == 200

@@ -329,6 +329,23 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+async def within_admin_budget(
+    request: Request, work: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Run an admin change in the thread pool; 503 if it outlasts the admin budget. The
+    change is not undone: its thread goes on, publishes, and every worker serves it."""
+    settings: Settings = request.app.state.settings
+    budget = settings.admin_budget_seconds
+    try:
+        return await asyncio.wait_for(run_in_threadpool(work, *args, **kwargs), budget)
+    except TimeoutError:
+        raise BudgetExceededError(
+            f"the change is taking longer than the admin budget of {budget:g} s "
+            "(CITEQA_ADMIN_BUDGET_SECONDS); it goes on in the background and is served once "
+            "published: GET /readyz names the generation served. Do not send it again."
+        ) from None
+
+
 async def within_budget(request: Request, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``work`` in the thread pool; 503 if it outlasts the request budget."""
     settings: Settings = request.app.state.settings
