@@ -30,11 +30,12 @@ __all__ = ["QueryEncoder", "analyse"]
 
 def analyse(text: str) -> Query:
     """The text fields of a query (no vectors yet)."""
-    languages = languages_in(text)
+    language = detect_language(text)
+    languages = languages_in(text, language)
     return Query(
         text=text,
         folded=fold(text),
-        language=detect_language(text),
+        language=language,
         languages=languages,
         scripts=frozenset().union(*(scripts_of(language) for language in languages)),
         terms=content_terms(text),

@@ -113,11 +113,11 @@ def is_han(language: str) -> bool:
     return "han" in scripts_of(language)
 
 
-def languages_in(text: str) -> frozenset[str]:
-    """Every language a text is written in: its overall language, plus English if it has
-    Latin letters and Chinese if it has Han characters (a mixed question is read by both
-    sides)."""
-    languages = {detect_language(text)}
+def languages_in(text: str, language: str | None = None) -> frozenset[str]:
+    """Every language a text is written in: its overall language (``language``, if the
+    caller has detected it already), plus English if it has Latin letters and Chinese if it
+    has Han characters (a mixed question is read by both sides)."""
+    languages = {language or detect_language(text)}
     if any("a" <= ch.lower() <= "z" for ch in text):
         languages.add("en")
     if detect_language("".join(ch for ch in text if ord(ch) > 0x2E80)) != "en":

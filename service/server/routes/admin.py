@@ -43,7 +43,7 @@ async def add_document(
         published=body.published,
         markdown=body.markdown,
     )
-    await run_in_threadpool(serve_generation, request, result.path)  # a load blocks: not on the loop
+    await run_in_threadpool(serve_generation, request, result.path)  # off the loop
     return Published.from_build(result, doc_id)
 
 
@@ -55,7 +55,7 @@ async def delete_document(
 ) -> Published:
     """Remove a document; its citation links answer 410 Gone from then on."""
     result = await within_admin_budget(request, remove_documents, settings, [doc_id])
-    await run_in_threadpool(serve_generation, request, result.path)  # a load blocks: not on the loop
+    await run_in_threadpool(serve_generation, request, result.path)  # off the loop
     return Published.from_build(result, doc_id)
 
 
@@ -65,5 +65,5 @@ async def rebuild_index(
 ) -> Published:
     """Encode the whole corpus anew and publish it."""
     result = await within_admin_budget(request, rebuild, settings)
-    await run_in_threadpool(serve_generation, request, result.path)  # a load blocks: not on the loop
+    await run_in_threadpool(serve_generation, request, result.path)  # off the loop
     return Published.from_build(result)
