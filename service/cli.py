@@ -23,6 +23,7 @@ from service.config import Settings, export_to_workers
 from service.errors import CiteqaError, VectorStoreError
 
 DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
+PACKAGED_TUNED = Path("service/tuned.json")  # the tuned constants the package ships
 DEFAULT_CLAIMS = Path("eval/claims.jsonl")
 REPORTS = Path("eval/reports")  # the generated reports; `make reports` rewrites them
 EVAL_REPORT = REPORTS / "eval.md"  # its charts go in eval/reports/eval/
@@ -187,6 +188,17 @@ def _eval(args: argparse.Namespace) -> int:
     # Neither file named: both defaults. One named: only that one.
     questions = args.questions or (None if args.claims else DEFAULT_QUESTIONS)
     claims = args.claims or (None if args.questions else DEFAULT_CLAIMS)
+    if args.fit is not None:
+        from service.lab.commands import fit_command
+
+        return fit_command(
+            _settings(args),
+            questions_file=args.questions or DEFAULT_QUESTIONS,
+            claims_file=args.claims or DEFAULT_CLAIMS,
+            out=args.fit,
+            folds=args.folds,
+            quiet=args.quiet,
+        )
     return evaluate_command(
         _settings(args),
         questions_file=questions,
@@ -397,6 +409,19 @@ def _add_eval(commands: _Commands) -> None:
         f"(default {EVAL_REPORT}; needs the lab extra)",
     )
     evaluate.add_argument("--quiet", action="store_true", help="no progress messages")
+    evaluate.add_argument(
+        "--fit",
+        type=Path,
+        nargs="?",
+        const=PACKAGED_TUNED,
+        help="instead of evaluating, fit the reader's and the claim check's constants on "
+        "the train split of --questions and --claims (cross-validated; the test split is "
+        f"never read) and write them to this file (default {PACKAGED_TUNED}, the one the "
+        "service reads unless CITEQA_TUNED_FILE names another)",
+    )
+    evaluate.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds of --fit (default 5)"
+    )
     evaluate.add_argument(
         "--compare-fusion",
         nargs="*",

@@ -44,7 +44,8 @@ def test_a_missing_value_is_named(tmp_path: Path) -> None:
 def test_a_changed_value_is_what_the_stage_reads(tmp_path: Path) -> None:
     raw = json.loads(PACKAGED.read_text(encoding="utf-8"))
     raw["reader"]["abstain_below"]["han"]["coverage"] = 0.5
-    assert load_tuned(_write(tmp_path, raw)).reader.abstain_below["han"] == (0.22, 0.5)
+    similarity = raw["reader"]["abstain_below"]["han"]["similarity"]
+    assert load_tuned(_write(tmp_path, raw)).reader.abstain_below["han"] == (similarity, 0.5)
 
 
 def test_not_json_is_refused(tmp_path: Path) -> None:

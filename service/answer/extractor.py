@@ -20,6 +20,7 @@ Every weight and threshold comes from the tuned constants (``service.tuned``).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -273,26 +274,48 @@ class Extractor:
         """The answer and ``None``, or ``None`` and why the corpus does not answer."""
         if not hits:
             return None, "No passage of the corpus matches the question."
-        kind = question_type(query.text)
-        scored = self._score_sentences(query, kind, hits[: self.passages_read])
-        if not scored:
+        kind, best = self.best_sentence(query, hits)
+        if best is None:
             return None, "The matching passages have no sentences to quote."
-        best = scored[0]
-        reason = self._abstain_reason(query, kind, best)
+        reason = self.abstain_reason(query, kind, best)
         if reason:
             return None, reason
-        tuning = self.tuning
-        confidence = 1 / (
-            1 + math.exp(-(tuning.confidence_slope * best.score + tuning.confidence_intercept))
-        )
+        confidence = self.confidence(best)
         if confidence < self.min_confidence:
             return None, (
                 f"The best answer found has confidence {confidence:.2f}, under the "
                 f"configured minimum of {self.min_confidence:.2f}."
             )
-        return self._quote(best, kind, confidence), None
+        return self.quote(best, kind, confidence), None
 
-    def _abstain_reason(self, query: Query, kind: QuestionType, best: ScoredSentence) -> str | None:
+    def unabstained(self, query: Query, hits: list[Hit]) -> Answer | None:
+        """The answer the reader would quote if it never abstained (for the evaluation's
+        reader-only metrics); None only when there is no sentence to quote."""
+        kind, best = self.best_sentence(query, hits)
+        return None if best is None else self.quote(best, kind, self.confidence(best))
+
+    def with_tuning(self, tuning: ReaderTuning) -> Extractor:
+        """This reader under other constants, sharing the index (for the fitting command)."""
+        other = copy.copy(self)
+        other.tuning = tuning
+        return other
+
+    def best_sentence(
+        self, query: Query, hits: list[Hit]
+    ) -> tuple[QuestionType, ScoredSentence | None]:
+        """The question's type and the best-scored sentence of the passages read."""
+        kind = question_type(query.text)
+        scored = self._score_sentences(query, kind, hits[: self.passages_read])
+        return kind, (scored[0] if scored else None)
+
+    def confidence(self, best: ScoredSentence) -> float:
+        """The calibrated confidence of quoting ``best``."""
+        tuning = self.tuning
+        return 1 / (
+            1 + math.exp(-(tuning.confidence_slope * best.score + tuning.confidence_intercept))
+        )
+
+    def abstain_reason(self, query: Query, kind: QuestionType, best: ScoredSentence) -> str | None:
         """Why the best sentence does not answer, or None if it may."""
         tuning = self.tuning
         script = "han" if is_han(query.language) else "latin"
@@ -320,7 +343,7 @@ class Extractor:
             )
         return None
 
-    def _quote(self, best: ScoredSentence, kind: QuestionType, confidence: float) -> Answer:
+    def quote(self, best: ScoredSentence, kind: QuestionType, confidence: float) -> Answer:
         """The answer record: the span (or the whole sentence) with its citation."""
         start, end = best.span or (best.start, best.end)
         document = self.index.documents[best.chunk.doc_id]

@@ -28,6 +28,7 @@ __all__ = [
     "LoadOptions",
     "bench_command",
     "evaluate_command",
+    "fit_command",
     "load_command",
     "missing_extra",
 ]
@@ -95,6 +96,51 @@ def _print_claims(summary: dict[str, Any], claims_file: Path) -> None:
     print(f"{corner:<16}" + "".join(f"{v:>14}" for v in summary["confusion"]))
     for label, row in summary["confusion"].items():
         print(f"{label:<16}" + "".join(f"{n:>14}" for n in row.values()))
+    splits = summary.get("by_split") or {}
+    if len(splits) > 1:
+        for split, part in splits.items():
+            overall = part["overall"]
+            by_label = ", ".join(
+                f"{label} {row['label_accuracy']:.3f}" for label, row in part["by_label"].items()
+            )
+            print(
+                f"{split}: {overall['n']} claims, label accuracy {overall['label_accuracy']:.3f} "
+                f"({by_label}), ECE {overall['ece']:.3f}"
+            )
+
+
+def _unabstained(engine: Any) -> Any:
+    """The span ``engine``'s reader would quote for a question it abstained on, read from
+    the passages the ask returned (ten, more than the reader reads)."""
+    from service.engine import clean_question
+
+    def force(question: str, result: Any) -> Any:
+        query = engine.query(clean_question(question))
+        return engine.extractor.unabstained(query, [p.hit for p in result.passages])
+
+    return force
+
+
+def _print_splits(report: dict[str, Any], metrics: Sequence[str]) -> None:
+    """The product per split, then each category's train and test figures side by side."""
+    splits = report.get("by_split") or {}
+    if len(splits) < 2:
+        return
+    print("\nhybrid (the product) by split")
+    print(_table(splits, "overall", metrics))
+    gap = report.get("split_gap")
+    if gap:
+        worst = sorted(gap.items(), key=lambda item: item[1])[:4]
+        print("test minus train: " + ", ".join(f"{m} {v:+.3f}" for m, v in worst))
+    categories = sorted({c for split in splits.values() for c in split["by_category"]})
+    rows = {
+        f"{category} {split}": splits[split]["by_category"][category]
+        for category in categories
+        for split in splits
+        if category in splits[split]["by_category"]
+    }
+    print("\nhybrid by category and split")
+    print(_table(rows, None, metrics))
 
 
 @dataclass(frozen=True)
@@ -117,6 +163,7 @@ def _run_evaluation(
     engines = _engines(settings, fusions)
     product = engines["hybrid"]
     systems = {name: functools.partial(engine.ask, top_k=10) for name, engine in engines.items()}
+    force = {name: _unabstained(engine) for name, engine in engines.items()}
     report: dict[str, Any] = {}
     outcomes: dict[str, Any] = {}
     if questions:
@@ -125,7 +172,7 @@ def _run_evaluation(
                 f"asking {len(questions)} questions of {len(systems)} systems ...", file=sys.stderr
             )
         index = product.index
-        report, outcomes = evaluate(systems, questions, index.chunks, index.documents)
+        report, outcomes = evaluate(systems, questions, index.chunks, index.documents, force=force)
     checks: list[Any] = []
     if claims:
         if progress:
@@ -190,8 +237,61 @@ def evaluate_command(
         print(_table(report["systems"], "overall", METRICS))
         print("\nhybrid (the product) by category")
         print(_table(report["by_category"], None, METRICS))
+        _print_splits(report, METRICS)
     if claims and claims_file is not None:
         _print_claims(report["claims"], claims_file)
+    return 0
+
+
+def fit_command(
+    settings: Settings,
+    *,
+    questions_file: Path,
+    claims_file: Path,
+    out: Path,
+    folds: int = 5,
+    quiet: bool = False,
+) -> int:
+    """``citeqa eval --fit``: fit the tuned constants on the train split of both files
+    (``service.lab.fit``), write them to ``out`` and print what the fit measured."""
+    from service.engine import Engine
+    from service.lab.evaluate import load_claims, load_questions
+    from service.lab.fit import fit
+
+    if folds < 2:
+        print("citeqa eval --fit: error: --folds must be at least 2", file=sys.stderr)
+        return 2
+    try:
+        questions = [q for q in load_questions(questions_file) if q.split == "train"]
+        claims = [c for c in load_claims(claims_file) if c.split == "train"]
+    except (OSError, ValueError) as error:
+        print(f"citeqa eval --fit: error: {error}", file=sys.stderr)
+        return 2
+    for rows, path in ((questions, questions_file), (claims, claims_file)):
+        if len(rows) < 2 * folds:
+            print(
+                f'citeqa eval --fit: error: {path} has {len(rows)} rows marked "split": '
+                f'"train"; the fit needs at least {2 * folds} (it never reads the test split)',
+                file=sys.stderr,
+            )
+            return 2
+    engine = Engine.from_settings(settings)
+    text, provenance = fit(
+        engine, questions, claims, (questions_file, claims_file), folds=folds, progress=not quiet
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(out)
+    reader, claims_fit = provenance["reader"], provenance["claims"]
+    print(
+        f"reader: accuracy {reader['accuracy_train']:.3f} on the train split, "
+        f"{reader['accuracy_cross_validated']:.3f} held out ({folds}-fold); confidence ECE "
+        f"{reader['calibration']['ece_cross_validated']} held out\n"
+        f"claims: label accuracy {claims_fit['label_accuracy_train']:.3f} on the train split, "
+        f"{claims_fit['label_accuracy_cross_validated']:.3f} held out\n"
+        f"wrote {out}"
+    )
     return 0
 
 

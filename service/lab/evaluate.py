@@ -12,8 +12,16 @@ differ from the product only in their retriever. Metrics (binary relevance, rank
 - ``mrr@10``: mean of 1/rank of the first relevant passage (0 beyond rank 10);
 - ``ndcg@10``: DCG = sum of 1/log2(rank+1) over relevant passages in the top 10, divided by
   the DCG of the ideal ranking (all relevant passages of the corpus first);
+- ``accuracy``: share of all questions handled right: a right answer, or an abstention on
+  an unanswerable question;
 - ``answer_accuracy``: share of answerable questions whose answer span contains a gold
-  answer, or lies inside one and covers at least half of it (``answer_matches``);
+  answer, or lies inside one and covers at least half of it (``answer_matches``; a
+  ``multi`` question's span must contain a gold answer or every one of its ``parts``);
+- ``answer_accuracy_answerable``: the same, but with the span the reader would have quoted
+  had it not abstained, so that abstention cannot hide a weak reader;
+- ``f1`` / ``f1_answerable``: SQuAD-style token F1 of the span against the best gold
+  answer (words for Latin text, characters for CJK; an abstention scores 0 in ``f1``, its
+  unabstained span in ``f1_answerable``);
 - ``sentence_accuracy``: the same for the answer's whole sentence (containment only);
 - ``citation_exact``: share of answers whose offsets slice the document to their quote;
 - ``abstain_precision`` / ``abstain_recall``: of the abstentions, the unanswerable share;
@@ -22,21 +30,26 @@ differ from the product only in their retriever. Metrics (binary relevance, rank
 - ``latency_p50_ms`` / ``latency_p95_ms``: time of one ``ask``, the question encoded anew.
 
 A metric with nothing to measure in a scope (hit@5 of unanswerable questions) is ``None``.
+Each question may carry ``"split": "train" | "test"``; the report gives every metric per
+split (``by_split``) beside ``by_category``, and the calibration of the answers' confidence
+(``calibration``: a reliability table and the expected calibration error).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.lab.stats import nearest_rank
-from service.records import AskResult, Chunk, Document
+from service.records import Answer, AskResult, Chunk, Document
 
 __all__ = [
     "METRICS",
@@ -58,7 +71,11 @@ __all__ = [
 RANKING_METRICS = ("hit@1", "hit@5", "mrr@10", "ndcg@10")
 METRICS = (
     *RANKING_METRICS,
+    "accuracy",
     "answer_accuracy",
+    "answer_accuracy_answerable",
+    "f1",
+    "f1_answerable",
     "sentence_accuracy",
     "citation_exact",
     "abstain_precision",
@@ -69,6 +86,8 @@ METRICS = (
 )
 
 UNANSWERABLE = "unanswerable"
+SPLITS = ("train", "test")
+UNSPLIT = "unsplit"  # the split of a question whose row names none
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,8 @@ class Question:
     answers: tuple[str, ...]
     doc_id: str | None
     category: str
+    split: str = UNSPLIT
+    parts: tuple[str, ...] = ()  # a list answer's items: a span with all of them is right
 
     @property
     def answerable(self) -> bool:
@@ -104,6 +125,9 @@ def load_questions(path: Path) -> list[Question]:
             raise ValueError(f"{path}:{number}: 'answers' must be a list of strings")
         if row["id"] in seen:
             raise ValueError(f"{path}:{number}: duplicate id {row['id']!r}")
+        split = row.get("split", UNSPLIT)
+        if split not in (*SPLITS, UNSPLIT):
+            raise ValueError(f"{path}:{number}: 'split' must be one of {', '.join(SPLITS)}")
         seen.add(row["id"])
         questions.append(
             Question(
@@ -112,6 +136,8 @@ def load_questions(path: Path) -> list[Question]:
                 answers=tuple(str(a) for a in row["answers"]),
                 doc_id=row.get("doc_id"),
                 category=str(row["category"]),
+                split=split,
+                parts=tuple(str(p) for p in row.get("parts") or ()),
             )
         )
     return questions
@@ -145,14 +171,43 @@ def ranking_metrics(relevances: Sequence[bool], relevant_in_corpus: int) -> dict
     }
 
 
-def answer_matches(span: str, answers: Sequence[str]) -> bool:
-    """The span contains a gold answer, or lies inside one and covers at least half of it."""
+def answer_matches(span: str, answers: Sequence[str], parts: Sequence[str] = ()) -> bool:
+    """The span contains a gold answer, or lies inside one and covers at least half of it.
+    With ``parts`` (a list answer) it must contain a gold answer or every part: half a list
+    is not the answer."""
     text = fold_for_match(span)
+    if parts:
+        folded = [fold_for_match(answer) for answer in answers]
+        return any(g in text for g in folded) or all(fold_for_match(p) in text for p in parts)
     for answer in answers:
         gold = fold_for_match(answer)
         if gold in text or (text and text in gold and 2 * len(text) >= len(gold)):
             return True
     return False
+
+
+_ARTICLES = {"a", "an", "the"}
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]|[^\W_]+")
+
+
+def f1_tokens(text: str) -> list[str]:
+    """SQuAD's normalisation (lower case, no punctuation, no English articles), with each
+    CJK character a token of its own and Latin runs split on non-word characters."""
+    return [t for t in _TOKEN.findall(fold_for_match(text).lower()) if t not in _ARTICLES]
+
+
+def token_f1(span: str, answers: Sequence[str]) -> float:
+    """The best token F1 of ``span`` against any of ``answers`` (0 without answers)."""
+    predicted = Counter(f1_tokens(span))
+    best = 0.0
+    for answer in answers:
+        gold = Counter(f1_tokens(answer))
+        common = sum((predicted & gold).values())
+        if common:
+            precision = common / sum(predicted.values())
+            recall = common / sum(gold.values())
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
 
 
 def _percentile(values: Sequence[float], share: float) -> float:
@@ -168,6 +223,7 @@ class Outcome:
     ranking: Mapping[str, float]  # RANKING_METRICS; empty for an unanswerable question
     citation_exact: bool  # the answer's offsets slice its document to its quote
     seconds: float
+    forced: Answer | None = None  # the span the reader would quote had it not abstained
 
     def abstains(self, min_confidence: float = 0.0) -> bool:
         """Abstained, or answered below ``min_confidence`` (for the trade-off sweep)."""
@@ -179,8 +235,24 @@ class Outcome:
         return (
             not self.abstains(min_confidence)
             and answer is not None
-            and answer_matches(answer.text, self.question.answers)
+            and answer_matches(answer.text, self.question.answers, self.question.parts)
         )
+
+    def right(self, min_confidence: float = 0.0) -> bool:
+        """Handled right: answered right, or abstained on an unanswerable question."""
+        if self.question.answerable:
+            return self.answer_right(min_confidence)
+        return self.abstains(min_confidence)
+
+    def forced_right(self) -> bool:
+        span = self.forced or self.result.answer
+        return span is not None and answer_matches(
+            span.text, self.question.answers, self.question.parts
+        )
+
+    def f1(self, *, forced: bool = False) -> float:
+        span = (self.forced or self.result.answer) if forced else self.result.answer
+        return token_f1(span.text, self.question.answers) if span is not None else 0.0
 
     def sentence_right(self) -> bool:
         answer = self.result.answer
@@ -188,14 +260,20 @@ class Outcome:
         return answer is not None and any(g in fold_for_match(answer.sentence) for g in gold)
 
 
+Force = Callable[[str, AskResult], Answer | None]
+
+
 def run_system(
     ask: Callable[[str], AskResult],
     questions: Sequence[Question],
     chunks: Sequence[Chunk],
     documents: Mapping[str, Document],
+    force: Force | None = None,
 ) -> list[Outcome]:
     """Ask every question of one system (``ask`` returns at least 10 passages). Each
-    system's engine has its own query encoder, so each pays for its own encoding."""
+    system's engine has its own query encoder, so each pays for its own encoding.
+    ``force(question, result)`` gives the span the reader would quote without abstaining
+    (for ``answer_accuracy_answerable``; timed apart from the question)."""
     outcomes = []
     for question in questions:
         started = time.perf_counter()
@@ -210,7 +288,10 @@ def run_system(
         if result.answer is not None:
             c = result.answer.citation
             exact = documents[c.doc_id].text[c.char_start : c.char_end] == c.quote
-        outcomes.append(Outcome(question, result, ranking, exact, seconds))
+        forced = None
+        if force is not None and question.answerable and result.answer is None:
+            forced = force(question.question, result)
+        outcomes.append(Outcome(question, result, ranking, exact, seconds, forced))
     return outcomes
 
 
@@ -234,9 +315,15 @@ def summarize(outcomes: Sequence[Outcome], min_confidence: float = 0.0) -> dict[
         for metric in RANKING_METRICS
     }
     summary |= {
+        "accuracy": share(sum(o.right(min_confidence) for o in outcomes), len(outcomes)),
         "answer_accuracy": share(
             sum(o.answer_right(min_confidence) for o in answerable), len(answerable)
         ),
+        "answer_accuracy_answerable": share(
+            sum(o.forced_right() for o in answerable), len(answerable)
+        ),
+        "f1": _mean([o.f1() if not o.abstains(min_confidence) else 0.0 for o in answerable]),
+        "f1_answerable": _mean([o.f1(forced=True) for o in answerable]),
         "sentence_accuracy": share(
             sum(o.sentence_right() for o in answerable if not o.abstains(min_confidence)),
             len(answerable),
@@ -258,9 +345,77 @@ def summarize(outcomes: Sequence[Outcome], min_confidence: float = 0.0) -> dict[
     return summary
 
 
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
 def by_category(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
     categories = sorted({o.question.category for o in outcomes})
     return {c: summarize([o for o in outcomes if o.question.category == c]) for c in categories}
+
+
+def by_split(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
+    """Per split: ``{"overall", "by_category", "calibration"}``, and for a train/test pair
+    ``"gap"``: test minus train for every metric of ``METRICS`` both define."""
+    splits = sorted({o.question.split for o in outcomes}, key=_split_order)
+    result: dict[str, dict[str, Any]] = {}
+    for split in splits:
+        rows = [o for o in outcomes if o.question.split == split]
+        result[split] = {
+            "overall": summarize(rows),
+            "by_category": by_category(rows),
+            "calibration": calibration(rows),
+        }
+    return result
+
+
+def _split_order(split: str) -> int:
+    return (*SPLITS, UNSPLIT).index(split)
+
+
+def split_gap(splits: Mapping[str, Mapping[str, Any]]) -> dict[str, float] | None:
+    """Test minus train, metric by metric (latency aside), when both splits are there."""
+    if not all(s in splits for s in SPLITS):
+        return None
+    train, test = splits["train"]["overall"], splits["test"]["overall"]
+    return {
+        m: round(test[m] - train[m], 4)
+        for m in METRICS
+        if not m.startswith("latency") and test.get(m) is not None and train.get(m) is not None
+    }
+
+
+def calibration(outcomes: Sequence[Outcome], bins: int = 10) -> dict[str, Any]:
+    """The reliability table of the answers given (confidence bins of width ``1/bins``:
+    how many answers, their mean confidence, the share right; an answer to an unanswerable
+    question is wrong) and the expected calibration error, the answers' weighted mean
+    distance between confidence and accuracy."""
+    scored = [
+        (o.result.answer.confidence, o.answer_right())
+        for o in outcomes
+        if o.result.answer is not None
+    ]
+    table = []
+    for b in range(bins):
+        inside = [(p, ok) for p, ok in scored if _bin(p, bins) == b]
+        if inside:
+            table.append(
+                {
+                    "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+                    "n": len(inside),
+                    "confidence": round(sum(p for p, _ in inside) / len(inside), 4),
+                    "accuracy": round(sum(ok for _, ok in inside) / len(inside), 4),
+                }
+            )
+    return {
+        "answered": len(scored),
+        "ece": expected_calibration_error(scored, bins),
+        "table": table,
+    }
+
+
+def _bin(confidence: float, bins: int) -> int:
+    return min(int(confidence * bins), bins - 1)
 
 
 def evaluate(
@@ -270,19 +425,30 @@ def evaluate(
     documents: Mapping[str, Document],
     *,
     product: str = "hybrid",
+    force: Mapping[str, Force] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[Outcome]]]:
-    """The report ``{"overall", "by_category", "systems": {name: {"overall", "by_category"}}}``
-    (top level: the ``product`` system) and every system's outcomes, for charts and misses."""
+    """The report ``{"overall", "by_category", "by_split", "split_gap", "systems": {name:
+    {"overall", "by_category", "by_split"}}}`` (top level: the ``product`` system) and every
+    system's outcomes, for charts and misses. ``force`` maps a system to its unabstained
+    reader (``run_system``)."""
+    force = force or {}
     outcomes = {
-        name: run_system(ask, questions, chunks, documents) for name, ask in systems.items()
+        name: run_system(ask, questions, chunks, documents, force.get(name))
+        for name, ask in systems.items()
     }
     results = {
-        name: {"overall": summarize(rows), "by_category": by_category(rows)}
+        name: {
+            "overall": summarize(rows),
+            "by_category": by_category(rows),
+            "by_split": by_split(rows),
+        }
         for name, rows in outcomes.items()
     }
     report = {
         "overall": results[product]["overall"],
         "by_category": results[product]["by_category"],
+        "by_split": results[product]["by_split"],
+        "split_gap": split_gap(results[product]["by_split"]),
         "systems": results,
     }
     return report, outcomes
@@ -318,6 +484,10 @@ class Claim:
     claim: str
     label: str
     doc_id: str | None
+    split: str = UNSPLIT
+    language: str | None = None  # "en" | "zh-Hans" | "zh-Hant"
+    cross_language: bool = False  # the claim's language differs from its evidence's
+    kind: str | None = None  # what a contradicted claim changed: number, date, place, ...
 
 
 def load_claims(path: Path) -> list[Claim]:
@@ -339,30 +509,98 @@ def load_claims(path: Path) -> list[Claim]:
             raise ValueError(f"{path}:{number}: label must be one of {', '.join(LABELS)}")
         if row["id"] in seen:
             raise ValueError(f"{path}:{number}: duplicate id {row['id']!r}")
+        split = row.get("split", UNSPLIT)
+        if split not in (*SPLITS, UNSPLIT):
+            raise ValueError(f"{path}:{number}: 'split' must be one of {', '.join(SPLITS)}")
         seen.add(row["id"])
-        claims.append(Claim(str(row["id"]), str(row["claim"]), row["label"], row.get("doc_id")))
+        claims.append(
+            Claim(
+                str(row["id"]),
+                str(row["claim"]),
+                row["label"],
+                row.get("doc_id"),
+                split=split,
+                language=row.get("language"),
+                cross_language=bool(row.get("cross_language")),
+                kind=row.get("kind"),
+            )
+        )
     return claims
 
 
 def evaluate_claims(
     verify: Callable[[str], Any], claims: Sequence[Claim]
 ) -> tuple[dict[str, Any], list[tuple[Claim, Any]]]:
-    """``{"label_accuracy", "evidence_recall", "confusion", "n"}`` and each claim's check.
+    """The summary of ``claim_metrics`` over all claims, with ``by_split`` (each split's
+    summary, and per label, language, crossing and contradiction kind) and ``split_gap``;
+    and each claim's check."""
+    checks = [(claim, verify(claim.claim)) for claim in claims]
+    summary = claim_metrics(checks)
+    splits = sorted({c.split for c in claims}, key=_split_order)
+    summary["by_split"] = {split: _claim_breakdown(checks, split) for split in splits}
+    gap = None
+    if all(s in summary["by_split"] for s in SPLITS):
+        train, test = (summary["by_split"][s]["overall"] for s in SPLITS)
+        gap = {
+            m: round(test[m] - train[m], 4)
+            for m in ("label_accuracy", "evidence_recall", "ece")
+            if test[m] is not None and train[m] is not None
+        }
+    summary["split_gap"] = gap
+    return summary, checks
+
+
+def _claim_breakdown(checks: Sequence[tuple[Claim, Any]], split: str) -> dict[str, Any]:
+    rows = [(c, k) for c, k in checks if c.split == split]
+
+    def group(key: Callable[[Claim], str | None]) -> dict[str, Any]:
+        names = sorted({name for c, _ in rows if (name := key(c)) is not None})
+        return {n: claim_metrics([(c, k) for c, k in rows if key(c) == n]) for n in names}
+
+    return {
+        "overall": claim_metrics(rows),
+        "by_label": group(lambda c: c.label),
+        "by_language": group(lambda c: c.language),
+        "by_crossing": group(lambda c: "cross-language" if c.cross_language else "same-language"),
+        "by_kind": group(lambda c: c.kind if c.label == "contradicted" else None),
+    }
+
+
+def claim_metrics(checks: Sequence[tuple[Claim, Any]]) -> dict[str, Any]:
+    """``{"label_accuracy", "evidence_recall", "ece", "confusion", "n"}`` of some checks.
 
     ``confusion[label][verdict]`` counts claims; ``evidence_recall`` is the share of claims
-    with a gold document that find it among their evidence.
+    with a gold document that find it among their evidence; ``ece`` the expected calibration
+    error of the verdicts' confidence (ten bins).
     """
-    checks = [(claim, verify(claim.claim)) for claim in claims]
     confusion = {label: dict.fromkeys(LABELS, 0) for label in LABELS}
     for claim, check in checks:
         confusion[claim.label][check.verdict] += 1
     with_doc = [(c, k) for c, k in checks if c.doc_id]
     found = sum(any(e.citation.doc_id == c.doc_id for e in k.evidence) for c, k in with_doc)
     right = sum(claim.label == check.verdict for claim, check in checks)
-    summary = {
+    return {
         "label_accuracy": round(right / len(checks), 4) if checks else None,
         "evidence_recall": round(found / len(with_doc), 4) if with_doc else None,
+        "ece": expected_calibration_error(
+            [(k.confidence, c.label == k.verdict) for c, k in checks]
+        ),
         "confusion": confusion,
         "n": len(checks),
     }
-    return summary, checks
+
+
+def expected_calibration_error(
+    scored: Sequence[tuple[float, bool]], bins: int = 10
+) -> float | None:
+    """The weighted mean gap between confidence and accuracy over ``bins`` equal bins."""
+    if not scored:
+        return None
+    total = 0.0
+    for b in range(bins):
+        inside = [(p, ok) for p, ok in scored if _bin(p, bins) == b]
+        if inside:
+            mean = sum(p for p, _ in inside) / len(inside)
+            accuracy = sum(ok for _, ok in inside) / len(inside)
+            total += len(inside) * abs(mean - accuracy)
+    return round(total / len(scored), 4)

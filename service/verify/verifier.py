@@ -19,12 +19,15 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from service.answer.extractor import ScoredSentence
 from service.engine import Engine, clean_question
 from service.records import Citation, ClaimCheck, Evidence, Mismatch, Stance, Verdict
 from service.text.language import detect_language, fold, is_han
+from service.tuned import ClaimTuning
 from service.verify.facts import (
     Fact,
     dates,
@@ -36,7 +39,7 @@ from service.verify.facts import (
     translatable,
 )
 
-__all__ = ["ClaimCheck", "Evidence", "Mismatch", "Verifier"]
+__all__ = ["ClaimCheck", "Evidence", "Match", "Mismatch", "Reading", "Verifier"]
 
 
 def _script(text: str) -> str:
@@ -97,6 +100,57 @@ def _personal(name: str) -> bool:
     return 1 < len(words) <= 4 and not any(w.lower() in ("of", "the", "and", "for") for w in words)
 
 
+@dataclass(frozen=True)
+class Match:
+    """What one close sentence states of a claim's facts, before any threshold."""
+
+    scored: ScoredSentence
+    text: str
+    matched: int = 0  # facts it states the same way
+    matched_required: int = 0  # ...of them numbers and dates; -1: a place left unstated
+    unknown: int = 0  # facts it cannot show either way
+    mismatches: tuple[Mismatch, ...] = ()
+    in_context: int = 0  # names stated only in the sentence before or the headline
+    other_edition: bool = False  # it is about another year's edition of the claim's event
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A claim, its facts and its matched sentences: ``Verifier.read``'s work, which
+    ``Verifier.judge`` turns into a verdict under a set of constants."""
+
+    claim: str
+    facts: tuple[Fact, ...]
+    matches: tuple[Match, ...]
+    started: float  # perf_counter when the check began
+    timings_ms: dict[str, float]
+
+
+def _stance(match: Match, facts: Sequence[Fact], tuning: ClaimTuning) -> Stance:
+    """supports, contradicts or related (see the module's description)."""
+    scored = match.scored
+    required = sum(f.kind in ("number", "date") for f in facts)
+    if scored.score < tuning.min_closeness:
+        return "related"
+    if match.mismatches:
+        same_event = match.matched or match.in_context or scored.coverage >= 0.5
+        return "contradicts" if same_event else "related"
+    if not facts:
+        return "supports" if scored.score >= tuning.min_closeness_without_facts else "related"
+    if match.matched_required < required:
+        return "related"  # a number, date or place it does not state the same way
+    if not required and (
+        scored.score < tuning.min_closeness_unverified
+        or (scored.support is not None and scored.support < tuning.min_predicate_support)
+    ):
+        return "related"  # names alone do not pin down what happened: the words do
+    if match.matched and (
+        not match.unknown or match.matched >= 2 or scored.score >= tuning.min_closeness_unverified
+    ):
+        return "supports"
+    return "related"
+
+
 class Verifier:
     """Claim checks over an engine's index."""
 
@@ -109,30 +163,50 @@ class Verifier:
         self.tuning = engine.tuned.claims
 
     def verify(self, claim: str, top_k: int = 5) -> ClaimCheck:
-        started = time.perf_counter()
+        """The verdict on ``claim``, with the ``top_k`` sentences weighed shown."""
         claim = clean_question(claim, "claim")
         self.engine.check_top_k(top_k)
-        timings: dict[str, float] = {}
+        return self.judge(self.read(claim, top_k), top_k)
+
+    def read(self, claim: str, top_k: int = 5) -> Reading:
+        """Retrieve the claim's closest sentences and match its facts against each: all
+        the work that no closeness threshold changes (``claim`` already cleaned)."""
+        started = time.perf_counter()
         query = self.engine.query(claim)
         tuning = self.tuning
         hits = self.engine.retriever.search(query, max(top_k, tuning.passages_read))
-        timings["retrieve"] = (time.perf_counter() - started) * 1000
-        step = time.perf_counter()
+        retrieved = time.perf_counter()
         ranked = self.engine.extractor.rank_sentences(query, hits[: tuning.passages_read])
         facts = self._facts(claim, claim=True)
         script = _script(claim)
-        evidence = [
-            self._compare(claim, facts, script, scored)
-            for scored in ranked[: tuning.sentences_read]
-        ]
-        verdict, decisive = self._decide(evidence, bool(facts))
-        timings["compare"] = (time.perf_counter() - step) * 1000
-        timings["total"] = (time.perf_counter() - started) * 1000
+        matches = tuple(
+            self._match(claim, facts, script, scored) for scored in ranked[: tuning.sentences_read]
+        )
+        return Reading(
+            claim,
+            tuple(facts),
+            matches,
+            started,
+            {"retrieve": (retrieved - started) * 1000, "compare": 0.0},
+        )
+
+    def judge(
+        self, reading: Reading, top_k: int = 5, tuning: ClaimTuning | None = None
+    ) -> ClaimCheck:
+        """The verdict on a read claim under ``tuning`` (default: the engine's constants;
+        the fitting command tries others on the same reading)."""
+        tuning = tuning or self.tuning
+        step = time.perf_counter()
+        evidence = [self._weigh(match, reading, tuning) for match in reading.matches]
+        verdict, decisive = self._decide(evidence)
+        timings = dict(reading.timings_ms)
+        timings["compare"] += (time.perf_counter() - step) * 1000
+        timings["total"] = (time.perf_counter() - reading.started) * 1000
         shown = sorted(evidence, key=lambda e: (e is not decisive, -e.closeness))[:top_k]
         return ClaimCheck(
-            claim=claim,
+            claim=reading.claim,
             verdict=verdict,
-            confidence=self._confidence(decisive, evidence),
+            confidence=self._confidence(decisive, evidence, tuning),
             evidence=tuple(shown),
             timings_ms={k: round(v, 3) for k, v in timings.items()},
         )
@@ -156,9 +230,7 @@ class Verifier:
         mentioned = sum(mentions(d.text, name) for d in documents)
         return mentioned >= max(3, 0.8 * len(documents))  # China, Japan, Korea here
 
-    def _compare(
-        self, claim: str, facts: list[Fact], script: str, scored: ScoredSentence
-    ) -> Evidence:
+    def _match(self, claim: str, facts: list[Fact], script: str, scored: ScoredSentence) -> Match:
         extractor = self.engine.extractor
         text = extractor.sentence_text(scored)
         evidence_script = _script(text)
@@ -171,7 +243,6 @@ class Verifier:
         context = extractor.context_text(scored)
         in_context = 0
         matched, matched_required, unknown_places, unknown, mismatches = 0, 0, 0, 0, []
-        required = [f for f in facts if f.kind in ("number", "date")]
         for fact in facts:
             result: bool | Fact | None = None
             if fact.kind == "number":
@@ -179,7 +250,7 @@ class Verifier:
             elif fact.kind == "date":
                 result = self._date(fact, found_dates)
             elif _other_edition(fact.text, text):
-                return self._evidence(scored, text, "related", (), 0)  # another year's event
+                return Match(scored, text, other_edition=True)  # another year's event
             else:
                 name_script = "latin" if fact.text.isascii() else "han"
                 if not mentions(text, fact.text) and mentions(context, fact.text):
@@ -200,44 +271,15 @@ class Verifier:
         mismatches += _misbound(facts, found_names, text)
         if unknown_places:  # where it happened is no detail: unstated, nothing is supported
             matched_required = -1
-        stance = self._stance(
-            scored, facts, required, matched, matched_required, unknown, mismatches, in_context
+        return Match(
+            scored, text, matched, matched_required, unknown, tuple(mismatches), in_context
         )
-        return self._evidence(scored, text, stance, tuple(mismatches), matched)
 
-    def _stance(
-        self,
-        scored: ScoredSentence,
-        facts: list[Fact],
-        required: list[Fact],
-        matched: int,
-        matched_required: int,
-        unknown: int,
-        mismatches: list[Mismatch],
-        in_context: int = 0,
-    ) -> Stance:
-        """supports, contradicts or related (see the module's description)."""
-        if scored.score < self.tuning.min_closeness:
-            return "related"
-        if mismatches:
-            same_event = matched or in_context or scored.coverage >= 0.5
-            return "contradicts" if same_event else "related"
-        if not facts:
-            return (
-                "supports" if scored.score >= self.tuning.min_closeness_without_facts else "related"
-            )
-        if matched_required < len(required):
-            return "related"  # a number, date or place it does not state the same way
-        if not required and (
-            scored.score < self.tuning.min_closeness_unverified
-            or (scored.support is not None and scored.support < self.tuning.min_predicate_support)
-        ):
-            return "related"  # names alone do not pin down what happened: the words do
-        if matched and (
-            not unknown or matched >= 2 or scored.score >= self.tuning.min_closeness_unverified
-        ):
-            return "supports"
-        return "related"
+    def _weigh(self, match: Match, reading: Reading, tuning: ClaimTuning) -> Evidence:
+        if match.other_edition:
+            return self._evidence(match.scored, match.text, "related", (), 0)
+        stance = _stance(match, reading.facts, tuning)
+        return self._evidence(match.scored, match.text, stance, match.mismatches, match.matched)
 
     def _evidence(
         self,
@@ -304,19 +346,22 @@ class Verifier:
 
     # -- deciding ------------------------------------------------------------------------
 
-    def _decide(self, evidence: list[Evidence], has_facts: bool) -> tuple[Verdict, Evidence | None]:
+    def _decide(self, evidence: list[Evidence]) -> tuple[Verdict, Evidence | None]:
         decisive = [e for e in evidence if e.stance in ("supports", "contradicts")]
         if not decisive:
             return "not_found", None
         best = max(decisive, key=lambda e: (e.matched, e.closeness))
         return ("supported" if best.stance == "supports" else "contradicted"), best
 
-    def _confidence(self, decisive: Evidence | None, evidence: list[Evidence]) -> float:
+    @staticmethod
+    def _confidence(
+        decisive: Evidence | None, evidence: list[Evidence], tuning: ClaimTuning
+    ) -> float:
         """A logistic function of how close the deciding sentence is (not yet calibrated
         against outcomes): for not_found, falling with the closest sentence's closeness."""
         if decisive is None:
             closest = max((e.closeness for e in evidence), default=0.0)
-            curve = self.tuning.confidence_not_found
+            curve = tuning.confidence_not_found
             return round(1 / (1 + math.exp(curve.slope * (closest - curve.center))), 3)
-        curve = self.tuning.confidence_found
+        curve = tuning.confidence_found
         return round(1 / (1 + math.exp(-curve.slope * (decisive.closeness - curve.center))), 3)

@@ -1,0 +1,427 @@
+"""Fit the reader's and the claim check's constants on the train split: ``citeqa eval --fit``.
+
+Only rows marked ``"split": "train"`` are read; the test split is never looked at. The
+search is a grid over the constants a measurement chooses, scored on the train questions
+with the retrieval done once (a grid point changes only the reader's or the claim check's
+decisions, never what was retrieved):
+
+- reader: the weights of a sentence's score (similarity, coverage, typed span) and the
+  abstention thresholds (similarity and coverage per script, the predicate support);
+  the objective is ``accuracy`` (a right answer, or an abstention on an unanswerable
+  question). Then the confidence is calibrated: a logistic regression of "the answer is
+  right" on the chosen sentence's score (Platt scaling).
+- claims: the closeness thresholds; the objective is label accuracy. Then the two
+  confidence curves are fitted the same way, on the deciding (or closest) sentence's
+  closeness.
+
+Every choice is cross-validated: k folds stratified by category (or label), a grid point
+chosen on k-1 folds and scored on the held-out one. The held-out figure is the honest
+estimate of the fitted constants' accuracy; the file records it beside the in-sample one,
+and the constants themselves are chosen on the whole train split. Ties go to the grid
+point nearest the middle of the grid, the least extreme choice. The constants that are
+not searched (how many passages and sentences are read, the prior's weight, the cross-
+script discount) are kept from the file the fit starts from, and the provenance says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from service.lab.evaluate import Claim, Question, answer_matches, expected_calibration_error
+from service.tuned import FORMAT, ClaimTuning, ReaderTuning, Tuned
+
+__all__ = [
+    "CLAIM_GRID",
+    "FOLDS",
+    "READER_GRID",
+    "Choice",
+    "choose",
+    "fit_claims",
+    "fit_logistic",
+    "fit_reader",
+    "stratified_folds",
+    "tuned_json",
+]
+
+FOLDS = 5
+READER_GRID: dict[str, Sequence[float]] = {
+    "similarity": (0.2, 0.3, 0.45, 0.6),
+    "coverage": (0.3, 0.45, 0.6, 0.8),
+    "typed": (0.05, 0.15, 0.25, 0.4),
+    "latin_similarity": (0.16, 0.2, 0.24, 0.28, 0.32),
+    "han_similarity": (0.14, 0.18, 0.22, 0.26, 0.3),
+    "han_coverage": (0.0, 0.11, 0.22, 0.33),
+    "min_support": (0.0, 0.05, 0.15, 0.3),
+}
+WEIGHT_KEYS = ("similarity", "coverage", "typed")
+CLAIM_GRID: dict[str, Sequence[float]] = {
+    "min_closeness": (0.3, 0.35, 0.4, 0.45, 0.5),
+    "min_closeness_without_facts": (0.65, 0.7, 0.75, 0.8, 0.85),
+    "min_closeness_unverified": (0.5, 0.6, 0.7, 0.8),
+    "min_predicate_support": (0.3, 0.45, 0.6, 0.75),
+}
+
+
+# ---------------------------------------------------------------------- cross-validation
+
+
+def stratified_folds(ids: Sequence[str], strata: Sequence[str], k: int = FOLDS) -> np.ndarray:
+    """A fold number per item: within each stratum, items in the order of their id's hash
+    are dealt to the folds in turn (deterministic, and independent of the file's order)."""
+    folds = np.zeros(len(ids), dtype=int)
+    for stratum in sorted(set(strata)):
+        members = [i for i, s in enumerate(strata) if s == stratum]
+        members.sort(key=lambda i: hashlib.sha256(ids[i].encode()).hexdigest())
+        for turn, i in enumerate(members):
+            folds[i] = turn % k
+    return folds
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The grid point chosen on the whole train split, and how well choosing generalises."""
+
+    index: int  # into the grid's points
+    train: float  # its mean score on the train split (in-sample)
+    cross_validated: float  # mean held-out score of the points chosen on the other folds
+    per_fold: tuple[float, ...]
+
+
+def _pick(means: np.ndarray) -> int:
+    """The best point; among ties, the one nearest the middle of the grid's order."""
+    best = np.flatnonzero(means >= means.max() - 1e-12)
+    middle = (len(means) - 1) / 2
+    return int(best[np.argmin(np.abs(best - middle))])
+
+
+def choose(scores: np.ndarray, folds: np.ndarray) -> Choice:
+    """``scores[point, item]`` (1 right, 0 wrong): the point best on all items, and the
+    k-fold estimate of the point that choosing on k-1 folds would score on the last."""
+    per_fold = []
+    held_out = np.zeros(scores.shape[1])
+    for fold in sorted(set(folds.tolist())):
+        inside = folds != fold
+        point = _pick(scores[:, inside].mean(axis=1))
+        held_out[~inside] = scores[point, ~inside]
+        per_fold.append(round(float(scores[point, ~inside].mean()), 4))
+    best = _pick(scores.mean(axis=1))
+    return Choice(
+        best,
+        round(float(scores[best].mean()), 4),
+        round(float(held_out.mean()), 4),
+        tuple(per_fold),
+    )
+
+
+def fit_logistic(x: Any, y: Any, l2: float = 1e-2) -> tuple[float, float]:
+    """``(a, b)`` of ``P(y) = 1 / (1 + exp(-(a x + b)))`` by Newton's method on the log loss
+    with a small ridge on ``a`` (so separable data gives a steep, finite curve)."""
+    features = np.column_stack([np.asarray(x, dtype=float), np.ones(len(x))])
+    target = np.asarray(y, dtype=float)
+    weights = np.zeros(2)
+    ridge = np.diag([l2, 0.0])
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-features @ weights))
+        gradient = features.T @ (p - target) + ridge @ weights
+        hessian = features.T @ (features * (p * (1 - p))[:, None]) + ridge + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(weights[0]), float(weights[1])
+
+
+def _calibrate(
+    x: Sequence[float], y: Sequence[bool], folds: np.ndarray
+) -> tuple[tuple[float, float], dict[str, Any]]:
+    """The logistic fit on all rows, and its held-out expected calibration error."""
+    x_arr, y_arr = np.asarray(x, dtype=float), np.asarray(y, dtype=bool)
+    predicted = np.zeros(len(x_arr))
+    for fold in sorted(set(folds.tolist())):
+        inside = folds != fold
+        if inside.sum() and (~inside).sum():
+            a, b = fit_logistic(x_arr[inside], y_arr[inside])
+            predicted[~inside] = 1 / (1 + np.exp(-(a * x_arr[~inside] + b)))
+    a, b = fit_logistic(x_arr, y_arr)
+    fitted = 1 / (1 + np.exp(-(a * x_arr + b)))
+    return (a, b), {
+        "rows": len(x_arr),
+        "share_right": round(float(y_arr.mean()), 4) if len(y_arr) else None,
+        "ece_train": expected_calibration_error(
+            list(zip(fitted.tolist(), y_arr.tolist(), strict=True))
+        ),
+        "ece_cross_validated": expected_calibration_error(
+            list(zip(predicted.tolist(), y_arr.tolist(), strict=True))
+        ),
+    }
+
+
+def _grid(grid: dict[str, Sequence[float]], keys: Sequence[str]) -> list[dict[str, float]]:
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(grid[k] for k in keys))
+    ]
+
+
+def _bar(total: int, what: str, progress: bool) -> tqdm[Any]:
+    return tqdm(total=total, desc=what, unit="step", disable=not progress, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- the reader
+
+
+def _reader_tuning(base: ReaderTuning, point: dict[str, float]) -> ReaderTuning:
+    weights = (point["similarity"], point["coverage"], base.weights[2], point["typed"])
+    return replace(
+        base,
+        weights=weights,
+        abstain_below={
+            "latin": (point["latin_similarity"], base.abstain_below["latin"][1]),
+            "han": (point["han_similarity"], point["han_coverage"]),
+        },
+        min_support=point["min_support"],
+    )
+
+
+def fit_reader(
+    engine: Any, questions: Sequence[Question], *, folds: int = FOLDS, progress: bool = True
+) -> tuple[ReaderTuning, dict[str, Any]]:
+    """The reader's constants fitted on ``questions`` (the train split), and what the fit
+    measured. ``engine`` is the product; each question is retrieved once."""
+    from service.engine import clean_question
+
+    base = engine.tuned.reader
+    depth = base.passages_read
+    retrieved = []
+    for question in tqdm(questions, desc="retrieving", disable=not progress, file=sys.stderr):
+        query = engine.query(clean_question(question.question))
+        retrieved.append((query, engine.retriever.search(query, depth)))
+    weight_points = _grid(READER_GRID, WEIGHT_KEYS)
+    threshold_keys = [k for k in READER_GRID if k not in WEIGHT_KEYS]
+    threshold_points = _grid(READER_GRID, threshold_keys)
+    points, rows, best_by_point = [], [], []
+    bar = _bar(len(weight_points), "reader grid", progress)
+    for weights in weight_points:
+        reader = engine.extractor.with_tuning(_reader_tuning(base, weights | threshold_points[0]))
+        read = [reader.best_sentence(query, hits) for query, hits in retrieved]
+        span_right = [
+            best is not None
+            and question.answerable
+            and answer_matches(reader.quote(best, kind, 0.0).text, question.answers, question.parts)
+            for question, (kind, best) in zip(questions, read, strict=True)
+        ]
+        for thresholds in threshold_points:
+            point = weights | thresholds
+            judge = reader.with_tuning(_reader_tuning(base, point))
+            right = []
+            for question, (query, _), (kind, best), span in zip(
+                questions, retrieved, read, span_right, strict=True
+            ):
+                abstains = best is None or judge.abstain_reason(query, kind, best) is not None
+                right.append(span and not abstains if question.answerable else abstains)
+            points.append(point)
+            rows.append(right)
+            best_by_point.append(read)
+        bar.update()
+    bar.close()
+    scores = np.asarray(rows, dtype=float)
+    split = stratified_folds([q.id for q in questions], [q.category for q in questions], folds)
+    choice = choose(scores, split)
+    chosen = points[choice.index]
+    tuning = _reader_tuning(base, chosen)
+    judge = engine.extractor.with_tuning(tuning)
+    x, y, calibration_folds = [], [], []
+    for question, (query, _), (kind, best), fold in zip(
+        questions, retrieved, best_by_point[choice.index], split, strict=True
+    ):
+        if best is None or judge.abstain_reason(query, kind, best) is not None:
+            continue
+        answered = judge.quote(best, kind, 0.0).text
+        x.append(best.score)
+        y.append(question.answerable and answer_matches(answered, question.answers, question.parts))
+        calibration_folds.append(fold)
+    (slope, intercept), calibration = _calibrate(x, y, np.asarray(calibration_folds, dtype=int))
+    tuning = replace(tuning, confidence_slope=slope, confidence_intercept=intercept)
+    record = {
+        "objective": "accuracy (a right answer, or an abstention on an unanswerable question)",
+        "grid": {k: list(v) for k, v in READER_GRID.items()},
+        "points": len(points),
+        "chosen": chosen,
+        "accuracy_train": choice.train,
+        "accuracy_cross_validated": choice.cross_validated,
+        "accuracy_per_fold": list(choice.per_fold),
+        "calibration": calibration,
+        "kept": [
+            "passages_read",
+            "weights.prior",
+            "cross_script",
+            "abstain_below.latin.coverage",
+            "weak_similarity",
+            "weak_support",
+        ],
+    }
+    return tuning, record
+
+
+# ----------------------------------------------------------------------------- the claims
+
+
+def fit_claims(
+    engine: Any, claims: Sequence[Claim], *, folds: int = FOLDS, progress: bool = True
+) -> tuple[ClaimTuning, dict[str, Any]]:
+    """The claim check's constants fitted on ``claims`` (the train split), and what the fit
+    measured. Each claim is retrieved and matched once (``Verifier.read``)."""
+    from service.engine import clean_question
+    from service.verify.verifier import Verifier
+
+    verifier = Verifier(engine)
+    base = verifier.tuning
+    readings = [
+        verifier.read(clean_question(c.claim, "claim"))
+        for c in tqdm(claims, desc="reading claims", disable=not progress, file=sys.stderr)
+    ]
+    keys = list(CLAIM_GRID)
+    points = _grid(CLAIM_GRID, keys)
+    rows = []
+    for point in tqdm(points, desc="claim grid", disable=not progress, file=sys.stderr):
+        tuning = replace(base, **_values(point))
+        rows.append(
+            [
+                verifier.judge(r, tuning=tuning).verdict == c.label
+                for c, r in zip(claims, readings, strict=True)
+            ]
+        )
+    split = stratified_folds([c.id for c in claims], [c.label for c in claims], folds)
+    choice = choose(np.asarray(rows, dtype=float), split)
+    tuning = replace(base, **_values(points[choice.index]))
+    found: tuple[list[float], list[bool], list[int]] = ([], [], [])
+    not_found: tuple[list[float], list[bool], list[int]] = ([], [], [])
+    for claim, reading, fold in zip(claims, readings, split, strict=True):
+        check = verifier.judge(reading, tuning=tuning)
+        closest = max((e.closeness for e in check.evidence), default=0.0)
+        decisive = next((e for e in check.evidence if e.stance != "related"), None)
+        bucket = not_found if check.verdict == "not_found" else found
+        bucket[0].append(closest if decisive is None else decisive.closeness)
+        bucket[1].append(check.verdict == claim.label)
+        bucket[2].append(int(fold))
+    (a, b), found_record = _calibrate(found[0], found[1], np.asarray(found[2], dtype=int))
+    (c, d), not_found_record = _calibrate(
+        not_found[0], not_found[1], np.asarray(not_found[2], dtype=int)
+    )
+    tuning = replace(
+        tuning,
+        confidence_found=_curve(a, b, base.confidence_found),
+        confidence_not_found=_curve(-c, -d, base.confidence_not_found),
+    )
+    record = {
+        "objective": "label accuracy",
+        "grid": {k: list(v) for k, v in CLAIM_GRID.items()},
+        "points": len(points),
+        "chosen": points[choice.index],
+        "label_accuracy_train": choice.train,
+        "label_accuracy_cross_validated": choice.cross_validated,
+        "label_accuracy_per_fold": list(choice.per_fold),
+        "calibration_found": found_record,
+        "calibration_not_found": not_found_record,
+        "kept": ["passages_read", "sentences_read"],
+    }
+    return tuning, record
+
+
+def _values(point: dict[str, float]) -> dict[str, Any]:
+    return dict(point)
+
+
+def _curve(a: float, b: float, fallback: Any) -> Any:
+    """``slope, center`` of the logistic ``a x + b`` (the fallback when it is flat)."""
+    if abs(a) < 1e-6:
+        return fallback
+    return type(fallback)(slope=round(a, 4), center=round(-b / a, 4))
+
+
+# ----------------------------------------------------------------------------- the file
+
+
+def tuned_json(reader: ReaderTuning, claims: ClaimTuning, provenance: dict[str, Any]) -> str:
+    """The tuned file's text (``service.tuned`` reads it back)."""
+    similarity, coverage, prior, typed = reader.weights
+    data = {
+        "format": FORMAT,
+        "provenance": provenance,
+        "reader": {
+            "passages_read": reader.passages_read,
+            "weights": {
+                "similarity": similarity,
+                "coverage": coverage,
+                "prior": prior,
+                "typed": typed,
+            },
+            "cross_script": reader.cross_script,
+            "abstain_below": {
+                script: {"similarity": s, "coverage": c}
+                for script, (s, c) in reader.abstain_below.items()
+            },
+            "confidence": {
+                "slope": round(reader.confidence_slope, 4),
+                "intercept": round(reader.confidence_intercept, 4),
+            },
+            "min_support": reader.min_support,
+            "weak_similarity": reader.weak_similarity,
+            "weak_support": reader.weak_support,
+        },
+        "claims": {
+            "passages_read": claims.passages_read,
+            "sentences_read": claims.sentences_read,
+            "min_closeness": claims.min_closeness,
+            "min_closeness_without_facts": claims.min_closeness_without_facts,
+            "min_closeness_unverified": claims.min_closeness_unverified,
+            "min_predicate_support": claims.min_predicate_support,
+            "confidence_found": vars(claims.confidence_found),
+            "confidence_not_found": vars(claims.confidence_not_found),
+        },
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def _file_record(path: Path, rows: int) -> dict[str, Any]:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"file": str(path), "sha256": digest, "train_rows": rows}
+
+
+def fit(
+    engine: Any,
+    questions: Sequence[Question],
+    claims: Sequence[Claim],
+    files: tuple[Path, Path],
+    *,
+    folds: int = FOLDS,
+    progress: bool = True,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[str, dict[str, Any]]:
+    """Fit both stages on the train rows given; the new tuned file's text and the
+    provenance it records."""
+    tuned: Tuned = engine.tuned
+    reader, reader_record = fit_reader(engine, questions, folds=folds, progress=progress)
+    claim_tuning, claims_record = fit_claims(engine, claims, folds=folds, progress=progress)
+    provenance = {
+        "how": f"fitted by `citeqa eval --fit` on the train split only, {folds}-fold "
+        "cross-validated (service/lab/fit.py); the test split is never read",
+        "fitted_at": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "started_from": str(tuned.path.name),
+        "data": [_file_record(files[0], len(questions)), _file_record(files[1], len(claims))],
+        "folds": folds,
+        "reader": reader_record,
+        "claims": claims_record,
+    }
+    return tuned_json(reader, claim_tuning, provenance), provenance
