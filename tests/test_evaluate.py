@@ -142,8 +142,16 @@ def test_report_has_tables_charts_and_misses(
         min_confidence=0.0,
     )
     text = path.read_text()
-    for heading in ("## Targets", "## Every system, overall", "## Abstention trade-off"):
+    for heading in (
+        "## Targets (test split)",
+        "## Train and test, side by side",
+        "## Every system, train split",
+        "## Every system, test split",
+        "## Confidence calibration",
+        "## Abstention trade-off",
+    ):
         assert heading in text
+    assert {p.name for p in written[1:]} >= {"by_category_train.png", "by_category_test.png"}
     assert "BM25 only" in text and "hybrid (the product)" in text
     for png in written[1:]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -154,8 +162,9 @@ def test_report_has_tables_charts_and_misses(
         if (o.question.answerable and not o.answer_right())
         or (not o.question.answerable and o.result.answer is not None)
     ]
-    for outcome in wrong:
-        assert f"| {outcome.question.id} |" in text
+    for outcome in wrong:  # the train split's misses are listed, the test split's only counted
+        listed = f"| {outcome.question.id} |" in text
+        assert listed == (outcome.question.split == "train"), outcome.question.id
 
 
 def test_token_f1_is_squad_style_with_characters_for_cjk() -> None:

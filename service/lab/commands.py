@@ -109,6 +109,12 @@ def _print_claims(summary: dict[str, Any], claims_file: Path) -> None:
             )
 
 
+def _test_split_or_all(outcomes: Sequence[Any]) -> Sequence[Any]:
+    """The test split's outcomes, or all of them when the file has no test split."""
+    test = [o for o in outcomes if o.question.split == "test"]
+    return test or outcomes
+
+
 def _unabstained(engine: Any) -> Any:
     """The span ``engine``'s reader would quote for a question it abstained on, read from
     the passages the ask returned (ten, more than the reader reads)."""
@@ -223,7 +229,7 @@ def evaluate_command(
             report_path,
             report,
             done.outcomes,
-            abstention_curve(done.outcomes["hybrid"]),
+            abstention_curve(_test_split_or_all(done.outcomes["hybrid"])),
             questions_file=questions_file,
             min_confidence=settings.min_confidence,
             claims=(report.get("claims"), done.checks, claims_file),
