@@ -85,10 +85,19 @@ def test_eval_json_has_the_documented_shape(
     args = ["eval", *_args(settings), "--questions", str(questions), "--json"]
     assert main([*args, "--report", str(report)]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert set(printed) == {"overall", "by_category", "systems"}
+    assert set(printed) == {"overall", "by_category", "by_split", "split_gap", "systems"}
     assert set(printed["systems"]) == {"dense", "multilingual", "bm25", "hybrid"}
     assert set(printed["overall"]) == {*METRICS, "n"} and printed["overall"]["n"] == 9
+    assert {s: v["overall"]["n"] for s, v in printed["by_split"].items()} == {"train": 6, "test": 3}
     assert report.is_file() and (tmp_path / "out" / "report" / "abstention.png").is_file()
+    # the split is optional: a file without it is one "unsplit" scope and no gap
+    rows = [json.loads(line) for line in lines[:4]]
+    questions.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "split"}) + "\n" for r in rows)
+    )
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed["by_split"]) == {"unsplit"} and printed["split_gap"] is None
 
 
 def test_verify_json_is_the_api_body(
@@ -116,7 +125,15 @@ def test_eval_claims_json(
     printed = json.loads(capsys.readouterr().out)
     assert set(printed) == {"claims"}
     summary = printed["claims"]
-    assert set(summary) == {"label_accuracy", "evidence_recall", "confusion", "n"}
+    assert set(summary) == {
+        "label_accuracy",
+        "evidence_recall",
+        "ece",
+        "confusion",
+        "n",
+        "by_split",
+        "split_gap",
+    }
     assert summary["n"] == 9
     assert sum(sum(row.values()) for row in summary["confusion"].values()) == 9
 
