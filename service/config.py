@@ -177,7 +177,7 @@ class RetrievalSettings(BaseModel):
         ),
     )
     fusion: FusionName = Field(
-        "competent_zscore",
+        "fitted",
         description="How the rankings are fused (see service.retrieve.fusion).",
     )
     rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")

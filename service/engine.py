@@ -93,7 +93,7 @@ class Engine:
         tuned = load_tuned(settings.tuned_file)  # a bad file fails before the models load
         if index is None:
             index = load_index(settings, encoders=encoders)
-        retriever = HybridRetriever.from_index(index, settings)
+        retriever = HybridRetriever.from_index(index, settings, tuned.fusion)
         if retrievers is not None:
             unknown = sorted(set(retrievers) - set(retriever.retrievers))
             if unknown:

@@ -36,7 +36,9 @@ AnswerType = Literal["when", "number", "who", "where", "other", "sentence"]
 Stance = Literal["supports", "contradicts", "related"]  # of one evidence sentence
 FactKind = Literal["number", "date", "person", "place", "organization"]  # a checkable value
 Verdict = Literal["supported", "contradicted", "not_found"]  # on a whole claim
-FusionName = Literal["competent_zscore", "competent_rrf", "rrf", "minmax"]  # retrieve.fusion
+FusionName = Literal[
+    "fitted", "competent_zscore", "competent_rrf", "rrf", "minmax"
+]  # retrieve.fusion
 
 
 @dataclass(frozen=True)

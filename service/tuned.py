@@ -1,4 +1,4 @@
-"""The tuned constants of the reader and the claim check, read from one versioned file.
+"""The tuned constants of the fusion, the reader and the claim check, from one versioned file.
 
 Every weight, threshold and calibration that a measurement chose lives in a JSON file
 (``service/tuned.json`` by default, ``CITEQA_TUNED_FILE`` to use another), with a record
@@ -15,9 +15,19 @@ from typing import Any
 
 from service.errors import ConfigError
 
-__all__ = ["FORMAT", "PACKAGED", "ClaimTuning", "Logistic", "ReaderTuning", "Tuned", "load_tuned"]
+__all__ = [
+    "FORMAT",
+    "PACKAGED",
+    "ClaimTuning",
+    "FusionTuning",
+    "Logistic",
+    "ReaderTuning",
+    "Tuned",
+    "load_tuned",
+    "query_group",
+]
 
-FORMAT = "citeqa-tuned/1"
+FORMAT = "citeqa-tuned/2"
 PACKAGED = Path(__file__).with_name("tuned.json")
 
 
@@ -27,6 +37,32 @@ class Logistic:
 
     slope: float
     center: float
+
+
+# The question groups a fusion is fitted for: by the question's language.
+GROUPS = {"en": "en", "zh-Hans": "zh", "zh-Hant": "zh", "zh": "zh", "ja": "ja", "ko": "ko"}
+DEFAULT_GROUP = "other"  # any other language, and a group with too few train questions
+
+
+def query_group(language: str) -> str:
+    """The fusion group of a question in ``language``."""
+    return GROUPS.get(language, DEFAULT_GROUP)
+
+
+@dataclass(frozen=True)
+class FusionTuning:
+    """The fitted fusion's constants (``service.retrieve.fusion.weighted_zscore``): per
+    question group, a weight per retriever and the retrievers strong enough that their
+    first passage is kept in the top five."""
+
+    weights: dict[str, dict[str, float]]  # group -> retriever -> weight
+    protected: dict[str, tuple[str, ...]]  # group -> retrievers whose first hit survives
+    keep_within: int  # the rank a protected first hit is kept at or above
+
+    def for_group(self, group: str) -> tuple[dict[str, float], tuple[str, ...]]:
+        """The weights and protected retrievers of ``group`` (the default group's if unfitted)."""
+        chosen = group if group in self.weights else DEFAULT_GROUP
+        return self.weights[chosen], self.protected.get(chosen, ())
 
 
 @dataclass(frozen=True)
@@ -60,10 +96,22 @@ class ClaimTuning:
 
 @dataclass(frozen=True)
 class Tuned:
+    fusion: FusionTuning
     reader: ReaderTuning
     claims: ClaimTuning
     provenance: dict[str, Any]
     path: Path
+
+
+def _fusion(raw: dict[str, Any]) -> FusionTuning:
+    weights = {
+        group: {name: float(w) for name, w in by_name.items()}
+        for group, by_name in raw["weights"].items()
+    }
+    if DEFAULT_GROUP not in weights:
+        raise ValueError(f"fusion.weights.{DEFAULT_GROUP}")
+    protected = {group: tuple(names) for group, names in raw["protected"].items()}
+    return FusionTuning(weights, protected, int(raw["keep_within"]))
 
 
 def _reader(raw: dict[str, Any]) -> ReaderTuning:
@@ -119,7 +167,13 @@ def load_tuned(path: Path | None = None) -> Tuned:
             "regenerate it, or unset CITEQA_TUNED_FILE to use the packaged one"
         )
     try:
-        return Tuned(_reader(raw["reader"]), _claims(raw["claims"]), raw["provenance"], path)
+        return Tuned(
+            _fusion(raw["fusion"]),
+            _reader(raw["reader"]),
+            _claims(raw["claims"]),
+            raw["provenance"],
+            path,
+        )
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(
             f"{path} lacks or mistypes the value {error}; compare it with {PACKAGED}"

@@ -107,6 +107,7 @@ def test_a_small_fit_writes_constants_the_service_loads(
         "READER_GRID",
         fit.READER_GRID | {"similarity": (0.3, 0.45), "coverage": (0.45,), "typed": (0.15,)},
     )
+    monkeypatch.setattr(fit, "FUSION_WEIGHTS", (0.0, 1.0))
     monkeypatch.setattr(
         fit,
         "CLAIM_GRID",
@@ -128,6 +129,9 @@ def test_a_small_fit_writes_constants_the_service_loads(
     assert tuned.reader.weights[0] in (0.3, 0.45)
     assert tuned.reader.abstain_below["han"][0] in fit.READER_GRID["han_similarity"]
     assert tuned.claims.min_closeness in fit.CLAIM_GRID["min_closeness"]
+    assert set(tuned.fusion.weights["other"]) == set(engine.retriever.retrievers)
+    assert all(w in (0.0, 1.0) for w in tuned.fusion.weights["other"].values())
+    assert "protection" in provenance["fusion"] and provenance["fusion"]["points"] == 7
     reader = provenance["reader"]
     assert reader["points"] == 2 * np.prod([len(v) for k, v in fit.READER_GRID.items()][3:])
     assert 0 <= reader["accuracy_cross_validated"] <= 1 and len(reader["accuracy_per_fold"]) == 3

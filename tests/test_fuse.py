@@ -5,9 +5,12 @@ import pytest
 from service.retrieve.fusion import (
     competent_rrf,
     competent_zscore,
+    fuse,
     minmax_fusion,
     reciprocal_rank_fusion,
+    weighted_zscore,
 )
+from service.tuned import FusionTuning
 
 RUNS = {
     "a": [("x", 9.0), ("y", 5.0), ("z", 1.0)],
@@ -94,3 +97,39 @@ def test_competent_zscore_lets_a_standout_cross_lingual_hit_win() -> None:
 def test_competent_zscore_survives_flat_and_empty_rankings() -> None:
     runs = {"flat": [("a", 1.0), ("b", 1.0)], "empty": []}
     assert dict(competent_zscore(runs, lambda run, item: True)) == {"a": 0.0, "b": 0.0}
+
+
+def _everyone(run: str, item: str) -> bool:
+    return True
+
+
+def test_weighted_zscore_with_equal_weights_is_competent_zscore() -> None:
+    equal = weighted_zscore(RUNS, _everyone, {"a": 1.0, "b": 1.0})
+    expected = competent_zscore(RUNS, _everyone)
+    assert [item for item, _ in equal] == [item for item, _ in expected]
+    assert [score for _, score in equal] == pytest.approx([score for _, score in expected])
+
+
+def test_a_heavier_retriever_decides_and_a_zero_weight_one_does_not_vote() -> None:
+    runs = {"a": [("x", 3.0), ("y", 2.0), ("z", 1.0)], "b": [("y", 3.0), ("x", 2.0), ("z", 1.0)]}
+    assert weighted_zscore(runs, _everyone, {"a": 2.0, "b": 1.0})[0][0] == "x"
+    assert weighted_zscore(runs, _everyone, {"a": 1.0, "b": 2.0})[0][0] == "y"
+    alone = weighted_zscore(runs, _everyone, {"a": 0.0, "b": 1.0})
+    assert [item for item, _ in alone] == ["y", "x", "z"]
+
+
+def test_a_protected_retrievers_first_hit_stays_in_the_top_five() -> None:
+    many = {"a": [(f"i{n}", 10.0 - n) for n in range(8)], "b": [("i7", 1.0), ("i0", 0.9)]}
+    plain = [item for item, _ in weighted_zscore(many, _everyone, {"a": 3.0, "b": 0.1})]
+    assert plain.index("i7") >= 5  # out-voted
+    kept = weighted_zscore(many, _everyone, {"a": 3.0, "b": 0.1}, protected=["b"], keep_within=5)
+    assert [item for item, _ in kept].index("i7") == 4
+    assert len(kept) == len(plain)  # moved, nothing lost
+
+
+def test_the_fitted_fusion_needs_its_weights_and_falls_back_to_the_pooled_group() -> None:
+    with pytest.raises(ValueError, match=r"tuned\.json"):
+        fuse("fitted", RUNS, _everyone)
+    tuning = FusionTuning({"other": {"a": 1.0}, "zh": {"b": 1.0}}, {"zh": ("b",)}, 5)
+    assert tuning.for_group("ja") == ({"a": 1.0}, ())
+    assert tuning.for_group("zh") == ({"b": 1.0}, ("b",))

@@ -25,6 +25,7 @@ script discount) are kept from the file the fit starts from, and the provenance 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -38,8 +39,22 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from service.lab.evaluate import Claim, Question, answer_matches, expected_calibration_error
-from service.tuned import FORMAT, ClaimTuning, ReaderTuning, Tuned
+from service.lab.evaluate import (
+    Claim,
+    Question,
+    answer_matches,
+    expected_calibration_error,
+    is_relevant,
+)
+from service.tuned import (
+    DEFAULT_GROUP,
+    FORMAT,
+    ClaimTuning,
+    FusionTuning,
+    ReaderTuning,
+    Tuned,
+    query_group,
+)
 
 __all__ = [
     "CLAIM_GRID",
@@ -48,6 +63,7 @@ __all__ = [
     "Choice",
     "choose",
     "fit_claims",
+    "fit_fusion",
     "fit_logistic",
     "fit_reader",
     "stratified_folds",
@@ -55,6 +71,10 @@ __all__ = [
 ]
 
 FOLDS = 5
+FUSION_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # each retriever's weight, in every group
+STRONG = (0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # hit@1 alone that protects a first hit (1.01: none)
+MIN_GROUP = 20  # answerable train questions a group needs to be fitted on its own
+KEEP_WITHIN = 5
 READER_GRID: dict[str, Sequence[float]] = {
     "similarity": (0.2, 0.3, 0.45, 0.6),
     "coverage": (0.3, 0.45, 0.6, 0.8),
@@ -176,6 +196,143 @@ def _grid(grid: dict[str, Sequence[float]], keys: Sequence[str]) -> list[dict[st
 
 def _bar(total: int, what: str, progress: bool) -> tqdm[Any]:
     return tqdm(total=total, desc=what, unit="step", disable=not progress, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- the fusion
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """One answerable train question as the fusion fit sees it."""
+
+    question: Question
+    query: Any
+    runs: dict[str, list[Any]]  # retriever -> its hits
+    group: str
+
+
+def _hit_score(fused: Any, item: _Asked) -> float:
+    """(hit@1 + hit@5) / 2 of ``item``'s runs fused by ``fused``."""
+    relevant = [
+        is_relevant(hit.chunk, item.question) for hit in fused.fuse(item.query, item.runs, 5)
+    ]
+    return (float(any(relevant[:1])) + float(any(relevant))) / 2
+
+
+def _fusion_scores(
+    hybrid: Any, asked: Sequence[_Asked], points: Sequence[dict[str, float]], progress: bool
+) -> np.ndarray:
+    """``scores[point, question]`` under each point's weights (one set for every group)."""
+    rows = []
+    for weights in tqdm(points, desc="fusion grid", disable=not progress, file=sys.stderr):
+        fused = hybrid.with_tuning(FusionTuning({DEFAULT_GROUP: weights}, {}, KEEP_WITHIN))
+        rows.append([_hit_score(fused, item) for item in asked])
+    return np.asarray(rows, dtype=float)
+
+
+def fit_fusion(
+    engine: Any, questions: Sequence[Question], *, folds: int = FOLDS, progress: bool = True
+) -> tuple[FusionTuning, dict[str, Any]]:
+    """The fitted fusion's weights and protected retrievers, and what the fit measured."""
+    from service.engine import clean_question
+
+    hybrid = engine.retriever
+    names = list(hybrid.retrievers)
+    asked = []
+    for question in tqdm(
+        [q for q in questions if q.answerable],
+        desc="running the retrievers",
+        disable=not progress,
+        file=sys.stderr,
+    ):
+        query = engine.query(clean_question(question.question), reader=False)
+        asked.append(_Asked(question, query, hybrid.runs(query), query_group(query.language)))
+    points = [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(FUSION_WEIGHTS, repeat=len(names))
+        if any(values)
+    ]
+    split = stratified_folds(
+        [a.question.id for a in asked], [a.question.category for a in asked], folds
+    )
+    pooled_scores = _fusion_scores(hybrid, asked, points, progress)
+    pooled = choose(pooled_scores, split)
+    weights = {DEFAULT_GROUP: points[pooled.index]}
+    groups: dict[str, Any] = {}
+    for group in sorted({a.group for a in asked}):
+        inside = np.asarray([a.group == group for a in asked])
+        record: dict[str, Any] = {"questions": int(inside.sum())}
+        own = choose(pooled_scores[:, inside], split[inside])
+        pooled_held_out = _held_out_of(pooled_scores, split, inside)
+        record |= {
+            "own_cross_validated": own.cross_validated,
+            "pooled_cross_validated": pooled_held_out,
+        }
+        if inside.sum() >= MIN_GROUP and own.cross_validated > pooled_held_out:
+            weights[group] = points[own.index]
+            record["weights"] = "own"
+        else:
+            record["weights"] = "pooled"
+        groups[group] = record
+    tuning = FusionTuning(weights, {}, KEEP_WITHIN)
+    tuning, protection = _fit_protection(hybrid, asked, tuning, split)
+    return tuning, {
+        "objective": "mean of hit@1 and hit@5 over the answerable train questions",
+        "retrievers": names,
+        "weight_grid": list(FUSION_WEIGHTS),
+        "points": len(points),
+        "pooled": {"train": pooled.train, "cross_validated": pooled.cross_validated},
+        "groups": groups,
+        "protection": protection,
+    }
+
+
+def _held_out_of(scores: np.ndarray, folds: np.ndarray, inside: np.ndarray) -> float:
+    """The pooled choice's held-out score on the questions ``inside`` a group: each fold's
+    point chosen on every other fold's questions, scored on this fold's group members."""
+    total, count = 0.0, 0
+    for fold in sorted(set(folds.tolist())):
+        point = _pick(scores[:, folds != fold].mean(axis=1))
+        members = (folds == fold) & inside
+        total += float(scores[point, members].sum())
+        count += int(members.sum())
+    return round(total / count, 4) if count else 0.0
+
+
+def _alone_hit1(asked: Sequence[_Asked], name: str) -> float:
+    hits = [bool(a.runs[name]) and is_relevant(a.runs[name][0].chunk, a.question) for a in asked]
+    return sum(hits) / len(hits) if hits else 0.0
+
+
+def _fit_protection(
+    hybrid: Any, asked: Sequence[_Asked], tuning: FusionTuning, folds: np.ndarray
+) -> tuple[FusionTuning, dict[str, Any]]:
+    """Choose the share ``strong`` (cross-validated over every question) and protect, per
+    group, the retrievers whose first hit alone is right that often."""
+    by_group = {g: [a for a in asked if a.group == g] for g in {a.group for a in asked}}
+    strength = {
+        g: {name: round(_alone_hit1(members, name), 4) for name in hybrid.retrievers}
+        for g, members in by_group.items()
+    }
+    rows = []
+    candidates = []
+    for strong in STRONG:
+        protected = {
+            g: tuple(n for n, share in shares.items() if share >= strong)
+            for g, shares in strength.items()
+        }
+        candidate = FusionTuning(tuning.weights, protected, KEEP_WITHIN)
+        fused = hybrid.with_tuning(candidate)
+        rows.append([_hit_score(fused, item) for item in asked])
+        candidates.append(candidate)
+    choice = choose(np.asarray(rows, dtype=float), folds)
+    return candidates[choice.index], {
+        "strong_grid": list(STRONG),
+        "strong": STRONG[choice.index],
+        "hit1_alone_by_group": strength,
+        "train": choice.train,
+        "cross_validated": choice.cross_validated,
+    }
 
 
 # ---------------------------------------------------------------------------- the reader
@@ -353,12 +510,19 @@ def _curve(a: float, b: float, fallback: Any) -> Any:
 # ----------------------------------------------------------------------------- the file
 
 
-def tuned_json(reader: ReaderTuning, claims: ClaimTuning, provenance: dict[str, Any]) -> str:
+def tuned_json(
+    fusion: FusionTuning, reader: ReaderTuning, claims: ClaimTuning, provenance: dict[str, Any]
+) -> str:
     """The tuned file's text (``service.tuned`` reads it back)."""
     similarity, coverage, prior, typed = reader.weights
     data = {
         "format": FORMAT,
         "provenance": provenance,
+        "fusion": {
+            "weights": fusion.weights,
+            "protected": {group: list(names) for group, names in fusion.protected.items()},
+            "keep_within": fusion.keep_within,
+        },
         "reader": {
             "passages_read": reader.passages_read,
             "weights": {
@@ -412,16 +576,21 @@ def fit(
     """Fit both stages on the train rows given; the new tuned file's text and the
     provenance it records."""
     tuned: Tuned = engine.tuned
+    fusion, fusion_record = fit_fusion(engine, questions, folds=folds, progress=progress)
+    engine = copy.copy(engine)  # the caller's engine keeps its fusion
+    engine.retriever = engine.retriever.with_tuning(fusion)  # the reader reads what it fuses
     reader, reader_record = fit_reader(engine, questions, folds=folds, progress=progress)
     claim_tuning, claims_record = fit_claims(engine, claims, folds=folds, progress=progress)
     provenance = {
-        "how": f"fitted by `citeqa eval --fit` on the train split only, {folds}-fold "
-        "cross-validated (service/lab/fit.py); the test split is never read",
+        "how": "fusion, reader and claim check fitted by `citeqa eval --fit` on the train "
+        f"split only, {folds}-fold cross-validated (service/lab/fit.py); "
+        "the test split is never read",
         "fitted_at": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "started_from": str(tuned.path.name),
         "data": [_file_record(files[0], len(questions)), _file_record(files[1], len(claims))],
         "folds": folds,
+        "fusion": fusion_record,
         "reader": reader_record,
         "claims": claims_record,
     }
-    return tuned_json(reader, claim_tuning, provenance), provenance
+    return tuned_json(fusion, reader, claim_tuning, provenance), provenance

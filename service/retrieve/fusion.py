@@ -9,12 +9,19 @@ Four methods, chosen by ``Settings.fusion`` and compared in the README:
   and a passage's score is the *mean* over the rankings that could. An English-only encoder
   or an English query's BM25 terms cannot judge a Chinese passage; plain RRF counts their
   silence as a vote against it, and the multilingual retriever's cross-lingual hit sinks.
-- ``competent_zscore`` (the default): the same "only readers vote, mean over readers" rule
+- ``competent_zscore``: the same "only readers vote, mean over readers" rule
   on standardised scores instead of ranks. Each ranking's scores become z-scores
   ``(s - mean) / std`` over that ranking, so a passage one retriever finds far above its other
   candidates (a cross-lingual hit) stands out, while a passage that retriever merely ranks
   first among equally poor candidates does not. A reader that did not return a passage gives
   it its lowest z-score.
+- ``weighted_zscore`` (``fitted``, the default): ``competent_zscore`` with a weight per
+  retriever for each question group (English, Chinese, Japanese, Korean, other), fitted on
+  the evaluation's train split (``citeqa eval --fit``, in ``service/tuned.json``): the mean
+  becomes a weighted mean over the readers, and a retriever with weight 0 does not vote.
+  The retrievers that, alone, rank a right passage first often enough for that group are
+  *protected*: their first passage is kept within the top ``keep_within`` (5), so a strong
+  retriever's best find is never voted out by weaker ones.
 - ``minmax_fusion``: the naive blend, scores min-max normalised per ranking and summed; kept
   as the baseline that loses cross-lingual hits.
 """
@@ -35,13 +42,14 @@ __all__ = [
     "fuse",
     "minmax_fusion",
     "reciprocal_rank_fusion",
+    "weighted_zscore",
 ]
 
 Ranking = Sequence[tuple[str, float]]  # (item id, retriever score), best first
 FUSIONS: tuple[FusionName, ...] = get_args(FusionName)
 # The fusions that only let a retriever vote where it can read: they ask each retriever
 # whether it can read the query and each passage.
-COMPETENT: frozenset[FusionName] = frozenset({"competent_zscore", "competent_rrf"})
+COMPETENT: frozenset[FusionName] = frozenset({"competent_zscore", "competent_rrf", "fitted"})
 
 
 def _ranked(scores: Mapping[str, float], k: int | None) -> list[tuple[str, float]]:
@@ -119,6 +127,43 @@ def competent_zscore(
     return _ranked(scores, k)
 
 
+def weighted_zscore(
+    runs: Mapping[str, Ranking],
+    can_read: Callable[[str, str], bool],
+    weights: Mapping[str, float],
+    *,
+    protected: Sequence[str] = (),
+    keep_within: int = 5,
+    k: int | None = None,
+) -> list[tuple[str, float]]:
+    """Weighted mean z-score over the rankings whose retriever can read the item and has a
+    weight above 0 (a retriever missing from ``weights`` weighs 1), then each protected
+    ranking's first item moved up to rank ``keep_within`` if it fell below."""
+    zscores = {
+        name: _zscores(ranking)
+        for name, ranking in runs.items()
+        if ranking and weights.get(name, 1.0) > 0
+    }
+    floors = {name: min(z.values()) for name, z in zscores.items()}
+    items = {item for z in zscores.values() for item in z}
+    scores: dict[str, float] = {}
+    for item in items:
+        voters = [name for name in zscores if can_read(name, item)]
+        total = sum(weights.get(name, 1.0) for name in voters)
+        if total > 0:
+            votes = sum(weights.get(n, 1.0) * zscores[n].get(item, floors[n]) for n in voters)
+            scores[item] = votes / total
+    ranked = _ranked(scores, None)
+    for name in protected:
+        first = runs.get(name) or ()
+        if not first:
+            continue
+        position = next((i for i, (item, _) in enumerate(ranked) if item == first[0][0]), None)
+        if position is not None and position >= keep_within:
+            ranked.insert(keep_within - 1, ranked.pop(position))
+    return ranked if k is None else ranked[:k]
+
+
 def minmax_fusion(runs: Mapping[str, Ranking], *, k: int | None = None) -> list[tuple[str, float]]:
     """Sum of per-ranking min-max normalised scores (an item a ranking lacks scores 0)."""
     scores: dict[str, float] = {}
@@ -153,8 +198,17 @@ def fuse(
     *,
     rrf_k: int = 60,
     k: int | None = None,
+    fitted: tuple[Mapping[str, float], Sequence[str], int] | None = None,
 ) -> list[tuple[str, float]]:
-    """Fuse ``runs`` by ``method``; ``can_read`` is consulted by the competent methods only."""
+    """Fuse ``runs`` by ``method``; ``can_read`` is consulted by the competent methods only;
+    ``fitted`` is the weights, protected retrievers and rank of the ``fitted`` method."""
+    if method == "fitted":
+        if fitted is None:
+            raise ValueError("the fitted fusion needs its weights (service/tuned.json)")
+        weights, protected, keep_within = fitted
+        return weighted_zscore(
+            runs, can_read, weights, protected=protected, keep_within=keep_within, k=k
+        )
     try:
         fusion = _DISPATCH[method]
     except KeyError:

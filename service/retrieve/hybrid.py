@@ -4,10 +4,11 @@ Every retriever keeps the contract of ``service.retrieve.base.Retriever``,
 ``search(query: Query, k) -> list[Hit]``, and comes from the registry by name
 (``Settings.retrievers``; the defaults are ``dense``, ``multilingual`` and ``bm25``).
 ``HybridRetriever`` asks each for ``depth`` hits and fuses them
-(``service.retrieve.fusion``). With the default ``competent_zscore`` a retriever only
-votes on passages it can read for this query: the English encoder on English passages of
-an English question, BM25 on passages that share a script with the question, the
-multilingual encoder on everything.
+(``service.retrieve.fusion``). With the default ``fitted`` fusion (and the other competent
+ones) a retriever only votes on passages it can read for this query: the English encoder
+on English passages of an English question, BM25 on passages that share a script with the
+question, the multilingual encoder on everything; the fitted fusion weighs each retriever
+by the question's group, as ``service/tuned.json`` says.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from service.records import Hit, Query
 from service.retrieve.base import Retriever
 from service.retrieve.fusion import COMPETENT, FusionName, fuse
 from service.retrieve.registry import build_retrievers
+from service.tuned import FusionTuning, query_group
 
 __all__ = ["HybridRetriever"]
 
@@ -35,26 +37,40 @@ class HybridRetriever:
         fusion: FusionName = "competent_zscore",
         rrf_k: int = 60,
         depth: int = 50,
+        tuning: FusionTuning | None = None,
     ) -> None:
         """Args:
         retrievers: by name, in the order their runs are fused.
         fusion: how the runs become one ranking (``service.retrieve.fusion``).
         rrf_k: the constant of the RRF methods.
         depth: hits taken from each retriever.
+        tuning: the fitted fusion's weights (``service.tuned``; needed by ``fitted``).
         """
+        if fusion == "fitted" and tuning is None:
+            raise ValueError("the fitted fusion needs its tuning (service/tuned.json)")
         self.retrievers = dict(retrievers)
         self.fusion: FusionName = fusion
         self.rrf_k = rrf_k
         self.depth = depth
+        self.tuning = tuning
 
     @classmethod
-    def from_index(cls, index: CorpusIndex, settings: Settings) -> HybridRetriever:
+    def from_index(
+        cls, index: CorpusIndex, settings: Settings, tuning: FusionTuning | None = None
+    ) -> HybridRetriever:
         """The configured retrievers over ``index``, fused as the settings say."""
         return cls(
             build_retrievers(index, settings),
             fusion=settings.fusion,
             rrf_k=settings.rrf_k,
             depth=settings.retriever_depth,
+            tuning=tuning,
+        )
+
+    def with_tuning(self, tuning: FusionTuning) -> HybridRetriever:
+        """The same retrievers fused with other fitted weights (for the fitting command)."""
+        return HybridRetriever(
+            self.retrievers, fusion="fitted", rrf_k=self.rrf_k, depth=self.depth, tuning=tuning
         )
 
     @property
@@ -107,7 +123,11 @@ class HybridRetriever:
         def can_read(name: str, chunk_id: str) -> bool:
             return self.retrievers[name].reads(query, by_id[chunk_id])
 
-        fused = fuse(self.fusion, scored, can_read, rrf_k=self.rrf_k, k=k)
+        fitted = None
+        if self.tuning is not None:
+            weights, protected = self.tuning.for_group(query_group(query.language))
+            fitted = (weights, protected, self.tuning.keep_within)
+        fused = fuse(self.fusion, scored, can_read, rrf_k=self.rrf_k, k=k, fitted=fitted)
         return [
             Hit(chunk=by_id[item], score=score, rank=rank, ranks=ranks[item])
             for rank, (item, score) in enumerate(fused, start=1)
