@@ -56,9 +56,13 @@ def missing_extra(command: str, modules: Sequence[str], extra: str = "lab") -> b
 # ------------------------------------------------------------------------------ eval
 
 
+PRACTITIONER = "rrf:bm25+e5"
+
+
 def _engines(settings: Settings, fusions: Sequence[str]) -> dict[str, Any]:
     """The product ("hybrid"), a baseline per retriever (the product with that retriever
-    alone) and the product with each of ``fusions``, all over one loaded index."""
+    alone), plain RRF of BM25 and mE5 when both are configured, and the product with each
+    of ``fusions``, all over one loaded index."""
     from service.engine import Engine
 
     product = Engine.from_settings(settings)
@@ -67,6 +71,10 @@ def _engines(settings: Settings, fusions: Sequence[str]) -> dict[str, Any]:
         name: Engine.from_settings(settings, index=index, retrievers=[name])
         for name in product.retriever.retrievers
     }
+    if {"bm25", "e5"} <= set(engines):  # the baseline a practitioner would build first
+        engines[PRACTITIONER] = Engine.from_settings(
+            settings, index=index, retrievers=["bm25", "e5"]
+        )
     engines["hybrid"] = product
     for fusion in fusions:
         tried = settings.model_copy(update={"fusion": fusion})

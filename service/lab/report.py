@@ -23,6 +23,9 @@ SYSTEM_LABELS = {
     "bm25": "BM25 only",
     "dense": "MiniLM dense only",
     "multilingual": "USE-multilingual dense only",
+    "e5": "multilingual-e5-small dense only",
+    "bridge": "dictionary-bridged BM25 only",
+    "rrf:bm25+e5": "RRF of BM25 and mE5 (a practitioner's baseline)",
     "hybrid": "hybrid (the product)",
 }
 
