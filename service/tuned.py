@@ -23,6 +23,7 @@ __all__ = [
     "Logistic",
     "ReaderTuning",
     "Tuned",
+    "language_pair",
     "load_tuned",
     "query_group",
 ]
@@ -49,20 +50,30 @@ def query_group(language: str) -> str:
     return GROUPS.get(language, DEFAULT_GROUP)
 
 
+def language_pair(question_group: str, passage_group: str) -> str:
+    """The key of a question group asking a passage group: ``"zh>en"``."""
+    return f"{question_group}>{passage_group}"
+
+
 @dataclass(frozen=True)
 class FusionTuning:
     """The fitted fusion's constants (``service.retrieve.fusion.weighted_zscore``): per
-    question group, a weight per retriever and the retrievers strong enough that their
-    first passage is kept in the top five."""
+    question group, a weight per retriever; and per language pair (question group >
+    passage group), the retrievers strong enough there that their first passage is kept
+    in the top ``keep_within``."""
 
     weights: dict[str, dict[str, float]]  # group -> retriever -> weight
-    protected: dict[str, tuple[str, ...]]  # group -> retrievers whose first hit survives
+    protected: dict[str, tuple[str, ...]]  # "zh>en" -> retrievers whose first hit survives
     keep_within: int  # the rank a protected first hit is kept at or above
 
-    def for_group(self, group: str) -> tuple[dict[str, float], tuple[str, ...]]:
-        """The weights and protected retrievers of ``group`` (the default group's if unfitted)."""
-        chosen = group if group in self.weights else DEFAULT_GROUP
-        return self.weights[chosen], self.protected.get(chosen, ())
+    def weights_for(self, group: str) -> dict[str, float]:
+        """The weights of ``group`` (the pooled ``other`` group's if it has none)."""
+        return self.weights.get(group, self.weights[DEFAULT_GROUP])
+
+    def protects(self, question_group: str, passage_group: str, retriever: str) -> bool:
+        """Whether ``retriever``'s first passage, in ``passage_group``, is kept."""
+        pair = language_pair(question_group, passage_group)
+        return retriever in self.protected.get(pair, ())
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,7 @@ def test_a_protected_retrievers_first_hit_stays_in_the_top_five() -> None:
 def test_the_fitted_fusion_needs_its_weights_and_falls_back_to_the_pooled_group() -> None:
     with pytest.raises(ValueError, match=r"tuned\.json"):
         fuse("fitted", RUNS, _everyone)
-    tuning = FusionTuning({"other": {"a": 1.0}, "zh": {"b": 1.0}}, {"zh": ("b",)}, 5)
-    assert tuning.for_group("ja") == ({"a": 1.0}, ())
-    assert tuning.for_group("zh") == ({"b": 1.0}, ("b",))
+    tuning = FusionTuning({"other": {"a": 1.0}, "zh": {"b": 1.0}}, {"zh>en": ("b",)}, 5)
+    assert tuning.weights_for("ja") == {"a": 1.0} and tuning.weights_for("zh") == {"b": 1.0}
+    assert tuning.protects("zh", "en", "b")  # a Chinese question, b's first passage English
+    assert not tuning.protects("zh", "zh", "b") and not tuning.protects("zh", "en", "a")

@@ -53,6 +53,7 @@ from service.tuned import (
     FusionTuning,
     ReaderTuning,
     Tuned,
+    language_pair,
     query_group,
 )
 
@@ -74,6 +75,7 @@ FOLDS = 5
 FUSION_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # each retriever's weight, in every group
 STRONG = (0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # hit@1 alone that protects a first hit (1.01: none)
 MIN_GROUP = 20  # answerable train questions a group needs to be fitted on its own
+MIN_PAIR = 5  # first passages a retriever must rank in a language pair to be judged there
 KEEP_WITHIN = 5
 READER_GRID: dict[str, Sequence[float]] = {
     "similarity": (0.2, 0.3, 0.45, 0.6),
@@ -299,29 +301,44 @@ def _held_out_of(scores: np.ndarray, folds: np.ndarray, inside: np.ndarray) -> f
     return round(total / count, 4) if count else 0.0
 
 
-def _alone_hit1(asked: Sequence[_Asked], name: str) -> float:
-    hits = [bool(a.runs[name]) and is_relevant(a.runs[name][0].chunk, a.question) for a in asked]
-    return sum(hits) / len(hits) if hits else 0.0
+def _first_hit_precision(asked: Sequence[_Asked], names: Sequence[str]) -> dict[str, Any]:
+    """Per language pair (question group > the group of the passage a retriever ranks
+    first), each retriever's share of right first passages, over the pairs where it ranked
+    at least ``MIN_PAIR`` questions' first passage."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    for item in asked:
+        for name in names:
+            hits = item.runs.get(name) or []
+            if not hits:
+                continue
+            pair = language_pair(item.group, query_group(hits[0].chunk.language))
+            tally = counts.setdefault(pair, {}).setdefault(name, [0, 0])
+            tally[0] += is_relevant(hits[0].chunk, item.question)
+            tally[1] += 1
+    return {
+        pair: {
+            n: round(right / seen, 4) for n, (right, seen) in by_name.items() if seen >= MIN_PAIR
+        }
+        for pair, by_name in sorted(counts.items())
+    }
 
 
 def _fit_protection(
     hybrid: Any, asked: Sequence[_Asked], tuning: FusionTuning, folds: np.ndarray
 ) -> tuple[FusionTuning, dict[str, Any]]:
     """Choose the share ``strong`` (cross-validated over every question) and protect, per
-    group, the retrievers whose first hit alone is right that often."""
-    by_group = {g: [a for a in asked if a.group == g] for g in {a.group for a in asked}}
-    strength = {
-        g: {name: round(_alone_hit1(members, name), 4) for name in hybrid.retrievers}
-        for g, members in by_group.items()
-    }
+    language pair, the retrievers whose first passage there is right that often."""
+    precision = _first_hit_precision(asked, list(hybrid.retrievers))
     rows = []
     candidates = []
     for strong in STRONG:
         protected = {
-            g: tuple(n for n, share in shares.items() if share >= strong)
-            for g, shares in strength.items()
+            pair: tuple(n for n, share in shares.items() if share >= strong)
+            for pair, shares in precision.items()
         }
-        candidate = FusionTuning(tuning.weights, protected, KEEP_WITHIN)
+        candidate = FusionTuning(
+            tuning.weights, {p: n for p, n in protected.items() if n}, KEEP_WITHIN
+        )
         fused = hybrid.with_tuning(candidate)
         rows.append([_hit_score(fused, item) for item in asked])
         candidates.append(candidate)
@@ -329,7 +346,7 @@ def _fit_protection(
     return candidates[choice.index], {
         "strong_grid": list(STRONG),
         "strong": STRONG[choice.index],
-        "hit1_alone_by_group": strength,
+        "first_hit_precision_by_pair": precision,
         "train": choice.train,
         "cross_validated": choice.cross_validated,
     }

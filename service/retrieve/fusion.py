@@ -19,9 +19,10 @@ Four methods, chosen by ``Settings.fusion`` and compared in the README:
   retriever for each question group (English, Chinese, Japanese, Korean, other), fitted on
   the evaluation's train split (``citeqa eval --fit``, in ``service/tuned.json``): the mean
   becomes a weighted mean over the readers, and a retriever with weight 0 does not vote.
-  The retrievers that, alone, rank a right passage first often enough for that group are
-  *protected*: their first passage is kept within the top ``keep_within`` (5), so a strong
-  retriever's best find is never voted out by weaker ones.
+  A retriever whose first passage is right often enough for a language pair (a Chinese
+  question's English passage: ``zh>en``) is *protected* there: its first passage is kept
+  within the top ``keep_within`` (5), so a strong retriever's best find is never voted out
+  by weaker ones.
 - ``minmax_fusion``: the naive blend, scores min-max normalised per ranking and summed; kept
   as the baseline that loses cross-lingual hits.
 """

@@ -125,8 +125,13 @@ class HybridRetriever:
 
         fitted = None
         if self.tuning is not None:
-            weights, protected = self.tuning.for_group(query_group(query.language))
-            fitted = (weights, protected, self.tuning.keep_within)
+            group = query_group(query.language)
+            protected = [
+                name
+                for name, hits in runs.items()
+                if hits and self.tuning.protects(group, query_group(hits[0].chunk.language), name)
+            ]
+            fitted = (self.tuning.weights_for(group), protected, self.tuning.keep_within)
         fused = fuse(self.fusion, scored, can_read, rrf_k=self.rrf_k, k=k, fitted=fitted)
         return [
             Hit(chunk=by_id[item], score=score, rank=rank, ranks=ranks[item])
