@@ -154,7 +154,7 @@ class _Reader:
     """Sequential little-endian reads from the mapped file."""
 
     def __init__(self, data: np.ndarray) -> None:
-        self.data = data
+        self.data = memoryview(data)  # type: ignore[arg-type]  # a uint8 array is a buffer
         self.at = 0
 
     def take(self, fmt: str) -> Any:
@@ -168,7 +168,7 @@ class _Reader:
         return values
 
     def skip(self, count: int) -> bytes:
-        chunk = self.data[self.at : self.at + count].tobytes()
+        chunk = bytes(self.data[self.at : self.at + count])
         self.at += count
         return chunk
 

