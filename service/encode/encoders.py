@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from service.config import hub_offline
-from service.encode.common import normalize, quantized, quiet_logs
+from service.encode.common import normalize as _normalize
 from service.errors import ModelLoadError
 
 __all__ = [
@@ -103,7 +104,7 @@ class SentenceTransformerEncoder:
             convert_to_numpy=True,
             show_progress_bar=progress,
         )
-        return normalize(vectors)
+        return _normalize(vectors)
 
 
 class OnnxEncoder:
@@ -130,7 +131,7 @@ class OnnxEncoder:
         if int8:
             # Quantized from the default export, as it always was: the fused graph would
             # round the question vectors differently and move the eval (README, "Speed").
-            onnx_path = quantized(_exported(model_dir, cache_dir, self._tokenizer))
+            onnx_path = _quantized(_exported(model_dir, cache_dir, self._tokenizer))
             self.name = f"{name} (int8)"
         else:
             eager = _exported(model_dir, cache_dir, self._tokenizer, eager=True)
@@ -161,7 +162,7 @@ class OnnxEncoder:
             hidden = self._session.run(None, feed)[0]
             mask = batch["attention_mask"][..., None].astype(np.float32)
             parts.append((hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))
-        return normalize(np.concatenate(parts))
+        return _normalize(np.concatenate(parts))
 
 
 def _mean_pooling_model(model_dir: Path) -> bool:
@@ -233,6 +234,18 @@ def _exported(model_dir: Path, cache_dir: Path, tokenizer: Any, *, eager: bool =
     return target
 
 
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """onnxruntime's offline tools log hints and progress at INFO and WARNING."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def _fused(onnx_path: Path, model_dir: Path) -> Path:
     """A copy of a BERT export with onnxruntime's transformer fusions applied (one Attention
     node per layer, skip layer norms, bias GELU, the embedding layer norm), cached next to
@@ -250,7 +263,7 @@ def _fused(onnx_path: Path, model_dir: Path) -> Path:
     from onnxruntime.transformers.optimizer import optimize_model
 
     staging = target.with_suffix(f".{os.getpid()}.tmp")
-    with quiet_logs():
+    with _quiet_logs():
         optimized = optimize_model(
             str(onnx_path),
             model_type="bert",
@@ -258,6 +271,21 @@ def _fused(onnx_path: Path, model_dir: Path) -> Path:
             hidden_size=int(config["hidden_size"]),
         )
         optimized.save_model_to_file(str(staging))
+    os.replace(staging, target)
+    return target
+
+
+def _quantized(onnx_path: Path) -> Path:
+    """An int8 copy of an exported model (dynamic quantization, per-channel weights), cached
+    next to it. Per-channel scales keep query vectors at cosine 0.99 of the float model's."""
+    target = onnx_path.with_suffix(".int8.onnx")
+    if target.is_file():
+        return target
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    staging = target.with_suffix(f".{os.getpid()}.tmp")
+    with _quiet_logs():  # quantize_dynamic logs a hint about pre-processing
+        quantize_dynamic(onnx_path, staging, weight_type=QuantType.QInt8, per_channel=True)
     os.replace(staging, target)
     return target
 
@@ -291,7 +319,7 @@ class UseEncoder:
             self._model.encode(list(texts[i : i + self.batch_size]))
             for i in tqdm(batches, desc=f"encode {self.name}", unit="batch", disable=not progress)
         ]
-        return normalize(np.concatenate(parts))
+        return _normalize(np.concatenate(parts))
 
 
 def _resolve_packaged(name: str) -> str:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from service.encode.common import normalize, quantized
+from service.encode.common import normalize
 from service.encode.e5.bundle import Bundle, read_bundle
-from service.encode.e5.export import exported
+from service.encode.e5.export import exported, int8_copy
 from service.encode.e5.tokenizer import E5Tokenizer
 
 __all__ = ["PASSAGE_PREFIX", "QUERY_PREFIX", "E5Encoder"]
@@ -59,7 +59,7 @@ class E5Encoder:
         query: encode questions ("query: "), else passages ("passage: ").
         cache_dir: where the ONNX export (and its int8 copy) is made once and kept.
         threads: onnxruntime's threads.
-        int8: run the int8 copy (dynamic quantization, per-channel weights).
+        int8: run the int8 copy (``export.int8_copy``).
         batch_size: windows (passages, or parts of long ones) a forward pass.
         """
         import onnxruntime
@@ -72,7 +72,7 @@ class E5Encoder:
         self._window = self._bundle.shape.positions - 2  # room for <s> and </s>
         onnx_path = exported(self._bundle, cache_dir)
         if int8:
-            onnx_path = quantized(onnx_path)
+            onnx_path = int8_copy(onnx_path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

