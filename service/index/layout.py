@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Settings
+from service.encode.e5 import vectors_kind
 from service.errors import IndexCorruptError
 from service.ingest.chunk import SEGMENTER_VERSION, ChunkingParams
 from service.records import Document, Span
@@ -73,7 +74,7 @@ def expected_config(settings: Settings) -> dict[str, Any]:
     return {
         "format": FORMAT_VERSION,
         **models,  # "dense_model", "multilingual_model", "e5_model"
-        "e5_int8": settings.e5_int8,  # e5's passage vectors come from its int8 copy
+        "e5_vectors": vectors_kind(settings.e5_int8),  # its export's version, int8 or float
         "chunking": ChunkingParams(settings.chunk_size, settings.chunk_overlap).as_dict(),
         "tokenizer": TOKENIZER_VERSION,
         "sentences": SEGMENTER_VERSION,
