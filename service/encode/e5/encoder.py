@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,12 @@ class E5Encoder:
         bar = tqdm(
             total=len(batches), desc=f"encode {self.name}", unit="batch", disable=not progress
         )
-        with ThreadPoolExecutor(max_workers=min(self.threads, len(batches))) as pool:
-            runs = pool.map(self._means, ([windows[w] for w in batch] for batch in batches))
-            for batch, means in zip(batches, runs, strict=True):
+        workers = min(self.threads, len(batches))
+        with ExitStack() as stack:
+            # a question (one batch) runs on the calling thread, as the other encoders do
+            run = stack.enter_context(ThreadPoolExecutor(workers)).map if workers > 1 else map
+            means_of = run(self._means, ([windows[w] for w in batch] for batch in batches))
+            for batch, means in zip(batches, means_of, strict=True):
                 weights = np.array([max(len(windows[w]), 1) for w in batch], dtype=np.float64)
                 np.add.at(sums, [owners[w] for w in batch], means * weights[:, None])
                 bar.update()
