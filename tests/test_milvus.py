@@ -691,7 +691,7 @@ def test_collections_at_a_uri_are_per_generation_and_dropped_with_it(
         from milvus_lite import server_manager_instance
 
         server_manager_instance.release_server(str(Path(uri).resolve()))
-    kept = {collection_name(g, n) for g in generations[1:] for n in ("dense", "multilingual")}
+    kept = {collection_name(g, n) for g in generations[1:] for n in ("dense", "multilingual", "e5")}
     assert names == kept  # the first generation's went with it
 
 

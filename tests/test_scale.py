@@ -294,7 +294,7 @@ def test_serve_scale_builds_loads_and_answers_with_exact_citations(
     assert probe["load_seconds"] > 0 and probe["memory_after_load"]["rss"] > 0
     assert probe["answered"] > 0 and probe["citation_mismatches"] == 0
     assert probe["ask_ms"]["total"]["p50"] > 0 and probe["bm25_ms"]["p50"] > 0
-    assert set(probe["dense_ms"]) == {"dense", "multilingual"}
+    assert set(probe["dense_ms"]) == {"dense", "multilingual", "e5"}
     assert http["errors"] == 0 and http["requests"] == 12
     assert http["answered"] > 0 and http["citation_mismatches"] == 0
     assert http["rss_bytes"] > 0 and http["p50_ms"] > 0

