@@ -5,8 +5,12 @@ from service.store.bm25 import LexicalIndex, top_k
 from service.text.tokenize import tokenize
 
 
-def test_chinese_becomes_unigrams_and_bigrams() -> None:
-    assert tokenize("地震减灾") == ["地", "震", "减", "灾", "地震", "震减", "减灾"]
+def test_chinese_becomes_bigrams_and_jieba_words_not_single_characters() -> None:
+    assert tokenize("地震减灾") == ["地震", "震减", "减灾"]
+    terms = tokenize("中日韩首次反恐磋商在韩国济州岛举行")
+    assert {"中日韩", "济州岛"} <= set(terms)  # jieba's words of three characters or more
+    assert {"反恐", "磋商", "恐磋"} <= set(terms)  # every bigram, across words too
+    assert not [term for term in terms if len(term) == 1]
 
 
 def test_traditional_and_simplified_share_tokens() -> None:
@@ -26,7 +30,7 @@ def test_numbers_keep_their_decimals_and_drop_thousands_commas() -> None:
 
 
 def test_mixed_script_text() -> None:
-    assert tokenize("NEAR论坛") == ["near", "论", "坛", "论坛"]
+    assert tokenize("NEAR论坛") == ["near", "论坛"]
 
 
 def test_bm25_finds_traditional_text_from_a_simplified_query() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import bm25s
@@ -57,11 +58,38 @@ class LexicalIndex:
         df = 0 if row is None else int(self._df[row])
         return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5)))
 
+    def knows(self, term: str) -> bool:
+        """Whether some chunk holds ``term``."""
+        return term in self._model.vocab_dict
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        terms = [term for term in tokenize(query) if term in self._model.vocab_dict]
-        if not terms or k <= 0:
+        """The ``k`` best chunks for the terms of ``query`` (a term said twice counts
+        twice), as (row, score) pairs."""
+        return self.search_terms(Counter(tokenize(query)), k)
+
+    def search_terms(
+        self, weights: Mapping[str, float], k: int, rows: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best chunks for weighted index terms: a chunk scores the sum over the
+        terms of weight x the term's BM25 score in it.
+
+        Args:
+            weights: index terms (``tokenize``'s) and their weights; unknown terms add 0.
+            k: how many chunks.
+            rows: if given, a boolean mask over the chunks: only those may be returned.
+        """
+        vocab = self._model.vocab_dict
+        columns = [(vocab[term], weight) for term, weight in weights.items() if term in vocab]
+        if not columns or k <= 0:
             return []
-        scores = self._model.get_scores(terms)
+        data, indices, indptr = (self._model.scores[key] for key in ("data", "indices", "indptr"))
+        scores = np.zeros(self.size, dtype=np.float32)
+        for column, weight in columns:
+            start, end = indptr[column], indptr[column + 1]
+            # a term's column lists each chunk once: no repeated index, no need for add.at
+            scores[indices[start:end]] += np.float32(weight) * data[start:end]
+        if rows is not None:
+            scores[~rows] = 0
         return [(int(row), float(scores[row])) for row in top_k(scores, k)]
 
 
