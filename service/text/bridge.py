@@ -77,15 +77,14 @@ class Dictionary:
         stems_of: list[frozenset[str]] = []
         self._readings: dict[str, set[str]] = defaultdict(set)  # character -> syllables
         self._listed: set[str] = set()  # every Simplified headword
+        words: dict[str, str | None] = {}  # English word -> its stem (None: not a term)
         for traditional, simplified, pinyin, definitions in entries:
             self._listed.add(simplified)
             if len(simplified) == 1:
                 self._readings[simplified].add(_syllable(pinyin))
-            stems = [_stems(definition) for definition in definitions]
-            if not any(stems):
-                continue
+            stems = [_stems(definition, words) for definition in definitions]
             self._senses[simplified].extend(stems)
-            if len(simplified) < 2:  # one character: not an index term (no unigrams)
+            if len(simplified) < 2 or not any(stems):  # no unigrams; nothing to translate
                 continue
             for said in filter(None, stems):
                 for stem in said:
@@ -166,30 +165,52 @@ class Dictionary:
         for run in _han_runs(text):
             words = cut(run)
             for word in words:
-                senses = self.senses(word)
-                for stems in senses:
-                    for stem in stems:
-                        weights[stem] += 1 / len(senses) / len(stems)
+                for part in self.parts(word):
+                    senses = self.senses(part)
+                    for stems in senses:
+                        for stem in stems:
+                            weights[stem] += 1 / len(senses) / len(stems)
             for term, weight in self.romanised(words).items():
                 weights[term] += weight
         return dict(weights)
 
+    def parts(self, word: str) -> list[str]:
+        """``word`` if the dictionary lists it (or it is one character), else the longest
+        listed words of two characters or more it is made of, left to right: jieba joins
+        秘书处 (secretariat), which the dictionary lists as 秘书 (secretary)."""
+        if len(word) == 1 or word in self._listed:
+            return [word]
+        found, start = [], 0
+        while start < len(word) - 1:
+            end = next(
+                (e for e in range(len(word), start + 1, -1) if word[start:e] in self._listed), None
+            )
+            if end is None or end - start == len(word):
+                start += 1
+                continue
+            found.append(word[start:end])
+            start = end
+        return found
+
     def romanised(self, words: Sequence[str]) -> dict[str, float]:
-        """Pinyin of names, as English text writes them. jieba's words that the dictionary
-        does not list are names mostly (jieba's model finds them), so each pair of adjacent
-        characters outside the listed words, one of them at least in an unlisted word, is
-        joined into one term (欧渤芊 -> "oubo", "boqian"; 李熙 + 燮 -> "lixi", "xixie"). A pair
-        shares weight 1 among its readings (``_MAX_READINGS`` at most, or it is left out).
+        """Pinyin of names, as English text writes them. A word jieba finds that neither the
+        dictionary lists nor is made of listed words is a name mostly (jieba's model finds
+        them), so each pair of adjacent characters outside the listed words, one of them at
+        least in such a name, is joined into one term (欧渤芊 -> "oubo", "boqian"; 李熙 + 燮 ->
+        "lixi", "xixie"). A pair shares weight 1 among its readings (``_MAX_READINGS`` at
+        most, or it is left out).
 
         Args:
             words: jieba's words of one run of Han characters, in order.
         """
         chars: list[tuple[str, bool]] = []  # (character or "" for a listed word, in a name)
         for word in words:
-            if len(word) > 1 and word in self._listed:
+            if len(word) == 1:
+                chars.append((word, False))
+            elif self.parts(word):  # listed, or made of listed words
                 chars.append(("", False))
             else:
-                chars.extend((char, len(word) > 1) for char in word)
+                chars.extend((char, True) for char in word)
         weights: dict[str, float] = defaultdict(float)
         for (first, named), (second, also_named) in itertools.pairwise(chars):
             if not (first and second and (named or also_named)):
@@ -233,16 +254,22 @@ def _english_stems(text: str) -> frozenset[str]:
     return frozenset(term for term in content_terms(text) if term.isascii() and term.isalpha())
 
 
-def _stems(definition: str) -> frozenset[str]:
-    """The content stems of one English definition ("to consult with" -> {consult})."""
+def _stems(definition: str, known: dict[str, str | None]) -> frozenset[str]:
+    """The content stems of one English definition ("to consult with" -> {consult}).
+
+    ``known`` keeps each word's stem (or None) across definitions: the dictionary says
+    600,000 words but only 45,000 different ones."""
     if _REFERENCE_RE.search(definition.strip()):
         return frozenset()
-    words = _WORD_RE.findall(_NOISE_RE.sub(" ", definition))
-    return frozenset(
-        term
-        for term in map(word_term, words)
-        if term is not None and len(term) > 1 and term not in _PLACEHOLDERS
-    )
+    stems: set[str] = set()
+    for word in _WORD_RE.findall(_NOISE_RE.sub(" ", definition)):
+        if word not in known:
+            term = word_term(word)
+            known[word] = term if term and len(term) > 1 and term not in _PLACEHOLDERS else None
+        stem = known[word]
+        if stem:
+            stems.add(stem)
+    return frozenset(stems)
 
 
 def _entries(lines: Iterable[str]) -> Iterator[_Entry]:
