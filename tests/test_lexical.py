@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from service.index import CorpusIndex
 from service.store.bm25 import LexicalIndex, top_k
 from service.text.tokenize import tokenize
 
@@ -148,3 +149,14 @@ def test_search_counts_a_repeated_term_as_bm25s_does() -> None:
     expected = index._model.get_scores(terms)
     for row, score in index.search(query, 3):
         assert score == pytest.approx(float(expected[row]), rel=1e-6)
+
+
+# ------------------------------------------------------------------------- on the seeds
+
+
+def test_near_as_a_query_ranks_the_near_forum_passages(corpus_index: CorpusIndex) -> None:
+    """003 says NEAR (the Association of North East Asia Regional Governments) nine times;
+    BM25 ranks its passages first for the acronym alone."""
+    hits = corpus_index.lexical.search("NEAR", 3)
+    assert len(hits) == 3
+    assert {corpus_index.chunks[row].doc_id for row, _ in hits} == {"003_94041ec9e2685c6c"}
