@@ -261,15 +261,11 @@ def _stems(definition: str, known: dict[str, str | None]) -> frozenset[str]:
     600,000 words but only 45,000 different ones."""
     if _REFERENCE_RE.search(definition.strip()):
         return frozenset()
-    stems: set[str] = set()
-    for word in _WORD_RE.findall(_NOISE_RE.sub(" ", definition)):
-        if word not in known:
-            term = word_term(word)
-            known[word] = term if term and len(term) > 1 and term not in _PLACEHOLDERS else None
-        stem = known[word]
-        if stem:
-            stems.add(stem)
-    return frozenset(stems)
+    words = set(_WORD_RE.findall(_NOISE_RE.sub(" ", definition)))
+    for word in words.difference(known):
+        term = word_term(word)
+        known[word] = term if term and len(term) > 1 and term not in _PLACEHOLDERS else None
+    return frozenset(filter(None, map(known.__getitem__, words)))
 
 
 def _entries(lines: Iterable[str]) -> Iterator[_Entry]:
