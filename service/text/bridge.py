@@ -13,12 +13,14 @@ both Chinese scripts with their English definitions) carries the words across:
   Each English word's weight, 1, is shared among its headwords by coverage: an ambiguous
   word spreads thin, a word with one translation gives it all.
 - Chinese to English: jieba's words of the question (on its Simplified folding; Japanese
-  kanji first folded to their Chinese forms) find their entries; each definition of a
-  word weighs 1 / (its number of definitions), shared among the definition's words.
+  kanji first folded to their Chinese forms) find their entries (a word the dictionary
+  lacks, its listed parts: 秘书处 -> 秘书); each definition of a word weighs
+  1 / (its number of definitions), shared among the definition's words. A word neither
+  listed nor made of listed words is a name mostly, and goes as pinyin (欧渤芊 -> Boqian).
 
 The bridged terms are index terms (``service.text.tokenize``): headwords become their
-bigrams and jieba words, English words their stems. ``service.retrieve.bridge`` searches
-BM25 with them.
+bigrams and themselves (jieba's word), English words their stems.
+``service.retrieve.bridge`` searches BM25 with them.
 """
 
 from __future__ import annotations
@@ -121,11 +123,11 @@ class Dictionary:
         """
         weights: dict[str, float] = defaultdict(float)
         for shares in self._coverages(_english_stems(text)):
-            found = {
-                _terms(*self.headwords[number]): coverage
-                for number, coverage in shares.items()
-                if any(map(known, _terms(*self.headwords[number])))
-            }
+            found: dict[tuple[str, ...], float] = {}  # a headword's terms -> its coverage
+            for number, coverage in shares.items():
+                terms = _terms(*self.headwords[number])  # entries of one headword: the best
+                if any(map(known, terms)) and coverage > found.get(terms, 0.0):
+                    found[terms] = coverage
             total = sum(found.values())
             for terms, coverage in found.items():
                 for term in terms:
