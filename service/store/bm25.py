@@ -79,15 +79,20 @@ class LexicalIndex:
             rows: if given, a boolean mask over the chunks: only those may be returned.
         """
         vocab = self._model.vocab_dict
-        columns = [(vocab[term], weight) for term, weight in weights.items() if term in vocab]
-        if not columns or k <= 0:
+        known = [(vocab[term], weight) for term, weight in weights.items() if term in vocab]
+        if not known or k <= 0:
             return []
         data, indices, indptr = (self._model.scores[key] for key in ("data", "indices", "indptr"))
-        scores = np.zeros(self.size, dtype=np.float32)
-        for column, weight in columns:
-            start, end = indptr[column], indptr[column + 1]
-            # a term's column lists each chunk once: no repeated index, no need for add.at
-            scores[indices[start:end]] += np.float32(weight) * data[start:end]
+        columns = np.fromiter((column for column, _ in known), dtype=np.int64, count=len(known))
+        starts, lengths = indptr[columns], indptr[columns + 1] - indptr[columns]
+        # every posting of every term at once (a bridged question has hundreds of terms):
+        # the positions of each term's run in ``data`` and ``indices``, end to end
+        ends = np.cumsum(lengths)
+        positions = np.arange(ends[-1]) + np.repeat(starts - (ends - lengths), lengths)
+        each = np.repeat(np.fromiter((w for _, w in known), dtype=np.float64), lengths)
+        scores = np.bincount(
+            indices[positions], weights=each * data[positions], minlength=self.size
+        )
         if rows is not None:
             scores[~rows] = 0
         return [(int(row), float(scores[row])) for row in top_k(scores, k)]
