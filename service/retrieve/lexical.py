@@ -12,6 +12,7 @@ from service.retrieve.base import ranked_hits
 from service.retrieve.registry import register
 from service.store.bm25 import LexicalIndex
 from service.text.language import scripts_of
+from service.text.words import segmenter
 
 __all__ = ["LexicalRetriever"]
 
@@ -42,4 +43,6 @@ class LexicalRetriever:
 
 @register("bm25")
 def bm25_retriever(index: CorpusIndex, settings: Settings) -> LexicalRetriever:
+    """Loads jieba's dictionary now (about a second), not on the first Chinese question."""
+    segmenter()
     return LexicalRetriever("bm25", index.lexical, index.chunks)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import bm25s
@@ -57,11 +58,43 @@ class LexicalIndex:
         df = 0 if row is None else int(self._df[row])
         return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5)))
 
+    def knows(self, term: str) -> bool:
+        """Whether some chunk holds ``term``."""
+        return term in self._model.vocab_dict
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        terms = [term for term in tokenize(query) if term in self._model.vocab_dict]
-        if not terms or k <= 0:
+        """The ``k`` best chunks for the terms of ``query`` (a term said twice counts
+        twice), as (row, score) pairs."""
+        return self.search_terms(Counter(tokenize(query)), k)
+
+    def search_terms(
+        self, weights: Mapping[str, float], k: int, rows: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best chunks for weighted index terms: a chunk scores the sum over the
+        terms of weight x the term's BM25 score in it.
+
+        Args:
+            weights: index terms (``tokenize``'s) and their weights; unknown terms add 0.
+            k: how many chunks.
+            rows: if given, a boolean mask over the chunks: only those may be returned.
+        """
+        vocab = self._model.vocab_dict
+        known = [(vocab[term], weight) for term, weight in weights.items() if term in vocab]
+        if not known or k <= 0:
             return []
-        scores = self._model.get_scores(terms)
+        data, indices, indptr = (self._model.scores[key] for key in ("data", "indices", "indptr"))
+        columns = np.fromiter((column for column, _ in known), dtype=np.int64, count=len(known))
+        starts, lengths = indptr[columns], indptr[columns + 1] - indptr[columns]
+        # every posting of every term at once (a bridged question has hundreds of terms):
+        # the positions of each term's run in ``data`` and ``indices``, end to end
+        ends = np.cumsum(lengths)
+        positions = np.arange(ends[-1]) + np.repeat(starts - (ends - lengths), lengths)
+        each = np.repeat(np.fromiter((w for _, w in known), dtype=np.float64), lengths)
+        scores = np.bincount(
+            indices[positions], weights=each * data[positions], minlength=self.size
+        )
+        if rows is not None:
+            scores[~rows] = 0
         return [(int(row), float(scores[row])) for row in top_k(scores, k)]
 
 

