@@ -214,11 +214,11 @@ class RetrievalSettings(BaseModel):
     """How many hits each retriever gives and how their rankings are fused."""
 
     retrievers: tuple[str, ...] = Field(
-        ("dense", "multilingual", "bm25"),
+        ("dense", "multilingual", "bm25", "e5", "bridge"),
         min_length=1,
         description=(
             "The retrievers whose rankings are fused, by their registered names "
-            "(service/retrieve/: dense, multilingual, bm25)."
+            "(service/retrieve/: dense, multilingual, bm25, e5, bridge)."
         ),
     )
     fusion: FusionName = Field(
