@@ -170,6 +170,6 @@ def test_korean_questions_are_left_to_the_dense_retrievers(bridge: BridgeRetriev
     assert not bridge.asks(query) and bridge.search(query, 5) == []
 
 
-def test_bridge_is_registered_but_not_a_default_retriever() -> None:
+def test_bridge_is_registered_and_one_of_the_products_retrievers() -> None:
     assert "bridge" in registered()
-    assert "bridge" not in Settings().retrievers
+    assert "bridge" in Settings().retrievers

@@ -86,7 +86,15 @@ def test_eval_json_has_the_documented_shape(
     assert main([*args, "--report", str(report)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert set(printed) == {"overall", "by_category", "by_split", "split_gap", "systems"}
-    assert set(printed["systems"]) == {"dense", "multilingual", "bm25", "hybrid"}
+    assert set(printed["systems"]) == {
+        "dense",
+        "multilingual",
+        "bm25",
+        "e5",
+        "bridge",
+        "rrf:bm25+e5",  # the practitioner's baseline
+        "hybrid",
+    }
     assert set(printed["overall"]) == {*METRICS, "n"} and printed["overall"]["n"] == 9
     assert {s: v["overall"]["n"] for s, v in printed["by_split"].items()} == {"train": 6, "test": 3}
     assert report.is_file() and (tmp_path / "out" / "report" / "abstention.png").is_file()

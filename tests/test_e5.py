@@ -246,9 +246,15 @@ def test_the_e5_retriever_finds_the_earthquake_agencies_passage(
     ]
 
 
-def test_a_question_is_not_encoded_by_e5_unless_something_reads_it(engine: Engine) -> None:
-    """e5 is not in the product's retrievers (nor the reader's encoders) by default, so
-    serving pays nothing for it until the fusion uses it."""
-    assert "e5" not in engine.retriever.retrievers
+def test_a_question_is_not_encoded_by_e5_unless_something_reads_it(
+    engine: Engine, settings: Settings
+) -> None:
+    """A question gets an e5 vector only when a retriever that reads it is asked (the reader
+    keeps its two encoders), so a product without e5 pays nothing for it."""
+    assert "e5" in engine.retriever.retrievers
     assert set(engine.extractor.readers) == {"dense", "multilingual"}
-    assert "e5" not in engine.query("Who organised the NEAR forum?").vectors
+    assert "e5" in engine.query("Who organised the NEAR forum?").vectors
+    without = Engine.from_settings(
+        settings, index=engine.index, retrievers=["dense", "multilingual", "bm25"]
+    )
+    assert "e5" not in without.query("Who organised the NEAR forum?").vectors

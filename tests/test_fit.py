@@ -131,7 +131,10 @@ def test_a_small_fit_writes_constants_the_service_loads(
     assert tuned.claims.min_closeness in fit.CLAIM_GRID["min_closeness"]
     assert set(tuned.fusion.weights["other"]) == set(engine.retriever.retrievers)
     assert all(w in (0.0, 1.0) for w in tuned.fusion.weights["other"].values())
-    assert "protection" in provenance["fusion"] and provenance["fusion"]["points"] == 7
+    assert (
+        "protection" in provenance["fusion"]
+        and provenance["fusion"]["points"] == 2 ** len(engine.retriever.retrievers) - 1
+    )
     reader = provenance["reader"]
     assert reader["points"] == 2 * np.prod([len(v) for k, v in fit.READER_GRID.items()][3:])
     assert 0 <= reader["accuracy_cross_validated"] <= 1 and len(reader["accuracy_per_fold"]) == 3
