@@ -171,25 +171,18 @@ class ModelSettings(BaseModel):
         return {name: languages[name] for name in self.reader_encoders}
 
     @model_validator(mode="after")
-    def _int8_encoders_exist(self) -> Self:
+    def _named_encoders_exist(self) -> Self:
         names = self.encoder_models()
-        unknown = [name for name in self.int8_encoders if name not in names]
-        if unknown:
-            raise ValueError(
-                f"CITEQA_INT8_ENCODERS names {', '.join(map(repr, unknown))}, which is not an "
-                f"encoder; list some of {', '.join(names)} (or none)"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _reader_encoders_exist(self) -> Self:
-        names = self.encoder_models()
-        unknown = [name for name in self.reader_encoders if name not in names]
-        if unknown:
-            raise ValueError(
-                f"CITEQA_READER_ENCODERS names {', '.join(map(repr, unknown))}, which is not "
-                f"an encoder; list some of {', '.join(names)}"
-            )
+        for variable, listed, other in (
+            ("CITEQA_INT8_ENCODERS", self.int8_encoders, " (or none)"),
+            ("CITEQA_READER_ENCODERS", self.reader_encoders, ""),
+        ):
+            unknown = [name for name in listed if name not in names]
+            if unknown:
+                raise ValueError(
+                    f"{variable} names {', '.join(map(repr, unknown))}, which is not an "
+                    f"encoder; list some of {', '.join(names)}{other}"
+                )
         return self
 
 

@@ -384,7 +384,7 @@ def fit_reader(
     weight_points = _grid(READER_GRID, WEIGHT_KEYS)
     threshold_keys = [k for k in READER_GRID if k not in WEIGHT_KEYS]
     threshold_points = _grid(READER_GRID, threshold_keys)
-    points, rows, best_by_point = [], [], []
+    points, rows, reads = [], [], []  # reads: one per weights point, shared by its thresholds
     bar = _bar(len(weight_points), "reader grid", progress)
     for weights in weight_points:
         reader = engine.extractor.with_tuning(_reader_tuning(base, weights | threshold_points[0]))
@@ -406,7 +406,7 @@ def fit_reader(
                 right.append(span and not abstains if question.answerable else abstains)
             points.append(point)
             rows.append(right)
-            best_by_point.append(read)
+        reads.append(read)
         bar.update()
     bar.close()
     scores = np.asarray(rows, dtype=float)
@@ -417,7 +417,7 @@ def fit_reader(
     judge = engine.extractor.with_tuning(tuning)
     x, y, calibration_folds = [], [], []
     for question, (query, _), (kind, best), fold in zip(
-        questions, retrieved, best_by_point[choice.index], split, strict=True
+        questions, retrieved, reads[choice.index // len(threshold_points)], split, strict=True
     ):
         if best is None or judge.abstain_reason(query, kind, best) is not None:
             continue

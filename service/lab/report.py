@@ -136,6 +136,17 @@ def _chart_by_category(report: dict[str, Any], path: Path, split: str | None = N
     plt.close(figure)
 
 
+def _unit_square(axis: Any, xlabel: str, ylabel: str, title: str, *, legend: str) -> None:
+    """Labels, title, legend and a grid for a chart of two shares (0 to 1 on both axes)."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(loc=legend)
+    axis.set_title(title, fontsize=11)
+
+
 def _chart_abstention(curve: Sequence[Mapping[str, float]], current: float, path: Path) -> None:
     import matplotlib
 
@@ -149,13 +160,13 @@ def _chart_abstention(curve: Sequence[Mapping[str, float]], current: float, path
     left.plot(recall, precision, marker=".", color="tab:blue")
     here = min(range(len(floors)), key=lambda i: abs(floors[i] - current))
     left.scatter([recall[here]], [precision[here]], color="tab:red", zorder=3, label="configured")
-    left.set_xlabel("abstain recall (unanswerable questions abstained on)")
-    left.set_ylabel("abstain precision (abstentions that were right)")
-    left.set_xlim(0, 1.02)
-    left.set_ylim(0, 1.02)
-    left.grid(alpha=0.3)
-    left.legend(loc="lower left")
-    left.set_title("precision against recall as the floor rises", fontsize=11)
+    _unit_square(
+        left,
+        "abstain recall (unanswerable questions abstained on)",
+        "abstain precision (abstentions that were right)",
+        "precision against recall as the floor rises",
+        legend="lower left",
+    )
     for key, label in (
         ("abstain_precision", "abstain precision"),
         ("abstain_recall", "abstain recall"),
@@ -208,13 +219,13 @@ def _chart_reliability(report: dict[str, Any], path: Path) -> None:
             marker="o",
             label=f"{split} (ECE {_cell(values['calibration']['ece'])})",
         )
-    axis.set_xlabel("confidence of the answer (bin mean)")
-    axis.set_ylabel("share of answers right")
-    axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1.02)
-    axis.grid(alpha=0.3)
-    axis.legend(loc="upper left")
-    axis.set_title("reliability of the product's confidence", fontsize=11)
+    _unit_square(
+        axis,
+        "confidence of the answer (bin mean)",
+        "share of answers right",
+        "reliability of the product's confidence",
+        legend="upper left",
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
