@@ -53,3 +53,35 @@ def test_a_vector_not_encoded_says_which_were() -> None:
 def test_an_unknown_encoder_is_refused() -> None:
     with pytest.raises(KeyError, match="the index has english"):
         QueryEncoder({"english": _Counting("english")}).encode(analyse("x"), ["usem3"])
+
+
+class _Slow(_Counting):
+    """A fake encoder that takes ``seconds`` and records the thread it ran on."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name)
+        self.seconds = seconds
+        self.threads: list[str] = []
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        import threading
+        import time
+
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return super().encode(texts)
+
+
+def test_side_by_side_the_slowest_encoder_runs_on_its_own_thread(monkeypatch) -> None:
+    import service.encode.query as query_module
+
+    monkeypatch.setattr(query_module, "_PARALLEL_ENCODE", True)
+    fast, slow, other = _Slow("fast", 0.001), _Slow("slow", 0.02), _Slow("other", 0.001)
+    encoder = QueryEncoder({"fast": fast, "slow": slow, "other": other})
+    names = ["fast", "slow", "other"]
+    encoder.encode(analyse("first question"), names)  # learns each encoder's cost
+    query = encoder.encode(analyse("second question"), names, parallel=True)
+    assert slow.threads[-1].startswith("citeqa-encode")
+    assert not fast.threads[-1].startswith("citeqa-encode")
+    assert not other.threads[-1].startswith("citeqa-encode")
+    assert set(query.vectors) == set(names)
