@@ -245,6 +245,9 @@ def test_scale_results_reach_the_table_and_the_chart(tmp_path: Path) -> None:
     assert "Not measured at 10,000 chunks: dense (all-MiniLM-L6-v2): not encoded above 5000" in text
     chart(sample, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 10_000
+    assert "Measured earlier" not in text
+    earlier = replace(sample, scale_from="`citeqa bench --scale 10000` at 2026-01-01")
+    assert "Measured earlier, by `citeqa bench --scale 10000` at 2026-01-01" in markdown(earlier)
 
 
 def _sample_report(scale_rows: list[dict[str, Any]]) -> BenchReport:

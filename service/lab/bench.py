@@ -152,6 +152,8 @@ class BenchReport:
     scale: list[dict[str, Any]] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     stores: list[StoreFigures] = field(default_factory=list)
+    # where the scale rows come from, when an earlier run measured them (they take hours)
+    scale_from: str | None = None
 
     def run(self, clients: int) -> LoadRun | None:
         return next((run for run in self.load if run.clients == clients), None)

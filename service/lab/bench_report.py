@@ -270,7 +270,11 @@ def markdown(report: BenchReport, chart: str | None = "bench.png") -> str:
     when given."""
     lines = _header(report) + _query_path(report) + _http(report) + _ingest(report)
     if report.scale:
-        lines += ["", "## Scale", "", *_scale_table(report.scale)]
+        lines += ["", "## Scale", ""]
+        if report.scale_from:
+            earlier = f"Measured earlier, by {report.scale_from}; the encoders are in each row."
+            lines += [earlier, ""]
+        lines += _scale_table(report.scale)
     lines += _stores(report)
     if chart:
         lines += ["", f"![latency and memory against corpus size; throughput]({chart})"]
@@ -433,6 +437,7 @@ def read(path: Path) -> BenchReport:
         scale=data.get("scale", []),
         targets=[Target(**row) for row in data.get("targets", [])],
         stores=[_store(row) for row in data.get("stores", [])],
+        scale_from=data.get("scale_from"),
     )
 
 
