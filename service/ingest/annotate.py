@@ -247,7 +247,8 @@ def _english(doc: Doc) -> Iterator[Raw]:
         if entity.label_ in _NER:
             yield entity.start_char, entity.end_char, _INDEX[_NER[entity.label_]]
     for chunk in doc.noun_chunks:
-        yield chunk.start_char, chunk.end_char, _INDEX["NOUN"]
+        if chunk.root.pos_ != "PRON":  # "it", "they": no phrase to quote
+            yield chunk.start_char, chunk.end_char, _INDEX["NOUN"]
     for token in doc:
         if token.dep_ == "conj" or token.pos_ not in _NOMINAL:
             continue
