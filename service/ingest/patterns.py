@@ -31,11 +31,12 @@ DATE_RE = re.compile(
 )
 ZH_MEASURE = r"(?:人次|领域|領域|[个個名位次届屆项項国國家年场場种種方部大倍天周週月人])"
 # A classifier (个, 位, 项...) is followed by its noun: "18個國家", "41项具体目标"; any other
-# measure ends the count: "五次", "二十多年", "三国" (and no more: not "三国合作").
+# measure ends the count: "五次", "二十多年", "三国" (and no more: not "三国合作"). Digits
+# count when a Han character or 万/亿 follows ("3000万。"), not in a Latin run ("G20").
 _ZH_CLASSIFIER = r"[个個名位项項种種场場家]"
 NUMBER_ZH_RE = re.compile(
     r"(?<!第)(?:[约約近逾超过過提前]+)?"  # 第六屆 is an ordinal, not a count
-    r"(?:(?<![A-Za-z\d第])\d+(?:\.\d+)?(?:多)?(?:万|萬|亿|億)?(?=[\u4e00-\u9fff])"
+    r"(?:(?<![A-Za-z\d第])\d+(?:\.\d+)?(?:多)?(?:万|萬|亿|億|(?=[\u4e00-\u9fff]))"
     rf"|(?<!第)[一二三四五六七八九十百千两兩]+(?:多)?(?:万|萬|亿|億)?(?={ZH_MEASURE}))"
     rf"(?:{_ZH_CLASSIFIER}(?:(?![、和与與及的在了于於舉举召,，。])[\u4e00-\u9fff]){{0,2}}"
     rf"|{ZH_MEASURE})?"
