@@ -55,7 +55,8 @@ def _build(args: argparse.Namespace) -> int:
     if result.built:
         print(
             f"built {result.path} in {result.seconds:.1f} s: "
-            f"{result.documents} documents, {result.chunks} chunks"
+            f"{result.documents} documents, {result.chunks} chunks "
+            f"(sentences annotated in {result.annotation_seconds:.1f} s)"
         )
     else:
         print(f"index is up to date: {result.path} (use --force to rebuild)")

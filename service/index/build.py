@@ -6,10 +6,12 @@ with the same settings. Otherwise it
 1. reads the documents, chunks them and finds every chunk's sentences (``_read_corpus``);
 2. encodes the chunks and the sentences with each encoder, taking the current
    generation's vectors where it holds the text (``_encode``; ``service.index.vectors``);
-3. builds BM25 over the chunk texts;
-4. writes documents, chunks, the dense stores, the sentence table, BM25 and the manifest
-   into a ``.building-*`` directory (``_write``, ``_manifest``);
-5. renames it to ``gen-*`` and publishes it (``service.index.layout.publish``).
+3. annotates every sentence with its typed spans, taking the current generation's spans
+   where it holds the sentence (``_annotate``; ``service.index.annotations``);
+4. builds BM25 over the chunk texts;
+5. writes documents, chunks, the dense stores, the sentence table, the spans, BM25 and the
+   manifest into a ``.building-*`` directory (``_write``, ``_manifest``);
+6. renames it to ``gen-*`` and publishes it (``service.index.layout.publish``).
 
 A failure or an interrupt before the rename leaves no ``.building-*`` directory behind.
 """
@@ -32,6 +34,7 @@ from tqdm.auto import tqdm
 from service import __version__
 from service.config import Settings
 from service.encode.encoders import Encoder, set_threads
+from service.index.annotations import annotate_sentences, annotations_current, previous_spans
 from service.index.encoders import load_encoders
 from service.index.layout import (
     BM25_DIR,
@@ -39,6 +42,7 @@ from service.index.layout import (
     DOCUMENTS,
     FORMAT_VERSION,
     SENTENCES,
+    SPANS,
     config_of,
     corpus_folder,
     corpus_hash,
@@ -64,6 +68,7 @@ from service.index.stores import (
 )
 from service.index.texts import chunk_texts, sentence_table, sentence_texts
 from service.index.vectors import VectorCache, encode_new, previous_vectors, text_key
+from service.ingest.annotate import Annotator, versions
 from service.ingest.chunk import ChunkingParams, chunk_document
 from service.ingest.documents import corpus_files, read_document
 from service.records import Chunk, Document
@@ -82,6 +87,7 @@ class BuildResult:
     seconds: float
     documents: int
     chunks: int
+    annotation_seconds: float = 0.0  # annotating the sentences, the English model's load included
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ def _up_to_date(settings: Settings, corpus: str) -> Path | None:
     except (OSError, json.JSONDecodeError):  # missing, or not JSON
         return None
     if config_of(manifest) != expected_config(settings) or manifest.get("corpus_hash") != corpus:
+        return None
+    if not annotations_current(manifest):  # another annotator or English model
         return None
     params = DenseParams.from_settings(settings)
     try:
@@ -205,12 +213,38 @@ def _encode(
     return vectors, verified
 
 
+@dataclass(frozen=True)
+class _Spans:
+    """The typed spans of the sentence table (``spans.npy``) and what making them took."""
+
+    table: np.ndarray  # int64 (n, 4): sentence row, start, end, label index
+    annotated: int  # distinct sentences annotated anew (the others were reused)
+    seconds: float
+
+
+def _annotate(job: _Job, corpus: _Corpus, reuse: bool) -> _Spans:
+    """The typed spans of every sentence; with ``reuse``, the current generation's spans of
+    a sentence it holds are taken instead of annotating it again."""
+    started = time.perf_counter()
+    cache = {}
+    if reuse:
+        with job.steps.step("previous generation's spans"):
+            cache = previous_spans(job.settings)
+    job.say(f"annotating {len(corpus.sentences)} sentences")
+    with job.steps.step("annotate sentences"):
+        texts = sentence_texts(corpus.by_id(), corpus.chunks, corpus.sentences)
+        table, annotated = annotate_sentences(Annotator(), corpus.sentences, texts, cache)
+    job.bar.update()
+    return _Spans(table, annotated, time.perf_counter() - started)
+
+
 def _write(
     job: _Job,
     params: DenseParams,
     corpus: _Corpus,
     vectors: dict[str, np.ndarray],
     lexical: LexicalIndex,
+    spans: _Spans,
 ) -> dict[str, Any]:
     """Write the generation's files but the manifest; the dense stores' specs by encoder
     name. Each store's vectors leave ``vectors`` (and memory) once it is written."""
@@ -231,6 +265,7 @@ def _write(
             job.steps,
         )
     np.save(job.work / SENTENCES, corpus.sentences, allow_pickle=False)
+    np.save(job.work / SPANS, spans.table, allow_pickle=False)
     (job.work / BM25_DIR).mkdir()
     lexical.save(job.work / BM25_DIR)
     return specs
@@ -243,6 +278,7 @@ def _manifest(
     dims: dict[str, int],
     specs: dict[str, Any],
     removed: Iterable[str],
+    spans: _Spans,
 ) -> dict[str, Any]:
     """The manifest of the generation written: what built it, from what (``digest``: the
     corpus hash), and the size and checksum of every file."""
@@ -257,11 +293,14 @@ def _manifest(
         "config": expected_config(job.settings),
         "dims": dims,
         "dense_index": specs,
+        "versions": versions(),  # what annotated the sentences (``service.index.annotations``)
         "counts": {
             "documents": len(corpus.documents),
             "chunks": len(corpus.chunks),
             "sentences": len(corpus.sentences),
+            "spans": len(spans.table),
         },
+        "annotation": {"seconds": round(spans.seconds, 2), "annotated": spans.annotated},
         "removed": _removed(job.settings.index_dir, removed, present),
         "files": files,
     }
@@ -312,7 +351,7 @@ def build_index(
     threads = settings.effective_threads()
     set_threads(threads)
     names = settings.encoder_models()
-    bar = tqdm(total=4 + len(names), desc="build", unit="step", disable=not progress)
+    bar = tqdm(total=5 + len(names), desc="build", unit="step", disable=not progress)
     bar.set_postfix_str("reading corpus")
     corpus = _read_corpus(files, ChunkingParams(settings.chunk_size, settings.chunk_overlap), steps)
     texts = chunk_texts(corpus.by_id(), corpus.chunks)
@@ -325,18 +364,26 @@ def build_index(
     job = _Job.start(settings, digest, progress, bar, steps)
     try:
         vectors, verified = _encode(job, models, corpus, texts, reuse=not force)
+        spans = _annotate(job, corpus, reuse=not force)
         job.say("BM25")
         with steps.step("bm25 build"):
             lexical = LexicalIndex.build(texts)
         del texts
         job.bar.update()
-        specs = _write(job, params, corpus, vectors, lexical)
+        specs = _write(job, params, corpus, vectors, lexical, spans)
         dims = {name: models[name].dim for name in names}
-        write_manifest(job.work, _manifest(job, corpus, digest, dims, specs, removed))
+        write_manifest(job.work, _manifest(job, corpus, digest, dims, specs, removed, spans))
         os.replace(job.work, job.generation)
     except BaseException:  # a failed or interrupted build leaves no half-written generation
         shutil.rmtree(job.work, ignore_errors=True)
         raise
     _publish(job, verified)
     seconds = time.perf_counter() - started
-    return BuildResult(job.generation, True, seconds, len(corpus.documents), len(corpus.chunks))
+    return BuildResult(
+        job.generation,
+        True,
+        seconds,
+        len(corpus.documents),
+        len(corpus.chunks),
+        annotation_seconds=spans.seconds,
+    )

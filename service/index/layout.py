@@ -16,6 +16,8 @@ An index is a directory of plainly named files::
                               an encoder, named for it (at a CITEQA_MILVUS_URI instead,
                               the collections <prefix>_<generation>_<encoder>)
         sentences.npy         (chunk row, start, end) of every sentence of every chunk
+        spans.npy             (sentence row, start, end, label) of every typed span of every
+                              sentence (``service.index.annotations``)
         sentences.<encoder>.npy
                               the sentences' vectors, so a query encodes only the question
         bm25/                 bm25s files (JSON and .npy, no pickle)
@@ -52,6 +54,7 @@ CHUNKS = "chunks.jsonl"
 MILVUS_LITE = "milvus.db"  # service.store.milvus.LITE_FILE (imported only with Milvus)
 BM25_DIR = "bm25"
 SENTENCES = "sentences.npy"
+SPANS = "spans.npy"
 KEEP_GENERATIONS = 2  # the one served and the one before it (and the last intact one)
 
 

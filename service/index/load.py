@@ -20,12 +20,14 @@ import numpy as np
 from service.config import Settings
 from service.encode.encoders import Encoder, set_threads
 from service.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from service.index.annotations import SpanTable, check_annotations
 from service.index.encoders import load_encoders
 from service.index.layout import (
     BM25_DIR,
     CHUNKS,
     MANIFEST,
     SENTENCES,
+    SPANS,
     check_files,
     config_of,
     current_generation,
@@ -39,6 +41,7 @@ from service.index.layout import (
 )
 from service.index.steps import NO_STEPS, StepObserver
 from service.index.stores import open_store
+from service.ingest.annotate import TypedSpan
 from service.ingest.chunk import ChunkTable
 from service.records import Document
 from service.store.base import VectorStore
@@ -63,6 +66,7 @@ class CorpusIndex:
     lexical: LexicalIndex
     sentences: np.ndarray  # int64 (n, 3): chunk row, char_start, char_end in the document
     sentence_vectors: Mapping[str, RowFile]  # encoder name -> (n, dim) float32
+    annotations: SpanTable  # the typed spans of the sentences, by sentence row
     warning: str | None = None  # set when a damaged current generation was passed over
     # serving an older generation: the removals of the newest manifest that parses, and
     # the documents of this generation they take out (never retrieved, never shown)
@@ -75,6 +79,11 @@ class CorpusIndex:
         if self.carried_removals is not None:
             return dict(self.carried_removals)
         return dict(self.manifest.get("removed", {}))
+
+    def spans_of(self, sentence_row: int) -> list[TypedSpan]:
+        """The typed spans of sentence ``sentence_row`` (a row of ``sentences``), document
+        offsets, sorted by start (``service.ingest.annotate``)."""
+        return self.annotations.of(sentence_row)
 
 
 # ------------------------------------------------------------------------------ checks
@@ -134,6 +143,7 @@ def _checked(
     if not isinstance(manifest, dict):
         raise IndexCorruptError(f"{generation / MANIFEST} is not an object; run `citeqa build`.")
     _check_config(manifest, settings, generation)
+    check_annotations(manifest, generation)
     with steps.step("checksums"):
         check_files(manifest, generation)
     return generation, manifest
@@ -159,6 +169,7 @@ class _Files:
     lexical: LexicalIndex
     sentences: np.ndarray
     sentence_vectors: dict[str, RowFile]  # by encoder name
+    annotations: SpanTable
 
 
 def _read_files(
@@ -177,15 +188,18 @@ def _read_files(
             stores[name] = open_store(settings, generation, manifest, name)
     with steps.step("bm25 load"):
         lexical = LexicalIndex.load(generation / BM25_DIR)
+    sentences = np.load(generation / SENTENCES, allow_pickle=False)
+    spans = np.load(generation / SPANS, mmap_mode="r", allow_pickle=False)
     return _Files(
         documents=documents,
         chunks=chunks,
         stores=stores,
         lexical=lexical,
-        sentences=np.load(generation / SENTENCES, allow_pickle=False),
+        sentences=sentences,
         sentence_vectors={  # read a passage's rows at a time (``service.store.rows``)
             name: RowFile(generation / sentence_vectors_file(name)) for name in names
         },
+        annotations=SpanTable(spans, len(sentences)),  # ValueError: not a span table
     )
 
 
@@ -203,6 +217,7 @@ def _check_sizes(files: _Files, manifest: dict[str, Any], generation: Path) -> N
     sizes |= {
         "BM25 documents": (files.lexical.size, counts["chunks"]),
         "sentences": (len(files.sentences), counts["sentences"]),
+        "typed spans": (len(files.annotations), counts["spans"]),
         "distinct chunk ids": (files.chunks.distinct_ids(), counts["chunks"]),
         "distinct document ids": (len({d.doc_id for d in files.documents}), counts["documents"]),
     }
@@ -339,6 +354,7 @@ def load_index(
         lexical=files.lexical,
         sentences=files.sentences,
         sentence_vectors=files.sentence_vectors,
+        annotations=files.annotations,
         warning=warning,
         carried_removals=carried,
         hidden=hidden,

@@ -6,7 +6,8 @@ the process's memory while it runs. A step may run more than once (once an encod
 no step runs inside another.
 
 Build steps: "corpus hash", "read documents", "chunk", "sentence spans", "previous
-generation's vectors", "encode <encoder> chunks", "encode <encoder> sentences", "bm25
+generation's vectors", "encode <encoder> chunks", "encode <encoder> sentences", "previous
+generation's spans", "annotate sentences" (the English model's load included), "bm25
 build", "write jsonl", "dense index build", "checksums", "fsync and publish".
 Load steps: "checksums", "read documents", "read chunks", "dense load", "bm25 load",
 "query encoders".
