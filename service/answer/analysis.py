@@ -300,7 +300,11 @@ def _noun_run(doc: Doc, start: int) -> tuple[int, int] | None:
     while end < len(doc) and (
         doc[end].tag_ in _NOUN_RUN_TAGS or (head is None and doc[end].tag_ == "CC")
     ):
-        if doc[end].tag_ == "HYPH" and end + 1 < len(doc):  # hands-on: a modifier
+        if doc[end].tag_ == "HYPH" and end + 1 < len(doc):
+            # the word after a hyphen belongs to the run whatever its tag (hands-on), and
+            # heads it after a noun (secretary-general, person-trips)
+            if doc[end - 1].tag_ in _NOUN_TAGS and not _hyphen_follows(doc, end + 1):
+                head = end + 1
             end += 2
             continue
         if doc[end].tag_ in _NOUN_TAGS and not _hyphen_follows(doc, end):
@@ -465,7 +469,7 @@ def _english(query: Query) -> Analysis:
 _ENTITY_FLAGS = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz"})
 _HAN_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _HAN_ASKS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
-    (re.compile("多久一次|每隔多久|多长时间一次|多常|多频繁|多少次一"), "frequency"),
+    (re.compile("多久.{0,6}一次|每隔多久|多长时间.{0,6}一次|多常|多频繁"), "frequency"),
     (re.compile("多长时间|多久|多少时间|多长的时间"), "duration"),
     (re.compile("为什么|为何|何故|怎么会"), "reason"),
     (re.compile("何时|什么时候|什么时间|何年|何日|几月|几号|几日"), "date"),
@@ -555,6 +559,11 @@ def _head_after(text: str, tokens: list[tuple[str, str, int]], at: int) -> str |
     come before the first noun (哪两大社会治理挑战, 什么联合研究项目); the run ends at the
     first word after a noun that is not one, or at 的."""
     run: list[tuple[str, str, int]] = []
+    asked = next((i for i, (w, _, s) in enumerate(tokens) if s + len(w) >= at), len(tokens))
+    # after a verb (应对哪两大社会治理挑战) the phrase is its object and runs to the end;
+    # as a subject (哪个机构负责救援) a verb after its noun is the predicate
+    before = [flag for _, flag, _ in tokens[:asked] if flag not in {"r", "m", "q"}]
+    is_object = bool(before) and before[-1][:1] == "v"
     for index, (word, flag, start) in enumerate(tokens):
         end = start + len(word)
         if end <= at:
@@ -567,37 +576,48 @@ def _head_after(text: str, tokens: list[tuple[str, str, int]], at: int) -> str |
                 run.append((rest, "n", at))
             continue
         nouns = any(f[:1] == "n" for _, f, _ in run)
-        if flag[:1] == "n" or flag == "vn" or (flag == "v" and _verb_joins(tokens, index, nouns)):
+        if run and run[-1][1][:1] == "n" and _listed(run[-1][0] + word):
+            run[-1] = (run[-1][0] + word, "n", run[-1][2])  # 国际 + 组织 (tagged a verb)
+        elif (
+            flag[:1] == "n"
+            or flag == "vn"
+            or (flag == "v" and _verb_joins(tokens, index, nouns, is_object=is_object))
+        ):
             run.append((word, flag, start))
         elif nouns or not (flag[:1] in {"m", "q", "b", "a", "v"} or word == "的"):
             break
     return _head_of(text, run)
 
 
-def _verb_joins(tokens: list[tuple[str, str, int]], index: int, after_noun: bool) -> bool:
+def _verb_joins(
+    tokens: list[tuple[str, str, int]], index: int, after_noun: bool, *, is_object: bool
+) -> bool:
     """Whether the verb at ``index`` belongs to a noun run: before its first noun, when a
-    noun follows or the question ends (什么联合研究项目, 什么组织？); after a noun, only
-    before a verbal noun (社会治理挑战), not before a noun (重点领域 | 实施互利合作项目)."""
+    noun follows or the question ends (什么联合研究项目, 什么组织？); after a noun, only in
+    an object and before a verbal noun (社会治理挑战), not before a noun (重点领域 |
+    实施互利合作项目)."""
     if index + 1 >= len(tokens):
-        return True
+        return not after_noun
     flag = tokens[index + 1][1]
     if after_noun:
-        return flag == "vn"
+        return is_object and flag == "vn"
     return flag[:1] == "n" or flag == "vn" or flag == "x"
 
 
+def _listed(word: str) -> bool:
+    """Whether CC-CEDICT lists ``word`` (Simplified) as one word."""
+    return len(word) > 1 and cedict().parts(word) == [word]
+
+
 def _head_of(text: str, run: list[tuple[str, str, int]]) -> str | None:
-    """The last noun of a run (else its last word), joined to the word before it when
-    the dictionary lists the two as one word (国际 + 组织 -> 国际组织)."""
+    """The last noun of a run (else its last word), joined to the words before it that
+    the dictionary lists with it as one word (国际 + 组织 -> 国际组织)."""
     if not run:
         return None
     nouns = [i for i, (_, flag, _) in enumerate(run) if flag[:1] == "n" or flag == "vn"]
     last = nouns[-1] if nouns else len(run) - 1
     first = last
-    dictionary = cedict()
-    while first > 0 and dictionary.parts(
-        joined := "".join(w for w, _, _ in run[first - 1 : last + 1])
-    ) == [joined]:
+    while first > 0 and _listed("".join(w for w, _, _ in run[first - 1 : last + 1])):
         first -= 1
     start = run[first][2]
     return text[start : run[last][2] + len(run[last][0])]
