@@ -48,7 +48,16 @@ if TYPE_CHECKING:
     from spacy.language import Language
     from spacy.tokens import Doc
 
-__all__ = ["Analysis", "AnswerType", "analyse_question", "english_tagger"]
+__all__ = [
+    "Analysis",
+    "AnswerType",
+    "analyse_question",
+    "chinese_kind",
+    "english_kind",
+    "english_tagger",
+    "noun_kind",
+    "numbers_in",
+]
 
 AnswerType = Literal[
     "person",
