@@ -134,7 +134,7 @@ class ModelSettings(BaseModel):
         ),
     )
     reader_encoders: tuple[str, ...] = Field(
-        ("dense", "multilingual"),
+        ("dense", "multilingual", "e5"),
         min_length=1,
         description=(
             "Encoders whose sentence vectors the reader compares with the question (its "

@@ -30,9 +30,16 @@ __all__ = [
     "Verdict",
 ]
 
-# What a question asks for; "sentence" when the answer is a whole sentence, no typed span.
-QuestionType = Literal["when", "number", "who", "where", "other"]
-AnswerType = Literal["when", "number", "who", "where", "other", "sentence"]
+# What a question asks for (``service.answer.analysis``).
+QuestionType = Literal[
+    "person", "organisation", "place", "date", "number", "frequency", "duration", "title",
+    "list", "reason", "manner", "definition", "other",
+]  # fmt: skip
+# An answer's type: the question's, or "sentence" when the answer is a whole sentence.
+AnswerType = Literal[
+    "person", "organisation", "place", "date", "number", "frequency", "duration", "title",
+    "list", "reason", "manner", "definition", "other", "sentence",
+]  # fmt: skip
 Stance = Literal["supports", "contradicts", "related"]  # of one evidence sentence
 FactKind = Literal["number", "date", "person", "place", "organization"]  # a checkable value
 Verdict = Literal["supported", "contradicted", "not_found"]  # on a whole claim

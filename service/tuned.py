@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.answer.model import LinearModel
 from service.errors import ConfigError
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
     "query_group",
 ]
 
-FORMAT = "citeqa-tuned/2"
+FORMAT = "citeqa-tuned/3"
 PACKAGED = Path(__file__).with_name("tuned.json")
 
 
@@ -78,17 +79,14 @@ class FusionTuning:
 
 @dataclass(frozen=True)
 class ReaderTuning:
-    """The reader's constants (``service.answer.extractor.Extractor``)."""
+    """The reader's fitted models (``service.answer.extractor.Extractor``)."""
 
     passages_read: int  # top fused passages whose sentences compete
-    weights: tuple[float, float, float, float]  # similarity, coverage, prior, typed span
-    cross_script: float  # coverage of a sentence in another script: this x similarity
-    abstain_below: dict[str, tuple[float, float]]  # "latin" | "han" -> (similarity, coverage)
-    confidence_slope: float  # confidence = logistic(slope * score + intercept)
-    confidence_intercept: float
-    min_support: float  # abstain when the sentence states less of the question's predicate
-    weak_similarity: float  # ...or is both this distant
-    weak_support: float  # ...and states less than this
+    sentence: LinearModel  # which sentence holds the answer (softmax over the question's)
+    span: LinearModel  # which candidate of a sentence is the answer (softmax within it)
+    abstain: LinearModel  # P(the corpus answers the question), over ABSTAIN_FEATURES
+    abstain_threshold: float  # abstain when that probability is below this
+    confidence: LinearModel  # P(the answer is right): candidate_logit, answerable
 
 
 @dataclass(frozen=True)
@@ -97,6 +95,9 @@ class ClaimTuning:
 
     passages_read: int
     sentences_read: int
+    # a sentence's closeness to the claim: weights of its similarity, term coverage and
+    # passage prior, and the coverage of a sentence in another script (x similarity)
+    closeness: tuple[float, float, float, float]
     min_closeness: float  # a sentence this close is about the same event
     min_closeness_without_facts: float  # supporting a claim with no checkable fact
     min_closeness_unverified: float  # ...or with a name the sentence cannot show
@@ -126,20 +127,13 @@ def _fusion(raw: dict[str, Any]) -> FusionTuning:
 
 
 def _reader(raw: dict[str, Any]) -> ReaderTuning:
-    w = raw["weights"]
     return ReaderTuning(
         passages_read=int(raw["passages_read"]),
-        weights=(w["similarity"], w["coverage"], w["prior"], w["typed"]),
-        cross_script=float(raw["cross_script"]),
-        abstain_below={
-            script: (float(v["similarity"]), float(v["coverage"]))
-            for script, v in raw["abstain_below"].items()
-        },
-        confidence_slope=float(raw["confidence"]["slope"]),
-        confidence_intercept=float(raw["confidence"]["intercept"]),
-        min_support=float(raw["min_support"]),
-        weak_similarity=float(raw["weak_similarity"]),
-        weak_support=float(raw["weak_support"]),
+        sentence=LinearModel.from_json(raw["sentence"]),
+        span=LinearModel.from_json(raw["span"]),
+        abstain=LinearModel.from_json(raw["abstain"]),
+        abstain_threshold=float(raw["abstain_threshold"]),
+        confidence=LinearModel.from_json(raw["confidence"]),
     )
 
 
@@ -148,6 +142,7 @@ def _claims(raw: dict[str, Any]) -> ClaimTuning:
     return ClaimTuning(
         passages_read=int(raw["passages_read"]),
         sentences_read=int(raw["sentences_read"]),
+        closeness=_closeness(raw["closeness"]),
         min_closeness=float(raw["min_closeness"]),
         min_closeness_without_facts=float(raw["min_closeness_without_facts"]),
         min_closeness_unverified=float(raw["min_closeness_unverified"]),
@@ -155,6 +150,12 @@ def _claims(raw: dict[str, Any]) -> ClaimTuning:
         confidence_found=Logistic(float(found["slope"]), float(found["center"])),
         confidence_not_found=Logistic(float(not_found["slope"]), float(not_found["center"])),
     )
+
+
+def _closeness(raw: dict[str, Any]) -> tuple[float, float, float, float]:
+    keys = ("similarity", "coverage", "prior", "cross_script")
+    a, b, c, d = (float(raw[key]) for key in keys)
+    return a, b, c, d
 
 
 def load_tuned(path: Path | None = None) -> Tuned:

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from service.answer.features import CANDIDATE_FEATURES
 from service.config import Settings
 from service.engine import Engine
-from service.lab import commands, fit
+from service.lab import commands, fit, fit_reader
 from service.lab.evaluate import load_claims, load_questions
 from service.tuned import load_tuned
 
@@ -79,9 +80,9 @@ def test_the_fit_reads_only_the_train_split(
     def fake_fit(engine: Any, questions: Any, claims: Any, *args: Any, **kwargs: Any) -> Any:
         seen["questions"], seen["claims"] = questions, claims
         reader = {
-            "accuracy_train": 0.5,
-            "accuracy_cross_validated": 0.4,
-            "calibration": {"ece_cross_validated": 0.1},
+            "candidate_scorer": {"l2": 1.0, "top1_accuracy_cross_validated_by_l2": {"1.0": 0.5}},
+            "abstention": {"accuracy_cross_validated": 0.4},
+            "confidence": {"ece_cross_validated": 0.1},
         }
         claims_record = {"label_accuracy_train": 0.5, "label_accuracy_cross_validated": 0.4}
         return "{}\n", {"reader": reader, "claims": claims_record}
@@ -102,11 +103,7 @@ def test_the_fit_reads_only_the_train_split(
 def test_a_small_fit_writes_constants_the_service_loads(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        fit,
-        "READER_GRID",
-        fit.READER_GRID | {"similarity": (0.3, 0.45), "coverage": (0.45,), "typed": (0.15,)},
-    )
+    monkeypatch.setattr(fit_reader, "L2_GRID", (1.0,))
     monkeypatch.setattr(fit, "FUSION_WEIGHTS", (0.0, 1.0))
     monkeypatch.setattr(
         fit,
@@ -126,8 +123,8 @@ def test_a_small_fit_writes_constants_the_service_loads(
     path = tmp_path / "tuned.json"
     path.write_text(text, encoding="utf-8")
     tuned = load_tuned(path)
-    assert tuned.reader.weights[0] in (0.3, 0.45)
-    assert tuned.reader.abstain_below["han"][0] in fit.READER_GRID["han_similarity"]
+    assert tuned.reader.candidate.features == CANDIDATE_FEATURES
+    assert tuned.reader.abstain_threshold in fit_reader.THRESHOLDS
     assert tuned.claims.min_closeness in fit.CLAIM_GRID["min_closeness"]
     assert set(tuned.fusion.weights["other"]) == set(engine.retriever.retrievers)
     assert all(w in (0.0, 1.0) for w in tuned.fusion.weights["other"].values())
@@ -136,7 +133,8 @@ def test_a_small_fit_writes_constants_the_service_loads(
         and provenance["fusion"]["points"] == 2 ** len(engine.retriever.retrievers) - 1
     )
     reader = provenance["reader"]
-    assert reader["points"] == 2 * np.prod([len(v) for k, v in fit.READER_GRID.items()][3:])
-    assert 0 <= reader["accuracy_cross_validated"] <= 1 and len(reader["accuracy_per_fold"]) == 3
+    assert reader["candidate_scorer"]["l2"] == 1.0
+    assert 0 <= reader["abstention"]["accuracy_cross_validated"] <= 1
+    assert 0 <= reader["confidence"]["ece_cross_validated"] <= 1
     assert provenance["data"][0]["train_rows"] == len(questions[::6])
     assert "test split is never read" in provenance["how"]

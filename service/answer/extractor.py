@@ -1,88 +1,95 @@
-"""Answer: pick the sentence that answers, then the shortest span of it that does.
+"""Answer: the best typed span of the top passages' sentences, or a reasoned "not found".
 
 Extractive only: every answer is a verbatim slice of a document, with its offsets.
 
-1. The question's *type* comes from its wording (``service.answer.question``): when,
-   number (how many / how much), who, where, or other (English and Chinese cue words).
-2. Candidate sentences are those of the top fused passages (sentence boundaries and vectors
-   were computed at build time). Each is scored by its similarity to the question (every
-   encoder that reads both: USE-multilingual always, MiniLM too when both are English),
-   the share of the question's terms it contains, the rank of its passage, and whether it
-   holds a span of the wanted type.
-3. In the best sentence the span is the typed candidate (``service.answer.spans``: a date,
-   a number with its noun, a name, a place) nearest the question's terms and not itself
-   part of the question; other questions, or no confident span, get the whole sentence.
-4. The answer abstains when the best sentence's similarity or term coverage is below the
-   thresholds for the question's script; the reason says so.
+1. **Question analysis** (``service.answer.analysis``): the answer type (person, place,
+   date, number, title, list, reason ...), the focus noun, the question's entities and
+   numbers, the predicate, and the terms bridged to the other language.
+2. **Candidates** (``service.answer.candidates``): the typed spans that the build
+   annotated in the sentences of the top fused passages (entities, numbers with their
+   unit, dates, titles, lists, noun phrases), plus each whole sentence.
+3. **Scoring** (``service.answer.features``): each candidate gets plain measurements
+   (every encoder's similarity of its sentence to the question, how much of the question,
+   its predicate and its names the sentence states, type agreement, distance to the
+   question's words, agreement across passages ...), and a logistic model fitted on the
+   train split turns them into the probability that it is the answer.
+4. **Abstention**: a second fitted classifier decides from the best candidate (its score,
+   its margin, whether the question's names and numbers occur in the evidence) whether
+   the corpus answers at all; the reason names what is missing.
+5. **Confidence**: a third fitted model, the calibrated probability that the answer is
+   right.
 
-Every weight and threshold comes from the tuned constants (``service.tuned``).
+The three models and the threshold live in the tuned file (``service.tuned``).
 """
 
 from __future__ import annotations
 
 import copy
-import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from service.answer.bylines import RELATED, asked_field
-from service.answer.question import is_plural, predicate_terms, predicate_words, question_type
-from service.answer.spans import Counted, best_span, counted, counts_what_was_asked, is_list
+from service.answer.analysis import Analysis, analyse_question
+from service.answer.candidates import EXPECTED, OPEN_TYPES, SENTENCE, Candidate, candidates_of
+from service.answer.features import (
+    CANDIDATE_FEATURES,
+    Asked,
+    SentenceFacts,
+    abstain_features,
+    candidate_features,
+    sentence_features,
+)
+from service.answer.model import LinearModel
 from service.index import CorpusIndex
-from service.records import Answer, Chunk, Citation, Hit, Query, QuestionType
-from service.text.language import is_han, shares_script
+from service.records import Answer, Chunk, Citation, Hit, Query
+from service.text.language import fold, shares_script
 from service.text.tokenize import content_terms
 from service.tuned import ReaderTuning
 
-__all__ = ["Extractor", "ScoredSentence"]
-
-_NOTHING_COUNTED: Counted = (frozenset(), ())
-
-
-def _excerpt(text: str, limit: int = 90) -> str:
-    """``text`` cut to about ``limit`` characters at a word boundary, marked with "…"."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    if " " in cut[limit // 2 :]:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,;:") + "…"
+__all__ = ["Best", "Extractor", "Reading", "ScoredSentence"]
 
 
 @dataclass(frozen=True)
 class ScoredSentence:
-    """A candidate sentence for a question, with what its score is made of."""
+    """A sentence ranked for a claim (``Extractor.rank_sentences``)."""
 
     row: int  # sentence row in the index
     chunk: Chunk
     start: int
     end: int
-    similarity: float
+    similarity: float  # mean cosine with the claim over MiniLM and USE where they read
     coverage: float
-    support: float | None  # share of the question's predicate terms the sentence states
-    span: tuple[int, int] | None  # document offsets of the best typed span, if any
-    score: float
+    support: float | None  # share of the claim's predicate terms the sentence states
+    score: float  # the claim check's closeness
 
 
 @dataclass(frozen=True)
-class _Asked:
-    """What scoring needs of a question, worked out once for all its sentences."""
+class Reading:
+    """Everything the reader measured for one question, before any fitted model."""
 
     query: Query
-    kind: QuestionType
-    plural: bool
-    counted: Counted
-    predicate: frozenset[str]
-    byline_keys: frozenset[str]  # what a byline field must be called: "Author" for "who wrote"
-    idf: dict[str, float]
-    total_idf: float
-    total_predicate: float
+    analysis: Analysis
+    chunks: tuple[Chunk, ...]  # of each sentence
+    sentences: tuple[SentenceFacts, ...]
+    candidates: tuple[Candidate, ...]
+    rows: np.ndarray  # (candidates, CANDIDATE_FEATURES)
+
+
+@dataclass(frozen=True)
+class Best:
+    """The reader's choice for a question and what its models said."""
+
+    candidate: Candidate
+    features: Mapping[str, float]
+    logit: float  # the candidate scorer's
+    answerable: float  # P(the corpus answers), the abstention classifier's
+    confidence: float  # P(this answer is right), calibrated
 
 
 class Extractor:
-    """Extractive answers from an index's precomputed sentences."""
+    """Extractive answers from an index's precomputed sentences and annotations."""
 
     def __init__(
         self,
@@ -93,10 +100,10 @@ class Extractor:
         min_confidence: float = 0.0,
     ) -> None:
         """Args:
-        index: the loaded generation (sentences, their vectors, BM25 statistics).
-        tuning: the reader's constants (``service.tuned``).
+        index: the loaded generation (sentences, their vectors and annotations, BM25).
+        tuning: the reader's fitted models (``service.tuned``).
         readers: the encoders whose sentence vectors score similarity, each with the
-            languages it reads (None: all); ``Settings.encoder_languages()``.
+            languages it reads (None: all); ``Settings.reader_languages()``.
         min_confidence: abstain below this confidence (``CITEQA_MIN_CONFIDENCE``).
         """
         self.index = index
@@ -119,6 +126,12 @@ class Extractor:
             if languages is None or query.language in languages
         ]
 
+    def with_tuning(self, tuning: ReaderTuning) -> Extractor:
+        """This reader under other models, sharing the index (for the fitting command)."""
+        other = copy.copy(self)
+        other.tuning = tuning
+        return other
+
     # -- sentences -----------------------------------------------------------------------
 
     def sentence_text(self, scored: ScoredSentence) -> str:
@@ -128,145 +141,154 @@ class Extractor:
         row = self.index.chunks.row_of(chunk.chunk_id)
         return range(int(self._first[row]), int(self._first[row + 1]))
 
-    def context_text(self, scored: ScoredSentence) -> str:
-        """What a sentence leaves to its surroundings: the previous sentence of its passage
-        and, for the article itself, the document's title."""
-        document = self.index.documents[scored.chunk.doc_id]
-        parts = [document.title or ""] if scored.chunk.section == "main" else []
-        if scored.row > 0:  # the sentence before, in this passage or the one before it
-            chunk_row, start, end = (int(v) for v in self.index.sentences[scored.row - 1])
-            if self.index.chunks[chunk_row].doc_id == document.doc_id and end <= scored.start:
-                parts.append(document.text[start:end])
+    def _context(self, chunk: Chunk, row: int, start: int) -> str:
+        """What a sentence leaves to its surroundings: the previous sentence of its
+        document and, for the article itself, the document's title."""
+        document = self.index.documents[chunk.doc_id]
+        parts = [document.title or ""] if chunk.section == "main" else []
+        if row > 0:  # the sentence before, in this passage or the one before it
+            chunk_row, before, end = (int(v) for v in self.index.sentences[row - 1])
+            if self.index.chunks[chunk_row].doc_id == document.doc_id and end <= start:
+                parts.append(document.text[before:end])
         return "\n".join(parts)
 
-    # -- scoring -------------------------------------------------------------------------
+    def context_text(self, scored: ScoredSentence) -> str:
+        return self._context(scored.chunk, scored.row, scored.start)
 
-    def rank_sentences(self, query: Query, hits: Iterable[Hit]) -> list[ScoredSentence]:
-        """The sentences of ``hits``, best first, scored against ``query`` (a claim)."""
-        return self._score_sentences(query, "other", hits)
-
-    def _asked(self, query: Query, kind: QuestionType) -> _Asked:
-        predicate = predicate_terms(query)
-        idf = {term: self.index.lexical.idf(term) for term in query.terms | predicate}
-        return _Asked(
-            query=query,
-            kind=kind,
-            plural=is_plural(query),
-            counted=counted(query.text) if kind == "number" else _NOTHING_COUNTED,
-            predicate=predicate,
-            byline_keys=frozenset().union(*(RELATED.get(t, frozenset()) for t in predicate)),
-            idf=idf,
-            total_idf=sum(idf.values()),
-            total_predicate=sum(idf[t] for t in predicate),
-        )
-
-    def _similarities(self, query: Query, chunk: Chunk, rows: range) -> list[float]:
-        """Each sentence's mean cosine with the question over the encoders that read both."""
-        total: np.ndarray | None = None
-        readers = 0
+    def _similarities(self, query: Query, chunk: Chunk, rows: range) -> dict[str, np.ndarray]:
+        """Each reading encoder's cosine of the question with every sentence of ``rows``."""
+        found = {}
         for name in self.encoders_for(query):
             languages = self.readers[name]
             if languages is not None and chunk.language not in languages:
                 continue
             vectors = self.index.sentence_vectors[name].span(rows.start, rows.stop)
-            similarity = (vectors @ query.vector(name)).astype(np.float64)
-            total = similarity if total is None else total + similarity
-            readers += 1
-        if total is None:
+            found[name] = (vectors @ query.vector(name)).astype(np.float64)
+        if not found:
             raise ValueError(f"no encoder of the reader reads {chunk.language!r} passages")
-        return (total / readers).tolist()
+        return found
 
-    def _score_sentences(
-        self, query: Query, kind: QuestionType, hits: Iterable[Hit]
-    ) -> list[ScoredSentence]:
-        asked = self._asked(query, kind)
-        scored = []
+    def _asked(self, query: Query, analysis: Analysis) -> Asked:
+        terms = query.terms | analysis.predicate | analysis.bridged
+        mentions = tuple(
+            dict.fromkeys(
+                fold(m) for m in (*analysis.entities, *analysis.numbers) if fold(m).strip()
+            )
+        )
+        return Asked(query, analysis, {t: self.index.lexical.idf(t) for t in terms}, mentions)
+
+    def _sentences(
+        self, asked: Asked, hits: Iterable[Hit]
+    ) -> tuple[list[Chunk], list[SentenceFacts]]:
+        chunks, facts = [], []
         for hit in hits:
             document = self.index.documents[hit.chunk.doc_id]
-            main = hit.chunk.section == "main"
-            title = content_terms(document.title or "") if main else frozenset()
-            context = title
             rows = self._sentence_rows(hit.chunk)
-            similarities = self._similarities(query, hit.chunk, rows)
-            same_script = shares_script(hit.chunk.language, query.language)
-            for row, similarity in zip(rows, similarities, strict=True):
+            similarities = self._similarities(asked.query, hit.chunk, rows)
+            same_script = shares_script(hit.chunk.language, asked.query.language)
+            for i, row in enumerate(rows):
                 _, start, end = (int(v) for v in self.index.sentences[row])
-                text = document.text[start:end]
-                own = content_terms(text)
-                scored.append(
-                    self._score(
-                        asked,
-                        hit,
-                        row,
-                        (start, end),
-                        text,
-                        own | context,
-                        own,
-                        similarity,
-                        same_script,
-                    )
+                features = sentence_features(
+                    asked,
+                    document.text[start:end],
+                    self._context(hit.chunk, row, start),
+                    {name: float(values[i]) for name, values in similarities.items()},
+                    same_script=same_script,
+                    passage_rank=hit.rank,
                 )
-                context = own | title  # for the next sentence
-        return sorted(scored, key=lambda s: -s.score)
+                chunks.append(hit.chunk)
+                facts.append(SentenceFacts(row, start, end, features))
+        order = sorted(range(len(facts)), key=lambda i: -facts[i].features["similarity_mean"])
+        for rank, i in enumerate(order):
+            facts[i].features["similarity_rank"] = 1.0 / (1 + rank)  # type: ignore[index]
+        return chunks, facts
 
-    def _score(
-        self,
-        asked: _Asked,
-        hit: Hit,
-        row: int,
-        bounds: tuple[int, int],
-        text: str,
-        seen: frozenset[str],
-        own: frozenset[str],
-        similarity: float,
-        same_script: bool,
-    ) -> ScoredSentence:
-        """One sentence's score: similarity, term coverage, passage prior, typed span.
+    # -- reading and choosing ------------------------------------------------------------
 
-        ``seen`` is what the sentence and its context (the heading or the sentence
-        before) state; ``own`` what the sentence itself states."""
+    def read(self, query: Query, hits: list[Hit]) -> Reading:
+        """Measure every candidate of the top passages for ``query`` (no model applied)."""
+        analysis = analyse_question(query)
+        asked = self._asked(query, analysis)
+        chunks, sentences = self._sentences(asked, hits[: self.passages_read])
+        candidates: list[Candidate] = []
+        for position, sentence in enumerate(sentences):
+            text = self.index.documents[chunks[position].doc_id].text
+            bounds = (sentence.start, sentence.end)
+            candidates += candidates_of(
+                self.index, position, sentence.row, bounds, text, query.folded
+            )
+        texts = [self._text(chunks, c) for c in candidates]
+        holders: dict[str, set[int]] = {}
+        for candidate, text in zip(candidates, texts, strict=True):
+            if not candidate.whole:
+                holders.setdefault(fold(text), set()).add(candidate.sentence)
+        rows = []
+        for candidate, text in zip(candidates, texts, strict=True):
+            document = self.index.documents[chunks[candidate.sentence].doc_id].text
+            others = 0 if candidate.whole else len(holders[fold(text)]) - 1
+            values = candidate_features(
+                asked, sentences[candidate.sentence], candidate, document, others
+            )
+            rows.append([values[name] for name in CANDIDATE_FEATURES])
+        matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(CANDIDATE_FEATURES))
+        return Reading(query, analysis, tuple(chunks), tuple(sentences), tuple(candidates), matrix)
+
+    def _text(self, chunks: list[Chunk] | tuple[Chunk, ...], candidate: Candidate) -> str:
+        document = self.index.documents[chunks[candidate.sentence].doc_id]
+        return document.text[candidate.start : candidate.end]
+
+    def candidate_texts(self, reading: Reading) -> list[str]:
+        """The verbatim text of each candidate of ``reading`` (for the fitting command)."""
+        return [self._text(reading.chunks, c) for c in reading.candidates]
+
+    def scores(self, reading: Reading) -> np.ndarray:
+        """Each candidate's log-probability of being the answer: that of its sentence
+        among the question's sentences (the sentence model), plus its own among its
+        sentence's candidates (the span model)."""
         tuning = self.tuning
-        if same_script:
-            # terms the sentence leaves to its heading or the sentence before count half
-            weights = {t: 1.0 if t in own else 0.5 for t in asked.query.terms & seen}
-            weighted = sum(asked.idf[t] * w for t, w in weights.items())
-            coverage = weighted / asked.total_idf if asked.total_idf else 0.0
-            stated = sum(asked.idf[t] for t in asked.predicate if RELATED.get(t, {t}) & seen)
-            support = stated / asked.total_predicate if asked.total_predicate else None
-        else:  # across scripts, shared terms cannot be counted: the vectors stand in,
-            coverage = tuning.cross_script * similarity  # discounted as weaker evidence
-            support = None
-        span, typed, support = self._typed_span(asked, text, support)
-        w_sim, w_cov, w_prior, w_typed = tuning.weights
-        prior = 1.0 / math.sqrt(hit.rank)
-        score = w_sim * similarity + w_cov * coverage + w_prior * prior + w_typed * typed
-        start, end = bounds
-        located = (start + span[0], start + span[1]) if span else None
-        return ScoredSentence(
-            row, hit.chunk, start, end, similarity, coverage, support, located, score
+        sentence_of = np.asarray([c.sentence for c in reading.candidates])
+        sentence_logits = tuning.sentence.logits(_columns(reading.rows, tuning.sentence))
+        span_logits = tuning.span.logits(_columns(reading.rows, tuning.span))
+        firsts = np.flatnonzero(np.r_[True, sentence_of[1:] != sentence_of[:-1]])
+        per_sentence = sentence_logits[firsts]  # candidates of one sentence are adjacent
+        sentence_lp = per_sentence - _log_sum_exp(per_sentence)
+        within = np.empty_like(span_logits)
+        for begin, end in zip(firsts, [*firsts[1:], len(span_logits)], strict=True):
+            within[begin:end] = span_logits[begin:end] - _log_sum_exp(span_logits[begin:end])
+        return np.repeat(sentence_lp, np.diff([*firsts, len(span_logits)])) + within
+
+    def choose(self, reading: Reading) -> Best | None:
+        """The best candidate under the fitted models, or None without candidates."""
+        if not reading.candidates:
+            return None
+        tuning = self.tuning
+        scores = self.scores(reading)
+        best = int(np.argmax(scores))
+        features = dict(zip(CANDIDATE_FEATURES, reading.rows[best].tolist(), strict=True))
+        question = self._question_features(reading, scores, best, features)
+        answerable = float(tuning.abstain.probabilities(tuning.abstain.row(question))[0])
+        values = {"candidate_logit": float(scores[best]), "answerable": answerable}
+        confidence = float(tuning.confidence.probabilities(tuning.confidence.row(values))[0])
+        return Best(reading.candidates[best], features, float(scores[best]), answerable, confidence)
+
+    def _question_features(
+        self, reading: Reading, scores: np.ndarray, best: int, features: Mapping[str, float]
+    ) -> dict[str, float]:
+        answer_type = reading.analysis.answer_type
+        wanted = EXPECTED.get(answer_type, frozenset())
+        return abstain_features(
+            features,
+            scores.tolist(),
+            float(scores[best]),
+            open_type=answer_type in OPEN_TYPES,
+            typed_in_reach=any(c.label in wanted for c in reading.candidates),
         )
 
-    @staticmethod
-    def _typed_span(
-        asked: _Asked, text: str, support: float | None
-    ) -> tuple[tuple[int, int] | None, float, float | None]:
-        """The sentence's best span of the asked type, how well it fits (0, 0.5, 1, or 2 for
-        a byline field that names what was asked), and the support, which such a field
-        settles."""
-        kind = asked.kind
-        span = best_span(asked.query, kind, text, plural=asked.plural, asked=asked.counted)
-        typed = 0.0
-        if span:  # a plural question ("which agencies") is best met by a list,
-            piece = text[span[0] : span[1]]  # a count by a count of what was asked
-            typed = 0.5 if asked.plural and not is_list(piece) else 1.0
-            if any(asked.counted) and not counts_what_was_asked(piece, asked.counted):
-                typed = 0.5
-        field = asked_field(text, asked.byline_keys) if asked.byline_keys else None
-        if field:  # "Author: GONG Qian" for "Who wrote ...?": the field says it
-            if span is None or kind not in ("when", "number"):
-                span = field
-            typed, support = 2.0, 1.0
-        return span, typed, support
+    def abstain_row(self, reading: Reading, best: Best) -> dict[str, float]:
+        """The abstention classifier's features for ``best`` (the fitting command's)."""
+        scores = self.scores(reading)
+        index = reading.candidates.index(best.candidate)
+        return self._question_features(reading, scores, index, best.features)
 
     # -- answering -----------------------------------------------------------------------
 
@@ -274,84 +296,64 @@ class Extractor:
         """The answer and ``None``, or ``None`` and why the corpus does not answer."""
         if not hits:
             return None, "No passage of the corpus matches the question."
-        kind, best = self.best_sentence(query, hits)
+        reading = self.read(query, hits)
+        best = self.choose(reading)
         if best is None:
             return None, "The matching passages have no sentences to quote."
-        reason = self.abstain_reason(query, kind, best)
-        if reason:
-            return None, reason
-        confidence = self.confidence(best)
-        if confidence < self.min_confidence:
+        if best.answerable < self.tuning.abstain_threshold:
+            return None, self.reason(reading, best)
+        if best.confidence < self.min_confidence:
             return None, (
-                f"The best answer found has confidence {confidence:.2f}, under the "
+                f"The best answer found has confidence {best.confidence:.2f}, under the "
                 f"configured minimum of {self.min_confidence:.2f}."
             )
-        return self.quote(best, kind, confidence), None
+        return self.quote(reading, best), None
 
     def unabstained(self, query: Query, hits: list[Hit]) -> Answer | None:
         """The answer the reader would quote if it never abstained (for the evaluation's
         reader-only metrics); None only when there is no sentence to quote."""
-        kind, best = self.best_sentence(query, hits)
-        return None if best is None else self.quote(best, kind, self.confidence(best))
+        reading = self.read(query, hits)
+        best = self.choose(reading)
+        return None if best is None else self.quote(reading, best)
 
-    def with_tuning(self, tuning: ReaderTuning) -> Extractor:
-        """This reader under other constants, sharing the index (for the fitting command)."""
-        other = copy.copy(self)
-        other.tuning = tuning
-        return other
-
-    def best_sentence(
-        self, query: Query, hits: list[Hit]
-    ) -> tuple[QuestionType, ScoredSentence | None]:
-        """The question's type and the best-scored sentence of the passages read."""
-        kind = question_type(query.text)
-        scored = self._score_sentences(query, kind, hits[: self.passages_read])
-        return kind, (scored[0] if scored else None)
-
-    def confidence(self, best: ScoredSentence) -> float:
-        """The calibrated confidence of quoting ``best``."""
-        tuning = self.tuning
-        return 1 / (
-            1 + math.exp(-(tuning.confidence_slope * best.score + tuning.confidence_intercept))
+    def reason(self, reading: Reading, best: Best) -> str:
+        """Why the corpus does not answer: what of the question the evidence lacks."""
+        features, analysis = best.features, reading.analysis
+        sentence = reading.sentences[best.candidate.sentence]
+        document = self.index.documents[reading.chunks[best.candidate.sentence].doc_id]
+        evidence = fold(
+            document.text[sentence.start : sentence.end]
+            + self._context(reading.chunks[best.candidate.sentence], sentence.row, sentence.start)
         )
-
-    def abstain_reason(self, query: Query, kind: QuestionType, best: ScoredSentence) -> str | None:
-        """Why the best sentence does not answer, or None if it may."""
-        tuning = self.tuning
-        script = "han" if is_han(query.language) else "latin"
-        min_similarity, min_coverage = tuning.abstain_below[script]
-        if best.similarity < min_similarity or best.coverage < min_coverage:
-            return (
-                "The sources do not seem to answer this: the closest sentence is too far from "
-                f"the question (similarity {best.similarity:.2f}, "
-                f"{best.coverage:.0%} of its key terms)."
-            )
-        weak = best.similarity < tuning.weak_similarity and best.support is not None
-        if best.support is not None and (
-            best.support < tuning.min_support or (weak and best.support < tuning.weak_support)
-        ):
-            missing = ", ".join(sorted(predicate_words(query))[:4])
+        missing = [m for m in (*analysis.numbers, *analysis.entities) if fold(m) not in evidence]
+        if missing and features["same_script"]:
+            named = ", ".join(f"«{m}»" for m in dict.fromkeys(missing))
+            return f"The sources do not mention {named} in the passages closest to the question."
+        unstated = _unstated_words(reading.query.text, analysis.predicate, evidence)
+        if unstated and features["same_script"]:
             return (
                 "The sources mention what the question is about but not what it asks: the "
-                f"closest passage says nothing of {missing}."
+                f"closest passage says nothing of {', '.join(unstated[:4])}."
             )
-        if best.span is None and kind in ("when", "number"):
-            wanted = "date or time" if kind == "when" else "number"
+        if analysis.answer_type not in OPEN_TYPES and not features["type_match"]:
             return (
-                f"The closest passage is about the question but gives no {wanted}: "
-                f"«{_excerpt(self.sentence_text(best))}»."
+                f"The closest passages are about the question but give no "
+                f"{_TYPE_WORDS.get(analysis.answer_type, analysis.answer_type)}."
             )
-        return None
+        return "The sources do not seem to answer this question."
 
-    def quote(self, best: ScoredSentence, kind: QuestionType, confidence: float) -> Answer:
+    def quote(self, reading: Reading, best: Best) -> Answer:
         """The answer record: the span (or the whole sentence) with its citation."""
-        start, end = best.span or (best.start, best.end)
-        document = self.index.documents[best.chunk.doc_id]
+        candidate = best.candidate
+        sentence = reading.sentences[candidate.sentence]
+        chunk = reading.chunks[candidate.sentence]
+        document = self.index.documents[chunk.doc_id]
+        start, end = candidate.start, candidate.end
         return Answer(
             text=document.text[start:end],
-            sentence=document.text[best.start : best.end],
-            sentence_start=best.start,
-            sentence_end=best.end,
+            sentence=document.text[sentence.start : sentence.end],
+            sentence_start=sentence.start,
+            sentence_end=sentence.end,
             citation=Citation(
                 doc_id=document.doc_id,
                 title=document.title,
@@ -361,7 +363,76 @@ class Extractor:
                 char_end=end,
                 quote=document.text[start:end],
             ),
-            confidence=round(confidence, 4),
-            language=best.chunk.language,
-            answer_type=kind if best.span else "sentence",
+            confidence=round(best.confidence, 4),
+            language=chunk.language,
+            answer_type="sentence" if candidate.label == SENTENCE else reading.analysis.answer_type,
         )
+
+    # -- claims --------------------------------------------------------------------------
+
+    def rank_sentences(
+        self, query: Query, hits: Iterable[Hit], closeness: tuple[float, float, float, float]
+    ) -> list[ScoredSentence]:
+        """The sentences of ``hits``, closest to the claim ``query`` first. ``closeness``
+        is the claim check's (similarity, coverage, passage prior, cross-script) weights."""
+        w_similarity, w_coverage, w_prior, cross_script = closeness
+        asked = self._asked(query, analyse_question(query))
+        hits = list(hits)
+        chunks, sentences = self._sentences(asked, hits)
+        ranked = []
+        for chunk, sentence in zip(chunks, sentences, strict=True):
+            f = sentence.features
+            read = [f[f"similarity_{n}"] for n in ("dense", "multilingual") if f[f"similarity_{n}"]]
+            similarity = sum(read) / len(read) if read else f["similarity_mean"]
+            same = bool(f["same_script"])
+            coverage = f["context_coverage"] if same else cross_script * similarity
+            support = f["support"] if same and f["has_predicate"] else None
+            score = w_similarity * similarity + w_coverage * coverage
+            score += w_prior * f["passage_prior"]
+            ranked.append(
+                ScoredSentence(
+                    sentence.row,
+                    chunk,
+                    sentence.start,
+                    sentence.end,
+                    similarity,
+                    coverage,
+                    support,
+                    score,
+                )
+            )
+        return sorted(ranked, key=lambda s: -s.score)
+
+
+def _columns(rows: np.ndarray, model: LinearModel) -> np.ndarray:
+    """The columns of ``rows`` (``CANDIDATE_FEATURES``) that ``model`` reads, in its order."""
+    return rows[:, [CANDIDATE_FEATURES.index(name) for name in model.features]]
+
+
+def _log_sum_exp(values: np.ndarray) -> float:
+    top = float(values.max())
+    return top + float(np.log(np.exp(values - top).sum()))
+
+
+_TYPE_WORDS = {
+    "person": "person's name",
+    "organisation": "organisation",
+    "place": "place",
+    "date": "date or time",
+    "number": "number",
+    "frequency": "frequency",
+    "duration": "duration",
+    "title": "title or name",
+    "list": "list",
+}
+
+
+def _unstated_words(question: str, predicate: frozenset[str], evidence: str) -> list[str]:
+    """The question's words whose predicate terms the evidence does not state."""
+    stated = content_terms(evidence)
+    words = []
+    for match in re.finditer(r"[^\W\d_]+", question):
+        terms = content_terms(match.group()) & predicate
+        if terms and not terms & stated:
+            words.append(match.group())
+    return list(dict.fromkeys(words))

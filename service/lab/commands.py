@@ -298,10 +298,13 @@ def fit_command(
     partial.write_text(text, encoding="utf-8")
     partial.replace(out)
     reader, claims_fit = provenance["reader"], provenance["claims"]
+    scorer = reader["candidate_scorer"]
+    top1 = scorer["top1_accuracy_cross_validated_by_l2"][str(scorer["l2"])]
     print(
-        f"reader: accuracy {reader['accuracy_train']:.3f} on the train split, "
-        f"{reader['accuracy_cross_validated']:.3f} held out ({folds}-fold); confidence ECE "
-        f"{reader['calibration']['ece_cross_validated']} held out\n"
+        f"reader, held out ({folds}-fold on the train split): the best candidate right "
+        f"{top1:.3f} of answerable questions; accuracy with abstention "
+        f"{reader['abstention']['accuracy_cross_validated']:.3f}; confidence ECE "
+        f"{reader['confidence']['ece_cross_validated']}\n"
         f"claims: label accuracy {claims_fit['label_accuracy_train']:.3f} on the train split, "
         f"{claims_fit['label_accuracy_cross_validated']:.3f} held out\n"
         f"wrote {out}"

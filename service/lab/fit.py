@@ -42,10 +42,10 @@ from tqdm.auto import tqdm
 from service.lab.evaluate import (
     Claim,
     Question,
-    answer_matches,
     expected_calibration_error,
     is_relevant,
 )
+from service.lab.fit_reader import fit_reader
 from service.tuned import (
     DEFAULT_GROUP,
     FORMAT,
@@ -60,13 +60,11 @@ from service.tuned import (
 __all__ = [
     "CLAIM_GRID",
     "FOLDS",
-    "READER_GRID",
     "Choice",
     "choose",
     "fit_claims",
     "fit_fusion",
     "fit_logistic",
-    "fit_reader",
     "stratified_folds",
     "tuned_json",
 ]
@@ -77,16 +75,6 @@ STRONG = (0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # hit@1 alone that protects a first hi
 MIN_GROUP = 20  # answerable train questions a group needs to be fitted on its own
 MIN_PAIR = 5  # first passages a retriever must rank in a language pair to be judged there
 KEEP_WITHIN = 5
-READER_GRID: dict[str, Sequence[float]] = {
-    "similarity": (0.2, 0.3, 0.45, 0.6),
-    "coverage": (0.3, 0.45, 0.6, 0.8),
-    "typed": (0.05, 0.15, 0.25, 0.4),
-    "latin_similarity": (0.16, 0.2, 0.24, 0.28, 0.32),
-    "han_similarity": (0.14, 0.18, 0.22, 0.26, 0.3),
-    "han_coverage": (0.0, 0.11, 0.22, 0.33),
-    "min_support": (0.0, 0.05, 0.15, 0.3),
-}
-WEIGHT_KEYS = ("similarity", "coverage", "typed")
 CLAIM_GRID: dict[str, Sequence[float]] = {
     "min_closeness": (0.3, 0.35, 0.4, 0.45, 0.5),
     "min_closeness_without_facts": (0.65, 0.7, 0.75, 0.8, 0.85),
@@ -355,99 +343,6 @@ def _fit_protection(
 # ---------------------------------------------------------------------------- the reader
 
 
-def _reader_tuning(base: ReaderTuning, point: dict[str, float]) -> ReaderTuning:
-    weights = (point["similarity"], point["coverage"], base.weights[2], point["typed"])
-    return replace(
-        base,
-        weights=weights,
-        abstain_below={
-            "latin": (point["latin_similarity"], base.abstain_below["latin"][1]),
-            "han": (point["han_similarity"], point["han_coverage"]),
-        },
-        min_support=point["min_support"],
-    )
-
-
-def fit_reader(
-    engine: Any, questions: Sequence[Question], *, folds: int = FOLDS, progress: bool = True
-) -> tuple[ReaderTuning, dict[str, Any]]:
-    """The reader's constants fitted on ``questions`` (the train split), and what the fit
-    measured. ``engine`` is the product; each question is retrieved once."""
-    from service.engine import clean_question
-
-    base = engine.tuned.reader
-    depth = base.passages_read
-    retrieved = []
-    for question in tqdm(questions, desc="retrieving", disable=not progress, file=sys.stderr):
-        query = engine.query(clean_question(question.question))
-        retrieved.append((query, engine.retriever.search(query, depth)))
-    weight_points = _grid(READER_GRID, WEIGHT_KEYS)
-    threshold_keys = [k for k in READER_GRID if k not in WEIGHT_KEYS]
-    threshold_points = _grid(READER_GRID, threshold_keys)
-    points, rows, reads = [], [], []  # reads: one per weights point, shared by its thresholds
-    bar = _bar(len(weight_points), "reader grid", progress)
-    for weights in weight_points:
-        reader = engine.extractor.with_tuning(_reader_tuning(base, weights | threshold_points[0]))
-        read = [reader.best_sentence(query, hits) for query, hits in retrieved]
-        span_right = [
-            best is not None
-            and question.answerable
-            and answer_matches(reader.quote(best, kind, 0.0).text, question.answers, question.parts)
-            for question, (kind, best) in zip(questions, read, strict=True)
-        ]
-        for thresholds in threshold_points:
-            point = weights | thresholds
-            judge = reader.with_tuning(_reader_tuning(base, point))
-            right = []
-            for question, (query, _), (kind, best), span in zip(
-                questions, retrieved, read, span_right, strict=True
-            ):
-                abstains = best is None or judge.abstain_reason(query, kind, best) is not None
-                right.append(span and not abstains if question.answerable else abstains)
-            points.append(point)
-            rows.append(right)
-        reads.append(read)
-        bar.update()
-    bar.close()
-    scores = np.asarray(rows, dtype=float)
-    split = stratified_folds([q.id for q in questions], [q.category for q in questions], folds)
-    choice = choose(scores, split)
-    chosen = points[choice.index]
-    tuning = _reader_tuning(base, chosen)
-    judge = engine.extractor.with_tuning(tuning)
-    x, y, calibration_folds = [], [], []
-    for question, (query, _), (kind, best), fold in zip(
-        questions, retrieved, reads[choice.index // len(threshold_points)], split, strict=True
-    ):
-        if best is None or judge.abstain_reason(query, kind, best) is not None:
-            continue
-        answered = judge.quote(best, kind, 0.0).text
-        x.append(best.score)
-        y.append(question.answerable and answer_matches(answered, question.answers, question.parts))
-        calibration_folds.append(fold)
-    (slope, intercept), calibration = _calibrate(x, y, np.asarray(calibration_folds, dtype=int))
-    tuning = replace(tuning, confidence_slope=slope, confidence_intercept=intercept)
-    record = {
-        "objective": "accuracy (a right answer, or an abstention on an unanswerable question)",
-        "grid": {k: list(v) for k, v in READER_GRID.items()},
-        "points": len(points),
-        "chosen": chosen,
-        "accuracy_train": choice.train,
-        "accuracy_cross_validated": choice.cross_validated,
-        "accuracy_per_fold": list(choice.per_fold),
-        "calibration": calibration,
-        "kept": [
-            "passages_read",
-            "weights.prior",
-            "cross_script",
-            "abstain_below.latin.coverage",
-            "weak_similarity",
-            "weak_support",
-        ],
-    }
-    return tuning, record
-
-
 # ----------------------------------------------------------------------------- the claims
 
 
@@ -527,11 +422,13 @@ def _curve(a: float, b: float, fallback: Any) -> Any:
 # ----------------------------------------------------------------------------- the file
 
 
+_CLOSENESS_KEYS = ("similarity", "coverage", "prior", "cross_script")
+
+
 def tuned_json(
     fusion: FusionTuning, reader: ReaderTuning, claims: ClaimTuning, provenance: dict[str, Any]
 ) -> str:
     """The tuned file's text (``service.tuned`` reads it back)."""
-    similarity, coverage, prior, typed = reader.weights
     data = {
         "format": FORMAT,
         "provenance": provenance,
@@ -542,28 +439,16 @@ def tuned_json(
         },
         "reader": {
             "passages_read": reader.passages_read,
-            "weights": {
-                "similarity": similarity,
-                "coverage": coverage,
-                "prior": prior,
-                "typed": typed,
-            },
-            "cross_script": reader.cross_script,
-            "abstain_below": {
-                script: {"similarity": s, "coverage": c}
-                for script, (s, c) in reader.abstain_below.items()
-            },
-            "confidence": {
-                "slope": round(reader.confidence_slope, 4),
-                "intercept": round(reader.confidence_intercept, 4),
-            },
-            "min_support": reader.min_support,
-            "weak_similarity": reader.weak_similarity,
-            "weak_support": reader.weak_support,
+            "sentence": reader.sentence.to_json(),
+            "span": reader.span.to_json(),
+            "abstain": reader.abstain.to_json(),
+            "abstain_threshold": reader.abstain_threshold,
+            "confidence": reader.confidence.to_json(),
         },
         "claims": {
             "passages_read": claims.passages_read,
             "sentences_read": claims.sentences_read,
+            "closeness": dict(zip(_CLOSENESS_KEYS, claims.closeness, strict=True)),
             "min_closeness": claims.min_closeness,
             "min_closeness_without_facts": claims.min_closeness_without_facts,
             "min_closeness_unverified": claims.min_closeness_unverified,
@@ -596,7 +481,9 @@ def fit(
     fusion, fusion_record = fit_fusion(engine, questions, folds=folds, progress=progress)
     engine = copy.copy(engine)  # the caller's engine keeps its fusion
     engine.retriever = engine.retriever.with_tuning(fusion)  # the reader reads what it fuses
-    reader, reader_record = fit_reader(engine, questions, folds=folds, progress=progress)
+    split = stratified_folds([q.id for q in questions], [q.category for q in questions], folds)
+    reader, reader_record = fit_reader(engine, questions, split, progress=progress)
+    engine.extractor = engine.extractor.with_tuning(reader)  # the claims read with it
     claim_tuning, claims_record = fit_claims(engine, claims, folds=folds, progress=progress)
     provenance = {
         "how": "fusion, reader and claim check fitted by `citeqa eval --fit` on the train "

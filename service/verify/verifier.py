@@ -176,7 +176,9 @@ class Verifier:
         tuning = self.tuning
         hits = self.engine.retriever.search(query, max(top_k, tuning.passages_read))
         retrieved = time.perf_counter()
-        ranked = self.engine.extractor.rank_sentences(query, hits[: tuning.passages_read])
+        ranked = self.engine.extractor.rank_sentences(
+            query, hits[: tuning.passages_read], tuning.closeness
+        )
         facts = self._facts(claim, claim=True)
         script = _script(claim)
         matches = tuple(

@@ -1,0 +1,217 @@
+"""What the reader's fitted models see: features of a sentence, of a candidate in it, and
+of a question's best candidate (for abstention).
+
+Every feature is a plain measurement (a cosine, a share of the question's terms, a
+distance, a flag); none is weighted here. The weights are fitted on the train split
+(``service.lab.fit``) and live in the tuned file (``service.answer.model.LinearModel``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from service.answer.analysis import Analysis
+from service.answer.candidates import OPEN_TYPES, Candidate, type_agreement
+from service.answer.spans import literal
+from service.records import Query
+from service.text.language import fold
+from service.text.tokenize import content_terms
+
+__all__ = [
+    "ABSTAIN_FEATURES",
+    "CANDIDATE_FEATURES",
+    "ENCODERS",
+    "SENTENCE_FEATURES",
+    "SPAN_FEATURES",
+    "Asked",
+    "SentenceFacts",
+    "abstain_features",
+    "candidate_features",
+]
+
+ENCODERS = ("dense", "multilingual", "e5")  # a similarity feature each (0 where it cannot read)
+
+SENTENCE_FEATURES = (
+    *(f"similarity_{name}" for name in ENCODERS),
+    "similarity_mean",
+    "similarity_rank",
+    "coverage",
+    "context_coverage",
+    "bridged_coverage",
+    "support",
+    "has_predicate",
+    "entities_found",
+    "has_entities",
+    "same_script",
+    "passage_prior",
+)
+SPAN_FEATURES = (
+    "type_match",
+    "type_related",
+    "whole",
+    "whole_open",
+    "whole_typed",
+    "echo",
+    "distance",
+    "length",
+    "agreement",
+    "counts_asked",
+    "plural_list",
+)
+CANDIDATE_FEATURES = (*SENTENCE_FEATURES, *SPAN_FEATURES)
+ABSTAIN_FEATURES = (
+    "best_logit",
+    "margin",
+    "similarity_mean",
+    "similarity_max",
+    "coverage",
+    "bridged_coverage",
+    "support",
+    "has_predicate",
+    "entities_found",
+    "has_entities",
+    "same_script",
+    "type_match",
+    "open_type",
+    "typed_in_reach",
+)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What every sentence is compared with, worked out once per question."""
+
+    query: Query
+    analysis: Analysis
+    idf: Mapping[str, float]  # of the question's terms, predicate and bridged terms
+    mentions: tuple[str, ...]  # folded entities and numbers of the question
+
+    def bridged_share(self, found: frozenset[str]) -> float:
+        """How much of the question the sentence states in the other language: the idf of
+        the bridged terms it holds over the idf of the question's own terms (at most 1;
+        a bridged term list holds every sense of every word, so its own total means little)."""
+        total = sum(self.idf.get(t, 0.0) for t in self.query.terms)
+        held = sum(self.idf.get(t, 0.0) for t in self.analysis.bridged & found)
+        return min(held / total, 1.0) if total else 0.0
+
+    def share(self, terms: frozenset[str], found: frozenset[str]) -> float:
+        """The idf-weighted share of ``terms`` that ``found`` holds (0 without terms)."""
+        total = sum(self.idf.get(t, 0.0) for t in terms)
+        return sum(self.idf.get(t, 0.0) for t in terms & found) / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class SentenceFacts:
+    """One sentence of a question's top passages, with its sentence-level features."""
+
+    row: int
+    start: int  # document offsets
+    end: int
+    features: Mapping[str, float]
+
+
+def sentence_features(
+    asked: Asked,
+    text: str,
+    context: str,
+    similarities: Mapping[str, float],
+    *,
+    same_script: bool,
+    passage_rank: int,
+) -> dict[str, float]:
+    """The sentence-level features of one sentence (``similarity_rank`` is set later,
+    when every sentence of the question has its similarity)."""
+    own = content_terms(text)
+    around = content_terms(context) | own
+    query, analysis = asked.query, asked.analysis
+    folded = fold(text + "\n" + context)
+    found = [m for m in asked.mentions if m in folded]
+    read = [v for v in similarities.values()]
+    features = {f"similarity_{name}": similarities.get(name, 0.0) for name in ENCODERS}
+    features |= {
+        "similarity_mean": sum(read) / len(read) if read else 0.0,
+        "similarity_rank": 0.0,
+        "coverage": asked.share(query.terms, own) if same_script else 0.0,
+        "context_coverage": asked.share(query.terms, around) if same_script else 0.0,
+        "bridged_coverage": asked.bridged_share(own),
+        "support": asked.share(analysis.predicate, around | own),
+        "has_predicate": float(bool(analysis.predicate)),
+        "entities_found": len(found) / len(asked.mentions) if asked.mentions else 1.0,
+        "has_entities": float(bool(asked.mentions)),
+        "same_script": float(same_script),
+        "passage_prior": 1.0 / math.sqrt(passage_rank),
+    }
+    return features
+
+
+def candidate_features(
+    asked: Asked,
+    sentence: SentenceFacts,
+    candidate: Candidate,
+    text: str,
+    agreement: int,
+) -> dict[str, float]:
+    """The features of ``candidate`` (``text``: the document's text); ``agreement`` is how
+    many other sentences of the question hold a candidate with the same folded text."""
+    analysis = asked.analysis
+    piece = text[candidate.start : candidate.end]
+    sentence_text = text[sentence.start : sentence.end]
+    match, related = type_agreement(analysis.answer_type, candidate.label)
+    is_open = analysis.answer_type in OPEN_TYPES
+    own = content_terms(piece)
+    folded_sentence = fold(sentence_text)
+    anchors = [m.start() for t in asked.query.terms for m in literal(t).finditer(folded_sentence)]
+    left, right = candidate.start - sentence.start, candidate.end - sentence.start
+    distance = min(
+        (0 if left <= a <= right else min(abs(a - left), abs(a - right)) for a in anchors),
+        default=len(sentence_text),
+    )
+    counted = analysis.counted
+    return {
+        **sentence.features,
+        "type_match": match,
+        "type_related": related,
+        "whole": float(candidate.whole),
+        "whole_open": float(candidate.whole and is_open),
+        "whole_typed": float(candidate.whole and not is_open),
+        "echo": len(own & asked.query.terms) / len(own) if own else 0.0,
+        "distance": 0.0 if candidate.whole else distance / max(len(sentence_text), 1),
+        "length": math.log1p(len(piece)),
+        "agreement": math.log1p(agreement),
+        "counts_asked": float(bool(counted) and fold(counted) in fold(piece)),
+        "plural_list": float(analysis.plural and candidate.label == "LIST"),
+    }
+
+
+def abstain_features(
+    best: Mapping[str, float],
+    logits: Sequence[float],
+    best_logit: float,
+    *,
+    open_type: bool,
+    typed_in_reach: bool,
+) -> dict[str, float]:
+    """The question-level features of the abstention classifier: the best candidate's
+    features and score, its margin over the runner-up, and whether any candidate of the
+    asked type was in reach."""
+    ordered = sorted(logits, reverse=True)
+    margin = ordered[0] - ordered[1] if len(ordered) > 1 else 5.0
+    similarities = [best[f"similarity_{name}"] for name in ENCODERS]
+    return {
+        "best_logit": best_logit,
+        "margin": min(margin, 5.0),
+        "similarity_mean": best["similarity_mean"],
+        "similarity_max": max(similarities),
+        "coverage": best["coverage"],
+        "bridged_coverage": best["bridged_coverage"],
+        "support": best["support"],
+        "has_predicate": best["has_predicate"],
+        "entities_found": best["entities_found"],
+        "has_entities": best["has_entities"],
+        "same_script": best["same_script"],
+        "type_match": best["type_match"],
+        "open_type": float(open_type),
+        "typed_in_reach": float(typed_in_reach),
+    }
