@@ -6,6 +6,7 @@ The public face of ``service.index``; code outside the package imports from here
 - ``build``: ``build_index``, a new generation from the corpus folder, published;
 - ``vectors``: the previous generation's vectors reused, new text encoded once;
 - ``texts``: what the encoders encode (chunks under their title, sentences);
+- ``annotations``: the typed spans of every sentence (``spans.npy``), reused by text;
 - ``stores``: each encoder's dense store in a generation (FAISS files or Milvus);
 - ``load``: ``check_index`` and ``load_index``, with the last-good fallback;
 - ``encoders``: the encoders loaded as the settings say;
