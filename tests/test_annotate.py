@@ -59,6 +59,12 @@ def test_an_english_person_is_tagged(annotator: Annotator) -> None:
     assert ("Seoul", "PLACE") in found  # spaCy's GPE
 
 
+def test_an_entity_keeps_what_is_hyphened_to_it(annotator: Annotator) -> None:
+    found = spans_of(annotator, "The forum was organized by Gyeongsangbuk-do and held in Gyeongju.")
+    names = [text for text, label in found if label != "NOUN"]
+    assert "Gyeongsangbuk-do" in names and "Gyeongsangbuk" not in names
+
+
 def test_english_numbers_dates_and_noun_chunks_come_from_the_parser(annotator: Annotator) -> None:
     found = spans_of(annotator, "The forum drew 38 members from 5 countries on May 31, 2024.")
     assert {("38", "NUMBER"), ("May 31, 2024", "DATE"), ("The forum", "NOUN")} <= set(found)

@@ -25,6 +25,10 @@ from service.server.errors import MAX_BODY_BYTES
 from service.server.links import view_url
 from service.server.pages import document_page
 
+ANSWER_TYPES = {
+    "person", "organisation", "place", "date", "number", "frequency", "duration", "title",
+    "list", "reason", "manner", "definition", "other", "sentence",
+}  # fmt: skip
 ASK_KEYS = {"question", "answer", "abstained", "abstain_reason", "passages", "timings_ms"}
 ANSWER_KEYS = {
     "text",
@@ -133,7 +137,7 @@ def test_ask_contract(client: TestClient, corpus_index: CorpusIndex) -> None:
     assert set(answer) == ANSWER_KEYS
     assert set(answer["citation"]) == CITATION_KEYS
     assert 0.0 <= answer["confidence"] <= 1.0
-    assert answer["answer_type"] in {"when", "number", "who", "where", "other", "sentence"}
+    assert answer["answer_type"] in ANSWER_TYPES
     document = corpus_index.documents[answer["citation"]["doc_id"]]
     assert answer["citation"]["title"] == document.title
     assert answer["citation"]["published"] == document.published
@@ -602,7 +606,7 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("schema", "field", "values"),
     [
-        ("AnswerOut", "answer_type", {"when", "number", "who", "where", "other", "sentence"}),
+        ("AnswerOut", "answer_type", ANSWER_TYPES),
         ("VerifyResponse", "verdict", {"supported", "contradicted", "not_found"}),
         ("EvidenceOut", "stance", {"supports", "contradicts", "related"}),
         ("MismatchOut", "kind", {"number", "date", "person", "place", "organization"}),

@@ -44,7 +44,8 @@ from service.answer.features import (
 from service.answer.model import LinearModel
 from service.index import CorpusIndex
 from service.records import Answer, Chunk, Citation, Hit, Query
-from service.text.language import fold, shares_script
+from service.text.bridge import cedict
+from service.text.language import detect_language, fold, shares_script
 from service.text.tokenize import content_terms
 from service.tuned import ReaderTuning
 
@@ -169,18 +170,43 @@ class Extractor:
         return found
 
     def _asked(self, query: Query, analysis: Analysis) -> Asked:
-        terms = query.terms | analysis.predicate | analysis.bridged
-        mentions = tuple(
-            dict.fromkeys(
-                fold(m) for m in (*analysis.entities, *analysis.numbers) if fold(m).strip()
-            )
+        bridge = self._bridge(query)
+        terms = query.terms | analysis.predicate | set(bridge)
+        idf = {t: self.index.lexical.idf(t) for t in terms}
+        return Asked(
+            query,
+            analysis,
+            idf,
+            _folded(analysis.entities),
+            _folded(analysis.numbers),
+            self._focus_terms(analysis.focus),
+            bridge,
         )
-        return Asked(query, analysis, {t: self.index.lexical.idf(t) for t in terms}, mentions)
+
+    def _focus_terms(self, focus: str | None) -> frozenset[str]:
+        """The focus noun's terms and their translations ("budget": 预算 as well)."""
+        if not focus:
+            return frozenset()
+        own = content_terms(focus)
+        if detect_language(focus) == "en":
+            return own | set(cedict().to_chinese(focus, self.index.lexical.knows))
+        return own | set(cedict().to_english(focus))
+
+    def _bridge(self, query: Query) -> dict[str, float]:
+        """The question's terms carried into the other language, weighted as the bridge
+        retriever weighs them (an English word's headwords share its weight)."""
+        if query.language == "en":
+            return cedict().to_chinese(query.text, self.index.lexical.knows)
+        if query.language.startswith("zh") or query.language == "ja":
+            return cedict().to_english(query.text)
+        return {}
 
     def _sentences(
         self, asked: Asked, hits: Iterable[Hit]
     ) -> tuple[list[Chunk], list[SentenceFacts]]:
         chunks, facts = [], []
+        hits = list(hits)
+        top = hits[0].score if hits else 0.0
         for hit in hits:
             document = self.index.documents[hit.chunk.doc_id]
             rows = self._sentence_rows(hit.chunk)
@@ -195,6 +221,8 @@ class Extractor:
                     {name: float(values[i]) for name, values in similarities.items()},
                     same_script=same_script,
                     passage_rank=hit.rank,
+                    passage_score=hit.score - top,
+                    passage_votes=sum(r <= 5 for r in hit.ranks.values()) / _RETRIEVERS,
                 )
                 chunks.append(hit.chunk)
                 facts.append(SentenceFacts(row, start, end, features))
@@ -231,6 +259,8 @@ class Extractor:
             )
             rows.append([values[name] for name in CANDIDATE_FEATURES])
         matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(CANDIDATE_FEATURES))
+        _sentence_holds(matrix, candidates)
+        _lists_of_type(matrix, candidates, EXPECTED.get(analysis.answer_type, frozenset()))
         return Reading(query, analysis, tuple(chunks), tuple(sentences), tuple(candidates), matrix)
 
     def _text(self, chunks: list[Chunk] | tuple[Chunk, ...], candidate: Candidate) -> str:
@@ -276,10 +306,16 @@ class Extractor:
     ) -> dict[str, float]:
         answer_type = reading.analysis.answer_type
         wanted = EXPECTED.get(answer_type, frozenset())
+        row = reading.rows[best : best + 1]
+        raw = (
+            float(self.tuning.sentence.logits(_columns(row, self.tuning.sentence))[0]),
+            float(self.tuning.span.logits(_columns(row, self.tuning.span))[0]),
+        )
         return abstain_features(
             features,
             scores.tolist(),
             float(scores[best]),
+            raw=raw,
             open_type=answer_type in OPEN_TYPES,
             typed_in_reach=any(c.label in wanted for c in reading.candidates),
         )
@@ -402,6 +438,43 @@ class Extractor:
                 )
             )
         return sorted(ranked, key=lambda s: -s.score)
+
+
+def _sentence_holds(rows: np.ndarray, candidates: list[Candidate]) -> None:
+    """Fill each sentence's ``holds_type`` / ``holds_related`` in ``rows``: whether any of
+    its candidates is of the asked type (or a related one)."""
+    if not len(rows):
+        return
+    sentence_of = np.asarray([c.sentence for c in candidates])
+    for feature, source in (("holds_type", "type_match"), ("holds_related", "type_related")):
+        column, values = CANDIDATE_FEATURES.index(feature), CANDIDATE_FEATURES.index(source)
+        for sentence in np.unique(sentence_of):
+            inside = sentence_of == sentence
+            rows[inside, column] = rows[inside, values].max()
+
+
+def _lists_of_type(rows: np.ndarray, candidates: list[Candidate], wanted: frozenset[str]) -> None:
+    """Mark in ``rows`` each list that holds two or more candidates of the asked type
+    ("中國地震局、日本氣象廳和韓國氣象廳" for "which agencies")."""
+    column = CANDIDATE_FEATURES.index("list_of_type")
+    for n, candidate in enumerate(candidates):
+        if candidate.label != "LIST":
+            continue
+        inside = sum(
+            other.label in wanted
+            and other.sentence == candidate.sentence
+            and candidate.start <= other.start
+            and other.end <= candidate.end
+            for other in candidates
+        )
+        rows[n, column] = float(inside >= 2)
+
+
+_RETRIEVERS = 5  # the product's retrievers: a passage's votes are a share of them
+
+
+def _folded(mentions: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(fold(m) for m in mentions if fold(m).strip()))
 
 
 def _columns(rows: np.ndarray, model: LinearModel) -> np.ndarray:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from service.answer.analysis import Analysis
 from service.answer.candidates import OPEN_TYPES, Candidate, type_agreement
-from service.answer.spans import literal
 from service.records import Query
 from service.text.language import fold
-from service.text.tokenize import content_terms
+from service.text.tokenize import content_terms, literal
 
 __all__ = [
     "ABSTAIN_FEATURES",
@@ -40,12 +39,24 @@ SENTENCE_FEATURES = (
     "coverage",
     "context_coverage",
     "bridged_coverage",
+    "bridged_context",
     "support",
     "has_predicate",
     "entities_found",
     "has_entities",
+    "numbers_found",
+    "has_numbers",
+    "focus_found",
+    "has_focus",
     "same_script",
     "passage_prior",
+    "passage_score",
+    "passage_votes",
+    "coverage_either",
+    "similarity_e5_across",
+    "similarity_multilingual_across",
+    "holds_type",  # set once every candidate is known (Extractor.read)
+    "holds_related",
 )
 SPAN_FEATURES = (
     "type_match",
@@ -53,17 +64,27 @@ SPAN_FEATURES = (
     "whole",
     "whole_open",
     "whole_typed",
+    "whole_plural",
     "echo",
     "distance",
     "length",
     "agreement",
     "counts_asked",
     "plural_list",
+    "list_of_type",  # set once every candidate is known (Extractor.read)
 )
 CANDIDATE_FEATURES = (*SENTENCE_FEATURES, *SPAN_FEATURES)
 ABSTAIN_FEATURES = (
     "best_logit",
+    "sentence_raw",
+    "span_raw",
     "margin",
+    "similarity_e5",
+    "coverage_either",
+    "context_coverage",
+    "bridged_context",
+    "holds_type",
+    "passage_score",
     "similarity_mean",
     "similarity_max",
     "coverage",
@@ -72,6 +93,10 @@ ABSTAIN_FEATURES = (
     "has_predicate",
     "entities_found",
     "has_entities",
+    "numbers_found",
+    "has_numbers",
+    "focus_found",
+    "has_focus",
     "same_script",
     "type_match",
     "open_type",
@@ -86,15 +111,18 @@ class Asked:
     query: Query
     analysis: Analysis
     idf: Mapping[str, float]  # of the question's terms, predicate and bridged terms
-    mentions: tuple[str, ...]  # folded entities and numbers of the question
+    mentions: tuple[str, ...]  # folded entities of the question
+    numbers: tuple[str, ...]  # folded numbers, ordinals and dates of the question
+    focus: frozenset[str]  # the focus noun's terms, in both languages (empty: no focus)
+    bridge: Mapping[str, float]  # index terms of the other language, weighted (the bridge's)
 
     def bridged_share(self, found: frozenset[str]) -> float:
-        """How much of the question the sentence states in the other language: the idf of
-        the bridged terms it holds over the idf of the question's own terms (at most 1;
-        a bridged term list holds every sense of every word, so its own total means little)."""
-        total = sum(self.idf.get(t, 0.0) for t in self.query.terms)
-        held = sum(self.idf.get(t, 0.0) for t in self.analysis.bridged & found)
-        return min(held / total, 1.0) if total else 0.0
+        """How much of the question the sentence states in the other language: the share
+        of the bridge's weighted terms (each English word's Chinese headwords share its
+        weight, and the reverse; ``service.text.bridge``) that ``found`` holds, by idf."""
+        total = sum(w * self.idf.get(t, 0.0) for t, w in self.bridge.items())
+        held = sum(w * self.idf.get(t, 0.0) for t, w in self.bridge.items() if t in found)
+        return held / total if total else 0.0
 
     def share(self, terms: frozenset[str], found: frozenset[str]) -> float:
         """The idf-weighted share of ``terms`` that ``found`` holds (0 without terms)."""
@@ -120,14 +148,19 @@ def sentence_features(
     *,
     same_script: bool,
     passage_rank: int,
+    passage_score: float,
+    passage_votes: float,
 ) -> dict[str, float]:
     """The sentence-level features of one sentence (``similarity_rank`` is set later,
-    when every sentence of the question has its similarity)."""
+    when every sentence of the question has its similarity). ``passage_score`` is the
+    passage's fused score less the first passage's; ``passage_votes`` the share of the
+    retrievers that ranked it in their top 5."""
     own = content_terms(text)
     around = content_terms(context) | own
     query, analysis = asked.query, asked.analysis
     folded = fold(text + "\n" + context)
     found = [m for m in asked.mentions if m in folded]
+    numbers = [m for m in asked.numbers if m in folded]
     read = [v for v in similarities.values()]
     features = {f"similarity_{name}": similarities.get(name, 0.0) for name in ENCODERS}
     features |= {
@@ -136,13 +169,29 @@ def sentence_features(
         "coverage": asked.share(query.terms, own) if same_script else 0.0,
         "context_coverage": asked.share(query.terms, around) if same_script else 0.0,
         "bridged_coverage": asked.bridged_share(own),
+        "bridged_context": asked.bridged_share(around),
         "support": asked.share(analysis.predicate, around | own),
         "has_predicate": float(bool(analysis.predicate)),
         "entities_found": len(found) / len(asked.mentions) if asked.mentions else 1.0,
         "has_entities": float(bool(asked.mentions)),
+        "numbers_found": len(numbers) / len(asked.numbers) if asked.numbers else 1.0,
+        "has_numbers": float(bool(asked.numbers)),
+        "focus_found": float(bool(asked.focus & around)) if asked.focus else 1.0,
+        "has_focus": float(bool(asked.focus)),
         "same_script": float(same_script),
         "passage_prior": 1.0 / math.sqrt(passage_rank),
+        "passage_score": passage_score,
+        "passage_votes": passage_votes,
+        "holds_type": 0.0,
+        "holds_related": 0.0,
     }
+    # a linear model cannot multiply: the evidence that counts differs across scripts
+    across = 0.0 if same_script else 1.0
+    features["coverage_either"] = (
+        features["context_coverage"] if same_script else features["bridged_context"]
+    )
+    features["similarity_e5_across"] = across * features["similarity_e5"]
+    features["similarity_multilingual_across"] = across * features["similarity_multilingual"]
     return features
 
 
@@ -176,12 +225,16 @@ def candidate_features(
         "whole": float(candidate.whole),
         "whole_open": float(candidate.whole and is_open),
         "whole_typed": float(candidate.whole and not is_open),
+        "whole_plural": float(
+            candidate.whole and (analysis.plural or analysis.answer_type == "list")
+        ),
         "echo": len(own & asked.query.terms) / len(own) if own else 0.0,
         "distance": 0.0 if candidate.whole else distance / max(len(sentence_text), 1),
         "length": math.log1p(len(piece)),
         "agreement": math.log1p(agreement),
         "counts_asked": float(bool(counted) and fold(counted) in fold(piece)),
         "plural_list": float(analysis.plural and candidate.label == "LIST"),
+        "list_of_type": 0.0,
     }
 
 
@@ -190,18 +243,29 @@ def abstain_features(
     logits: Sequence[float],
     best_logit: float,
     *,
+    raw: tuple[float, float],
     open_type: bool,
     typed_in_reach: bool,
 ) -> dict[str, float]:
     """The question-level features of the abstention classifier: the best candidate's
     features and score, its margin over the runner-up, and whether any candidate of the
-    asked type was in reach."""
+    asked type was in reach. ``raw`` is the sentence and span models' own scores of the
+    best candidate (before the softmax over the question's candidates, which hides how
+    good the best one is in itself)."""
     ordered = sorted(logits, reverse=True)
     margin = ordered[0] - ordered[1] if len(ordered) > 1 else 5.0
     similarities = [best[f"similarity_{name}"] for name in ENCODERS]
     return {
         "best_logit": best_logit,
+        "sentence_raw": raw[0],
+        "span_raw": raw[1],
         "margin": min(margin, 5.0),
+        "similarity_e5": best["similarity_e5"],
+        "coverage_either": best["coverage_either"],
+        "context_coverage": best["context_coverage"],
+        "bridged_context": best["bridged_context"],
+        "holds_type": best["holds_type"],
+        "passage_score": best["passage_score"],
         "similarity_mean": best["similarity_mean"],
         "similarity_max": max(similarities),
         "coverage": best["coverage"],
@@ -210,6 +274,10 @@ def abstain_features(
         "has_predicate": best["has_predicate"],
         "entities_found": best["entities_found"],
         "has_entities": best["has_entities"],
+        "numbers_found": best["numbers_found"],
+        "has_numbers": best["has_numbers"],
+        "focus_found": best["focus_found"],
+        "has_focus": best["has_focus"],
         "same_script": best["same_script"],
         "type_match": best["type_match"],
         "open_type": float(open_type),

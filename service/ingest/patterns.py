@@ -2,8 +2,7 @@
 
 jieba cuts 2024年5月27日 into six numerals and 五次 into a numeral and a measure word; these
 patterns keep each a single date or count, with its measure word, and the build-time
-annotator (``service.ingest.annotate``) prefers them to jieba's pieces. Moved here from
-``service.answer.spans``, which imports them until it is retired.
+annotator (``service.ingest.annotate``) prefers them to jieba's pieces.
 """
 
 from __future__ import annotations

@@ -299,10 +299,10 @@ def fit_command(
     partial.replace(out)
     reader, claims_fit = provenance["reader"], provenance["claims"]
     scorer = reader["candidate_scorer"]
-    top1 = scorer["top1_accuracy_cross_validated_by_l2"][str(scorer["l2"])]
     print(
         f"reader, held out ({folds}-fold on the train split): the best candidate right "
-        f"{top1:.3f} of answerable questions; accuracy with abstention "
+        f"{scorer['answer_accuracy_cross_validated']:.3f} of answerable questions, token F1 "
+        f"{scorer['f1_cross_validated']:.3f}; accuracy with abstention "
         f"{reader['abstention']['accuracy_cross_validated']:.3f}; confidence ECE "
         f"{reader['confidence']['ece_cross_validated']}\n"
         f"claims: label accuracy {claims_fit['label_accuracy_train']:.3f} on the train split, "

@@ -18,6 +18,7 @@ Only the rows given (the train split) are read.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -39,7 +40,9 @@ from service.tuned import ReaderTuning
 
 __all__ = ["L2_GRID", "THRESHOLDS", "fit_reader", "fit_softmax", "fit_weighted_logistic"]
 
-L2_GRID = (1.0, 10.0, 100.0, 1000.0)
+L2_GRID = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+ABSTAIN_L2_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+TIERS = (0.2, 0.4, 0.6, 1.0)  # how much F1 a precise span may give up and stay a positive
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.1, 0.91, 0.05))
 _CONFIDENCE_FEATURES = ("candidate_logit", "answerable")
 
@@ -50,11 +53,23 @@ class _Item:
 
     question: Question
     reading: Any  # service.answer.extractor.Reading
-    positives: np.ndarray  # bool per candidate
     right: np.ndarray  # bool per candidate: answer_matches (what accuracy counts)
+    f1: np.ndarray  # token F1 per candidate against the gold answers
+
+    def positives(self, tier: float) -> np.ndarray:
+        """The right candidates whose F1 is within ``tier`` of the best right one's: the
+        span model learns to prefer a precise span by that much over a longer one."""
+        if not self.right.any():
+            return self.right
+        best = self.f1[self.right].max()
+        return self.right & (self.f1 >= best - tier)
+
+    @property
+    def sentence_of(self) -> np.ndarray:
+        return np.asarray([c.sentence for c in self.reading.candidates])
 
 
-def _label(question: Question, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _item(question: Question, reading: Any, texts: Sequence[str]) -> _Item:
     right = np.asarray(
         [
             question.answerable and answer_matches(t, question.answers, question.parts)
@@ -62,12 +77,8 @@ def _label(question: Question, texts: Sequence[str]) -> tuple[np.ndarray, np.nda
         ],
         dtype=bool,
     )
-    if not right.any():
-        return right, right
-    f1 = np.asarray(
-        [token_f1(t, question.answers) if r else 0.0 for t, r in zip(texts, right, strict=True)]
-    )
-    return right & (f1 >= f1.max() - 0.2), right
+    f1 = np.asarray([token_f1(t, question.answers) if question.answerable else 0.0 for t in texts])
+    return _Item(question, reading, right, f1)
 
 
 # ------------------------------------------------------------------------------- models
@@ -140,61 +151,118 @@ def _sentence_groups(items: Sequence[_Item]) -> list[tuple[np.ndarray, np.ndarra
     columns = [CANDIDATE_FEATURES.index(name) for name in SENTENCE_FEATURES]
     groups = []
     for item in items:
-        sentence_of = np.asarray([c.sentence for c in item.reading.candidates])
+        sentence_of = item.sentence_of
         firsts = np.flatnonzero(np.r_[True, sentence_of[1:] != sentence_of[:-1]])
         held = np.asarray([item.right[sentence_of == sentence_of[f]].any() for f in firsts])
         groups.append((item.reading.rows[firsts][:, columns], held))
     return groups
 
 
-def _span_groups(items: Sequence[_Item]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _span_groups(items: Sequence[_Item], tier: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per sentence that holds a positive: its candidates' span features and labels."""
     columns = [CANDIDATE_FEATURES.index(name) for name in SPAN_FEATURES]
     groups = []
     for item in items:
-        sentence_of = np.asarray([c.sentence for c in item.reading.candidates])
-        for sentence in np.unique(sentence_of[item.positives]):
+        sentence_of, positives = item.sentence_of, item.positives(tier)
+        for sentence in np.unique(sentence_of[positives]):
             inside = sentence_of == sentence
-            groups.append((item.reading.rows[inside][:, columns], item.positives[inside]))
+            groups.append((item.reading.rows[inside][:, columns], positives[inside]))
     return groups
 
 
-def _fit_pair(items: Sequence[_Item], l2: float, base: ReaderTuning) -> ReaderTuning:
-    sentence = fit_softmax(_sentence_groups(items), l2, SENTENCE_FEATURES)
-    span = fit_softmax(_span_groups(items), l2, SPAN_FEATURES)
-    return replace(base, sentence=sentence, span=span)
+@dataclass(frozen=True)
+class _Choice:
+    sentence_l2: float
+    span_l2: float
+    tier: float
+    held_out: dict[str, Any]  # the cross-validated figures behind each choice
 
 
-def _top_right(extractor: Any, tuning: ReaderTuning, items: Sequence[_Item]) -> np.ndarray:
-    """Whether each item's best candidate under ``tuning`` is right."""
+def _held_out(
+    items: Sequence[_Item], folds: np.ndarray, fit: Any, score: Any
+) -> tuple[float, list[Any]]:
+    """The mean of ``score(model, held-out items)`` over the folds, ``fit(items)`` fitted
+    on the others; and the per-fold models."""
+    values, models = [], []
+    for fold in sorted(set(folds.tolist())):
+        model = fit([i for i, f in zip(items, folds, strict=True) if f != fold])
+        models.append(model)
+        values += score(model, [i for i, f in zip(items, folds, strict=True) if f == fold])
+    return float(np.mean(values)), models
+
+
+def _sentence_right(model: LinearModel, items: Sequence[_Item]) -> list[float]:
+    """Whether the sentence ``model`` ranks first holds a right candidate."""
+    columns = [CANDIDATE_FEATURES.index(name) for name in SENTENCE_FEATURES]
+    found = []
+    for item in items:
+        best = int(np.argmax(model.logits(item.reading.rows[:, columns])))
+        found.append(float(item.right[item.sentence_of == item.sentence_of[best]].any()))
+    return found
+
+
+def _answer_quality(extractor: Any, tuning: ReaderTuning, items: Sequence[_Item]) -> list[Any]:
+    """Per item: whether the best candidate under ``tuning`` is right, and its F1."""
     reader = extractor.with_tuning(tuning)
-    return np.asarray(
-        [bool(i.right[int(np.argmax(reader.scores(i.reading)))]) for i in items], dtype=float
-    )
+    chosen = [int(np.argmax(reader.scores(i.reading))) for i in items]
+    return [(float(i.right[c]), float(i.f1[c])) for i, c in zip(items, chosen, strict=True)]
 
 
 def _fit_candidates(
     extractor: Any, items: Sequence[_Item], folds: np.ndarray, bar: tqdm[Any]
-) -> tuple[float, dict[str, float], list[ReaderTuning]]:
-    """The chosen L2, the cross-validated top-1 accuracy per L2, and the tunings fitted
-    on all folds but one (one per fold) at the chosen L2."""
-    answerable = [n for n, i in enumerate(items) if i.question.answerable]
-    held: dict[float, float] = {}
-    per_fold: dict[float, list[ReaderTuning]] = {}
+) -> tuple[_Choice, list[ReaderTuning]]:
+    """The penalties and the tier, chosen by k-fold CV on the answerable items: the
+    sentence model's L2 by how often its first sentence holds the answer; then the span
+    model's L2 and the tier by the mean of answer accuracy and F1. Returns the choice and
+    the per-fold tunings at it (for the out-of-fold abstention rows)."""
     base = extractor.tuning
+    sentence_scores = {}
     for l2 in L2_GRID:
-        scores, tunings = np.zeros(len(answerable)), []
-        for fold in sorted(set(folds.tolist())):
-            inside = [items[n] for n in answerable if folds[n] != fold]
-            tuning = _fit_pair(inside, l2, base)
-            tunings.append(tuning)
-            out = [k for k, n in enumerate(answerable) if folds[n] == fold]
-            scores[out] = _top_right(extractor, tuning, [items[answerable[k]] for k in out])
-            bar.update()
-        held[l2] = float(scores.mean())
-        per_fold[l2] = tunings
-    chosen = max(L2_GRID, key=lambda l2: (held[l2], -abs(np.log10(l2) - 1)))
-    return chosen, {str(k): round(v, 4) for k, v in held.items()}, per_fold[chosen]
+        sentence_scores[l2], _ = _held_out(
+            items,
+            folds,
+            lambda part, l2=l2: fit_softmax(_sentence_groups(part), l2, SENTENCE_FEATURES),
+            _sentence_right,
+        )
+        bar.update()
+    sentence_l2 = _best(sentence_scores)
+
+    def fit(part: Sequence[_Item], span_l2: float, tier: float) -> ReaderTuning:
+        sentence = fit_softmax(_sentence_groups(part), sentence_l2, SENTENCE_FEATURES)
+        span = fit_softmax(_span_groups(part, tier), span_l2, SPAN_FEATURES)
+        return replace(base, sentence=sentence, span=span)
+
+    answer_scores, per_fold = {}, {}
+    for span_l2, tier in itertools.product(L2_GRID, TIERS):
+        quality, per_fold[span_l2, tier] = _held_out(
+            items,
+            folds,
+            lambda part, a=span_l2, b=tier: fit(part, a, b),
+            lambda tuning, part: [
+                (right + f1) / 2 for right, f1 in _answer_quality(extractor, tuning, part)
+            ],
+        )
+        answer_scores[span_l2, tier] = quality
+        bar.update()
+    span_l2, tier = _best(answer_scores)
+    choice = _Choice(
+        sentence_l2,
+        span_l2,
+        tier,
+        {
+            "sentence_top1_by_l2": {f"{k:g}": round(v, 4) for k, v in sentence_scores.items()},
+            "answer_accuracy_and_f1_by_span_l2_and_tier": {
+                f"{a:g},{b:g}": round(v, 4) for (a, b), v in answer_scores.items()
+            },
+        },
+    )
+    return choice, per_fold[span_l2, tier]
+
+
+def _best(scores: dict[Any, float]) -> Any:
+    """The best key; ties go to the first in the grid's order."""
+    top = max(scores.values())
+    return next(key for key, value in scores.items() if value >= top - 1e-12)
 
 
 def _out_of_fold(
@@ -217,21 +285,30 @@ def _out_of_fold(
 def _fit_abstention(
     rows: np.ndarray, answerable: np.ndarray, right: np.ndarray, folds: np.ndarray
 ) -> tuple[LinearModel, float, np.ndarray, dict[str, Any]]:
-    """The abstention classifier, its threshold (chosen by held-out accuracy) and the
-    out-of-fold probabilities."""
-    probabilities = np.zeros(len(rows))
-    for fold in sorted(set(folds.tolist())):
-        inside = folds != fold
-        model = fit_weighted_logistic(rows[inside], answerable[inside], 1.0, ABSTAIN_FEATURES)
-        probabilities[~inside] = model.probabilities(rows[~inside])
+    """The abstention classifier (its L2 chosen by held-out log loss), its threshold
+    (chosen by held-out accuracy) and the out-of-fold probabilities."""
+    losses, by_l2 = {}, {}
+    for l2 in ABSTAIN_L2_GRID:
+        predicted = np.zeros(len(rows))
+        for fold in sorted(set(folds.tolist())):
+            inside = folds != fold
+            model = fit_weighted_logistic(rows[inside], answerable[inside], l2, ABSTAIN_FEATURES)
+            predicted[~inside] = model.probabilities(rows[~inside])
+        clipped = np.clip(predicted, 1e-6, 1 - 1e-6)
+        losses[l2] = float(-np.mean(np.where(answerable, np.log(clipped), np.log(1 - clipped))))
+        by_l2[l2] = predicted
+    l2 = min(losses, key=lambda key: losses[key])
+    probabilities = by_l2[l2]
     accuracy = {}
     for threshold in THRESHOLDS:
         answers = probabilities >= threshold
         handled = np.where(answerable, answers & right, ~answers)
         accuracy[threshold] = float(handled.mean())
     chosen = max(THRESHOLDS, key=lambda t: (accuracy[t], -abs(t - 0.5)))
-    model = fit_weighted_logistic(rows, answerable, 1.0, ABSTAIN_FEATURES)
+    model = fit_weighted_logistic(rows, answerable, l2, ABSTAIN_FEATURES)
     record = {
+        "l2": l2,
+        "log_loss_cross_validated_by_l2": {f"{k:g}": round(v, 4) for k, v in losses.items()},
         "threshold": chosen,
         "accuracy_cross_validated": round(accuracy[chosen], 4),
         "accuracy_by_threshold": {str(t): round(a, 4) for t, a in accuracy.items()},
@@ -270,14 +347,28 @@ def fit_reader(
     for question in tqdm(questions, desc="reading", disable=not progress, file=sys.stderr):
         query = engine.query(clean_question(question.question))
         reading = extractor.read(query, engine.retriever.search(query, depth))
-        positives, right = _label(question, extractor.candidate_texts(reading))
-        items.append(_Item(question, reading, positives, right))
-    k = len(set(folds.tolist()))
-    with tqdm(total=k * len(L2_GRID), desc="candidate scorer", disable=not progress) as bar:
-        l2, by_l2, fold_tunings = _fit_candidates(extractor, items, folds, bar)
-    answerable_items = [i for i in items if i.question.answerable and i.positives.any()]
-    pair = _fit_pair([i for i in items if i.question.answerable], l2, extractor.tuning)
+        items.append(_item(question, reading, extractor.candidate_texts(reading)))
+    answerable_items = [i for i in items if i.question.answerable]
+    answerable_folds = folds[[i.question.answerable for i in items]]
+    steps = len(L2_GRID) * (1 + len(TIERS))
+    with tqdm(total=steps, desc="candidate scorer", disable=not progress) as bar:
+        choice, per_fold = _fit_candidates(extractor, answerable_items, answerable_folds, bar)
+    sentence = fit_softmax(
+        _sentence_groups(answerable_items), choice.sentence_l2, SENTENCE_FEATURES
+    )
+    span = fit_softmax(_span_groups(answerable_items, choice.tier), choice.span_l2, SPAN_FEATURES)
+    pair = replace(extractor.tuning, sentence=sentence, span=span)
+    # unanswerable questions get the model of their fold too, through their fold number
+    fold_ids = sorted(set(answerable_folds.tolist()))
+    fold_tunings = [
+        per_fold[fold_ids.index(f)] if f in fold_ids else pair for f in range(max(folds) + 1)
+    ]
     rows, logits, right = _out_of_fold(extractor, items, folds, fold_tunings)
+    answered = [
+        _answer_quality(extractor, t, [i])
+        for i, t in zip(items, [fold_tunings[f] for f in folds], strict=True)
+        if i.question.answerable
+    ]
     answerable = np.asarray([i.question.answerable for i in items], dtype=bool)
     abstain, threshold, probabilities, abstain_record = _fit_abstention(
         rows, answerable, right, folds
@@ -287,12 +378,19 @@ def fit_reader(
     record = {
         "candidate_scorer": {
             "model": "conditional logits: which sentence of the question's, then which "
-            "candidate of that sentence; one L2 for both, chosen by CV",
+            "candidate of that sentence",
             "l2_grid": list(L2_GRID),
-            "l2": l2,
-            "top1_accuracy_cross_validated_by_l2": by_l2,
+            "tiers": list(TIERS),
+            "sentence_l2": choice.sentence_l2,
+            "span_l2": choice.span_l2,
+            "tier": choice.tier,
+            **choice.held_out,
+            "answer_accuracy_cross_validated": round(
+                float(np.mean([a[0][0] for a in answered])), 4
+            ),
+            "f1_cross_validated": round(float(np.mean([a[0][1] for a in answered])), 4),
             "questions": len(answerable_items),
-            "candidates": int(sum(len(i.positives) for i in items)),
+            "candidates": int(sum(len(i.right) for i in items)),
         },
         "abstention": abstain_record,
         "confidence": confidence_record,

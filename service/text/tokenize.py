@@ -29,7 +29,7 @@ import snowballstemmer
 from service.text.language import CJK_RE, fold, fold_kanji, has_kana
 from service.text.words import cut
 
-__all__ = ["TOKENIZER_VERSION", "content_terms", "tokenize", "word_term"]
+__all__ = ["TOKENIZER_VERSION", "content_terms", "literal", "tokenize", "word_term"]
 
 # Bump when tokenize() changes: the manifest records it and a stale index is refused.
 TOKENIZER_VERSION = "cjk-bi+jieba3+kanji+snowball-en+irregular+names/3"
@@ -224,3 +224,10 @@ def content_terms(text: str) -> frozenset[str]:
         for token in _terms(text, words=False)
         if not (CJK_RE.match(token) and len(token) == 1) and token not in _QUESTION_WORDS
     )
+
+
+# Compiled once per term: the questions' terms outnumber the re module's own cache.
+@lru_cache(maxsize=4096)
+def literal(term: str) -> re.Pattern[str]:
+    """A pattern matching ``term`` literally (where a question's terms occur in a text)."""
+    return re.compile(re.escape(term))
