@@ -68,3 +68,12 @@ def test_the_logistic_fit_is_calibrated_on_its_own_data() -> None:
     model = fit_weighted_logistic(x, y, 0.01, ("x",))
     assert model.probabilities(x).mean() == pytest.approx(y.mean(), abs=0.01)
     assert model.weights[0] / model.scale[0] == pytest.approx(2.0, abs=0.3)
+
+
+def test_a_mention_is_found_as_written_or_through_its_translation() -> None:
+    from service.answer.features import Mention
+
+    ninth = Mention("ninth", frozenset({"第九"}))
+    assert ninth.found("the ninth summit", frozenset())
+    assert ninth.found("第九次领导人会议", frozenset({"第九", "会议"}))
+    assert not ninth.found("the tenth summit", frozenset({"第十"}))

@@ -36,8 +36,10 @@ from service.answer.candidates import EXPECTED, OPEN_TYPES, SENTENCE, Candidate,
 from service.answer.features import (
     CANDIDATE_FEATURES,
     Asked,
+    Mention,
     SentenceFacts,
     abstain_features,
+    anchors_in,
     candidate_features,
     sentence_features,
 )
@@ -177,20 +179,27 @@ class Extractor:
             query,
             analysis,
             idf,
-            _folded(analysis.entities),
-            _folded(analysis.numbers),
+            self._mentions(analysis.entities),
+            self._mentions(analysis.numbers),
             self._focus_terms(analysis.focus),
             bridge,
         )
+
+    def _translated(self, text: str) -> frozenset[str]:
+        """The index terms of ``text`` in the other language (CC-CEDICT)."""
+        if detect_language(text) == "en":
+            return frozenset(cedict().to_chinese(text, self.index.lexical.knows))
+        return frozenset(cedict().to_english(text))
 
     def _focus_terms(self, focus: str | None) -> frozenset[str]:
         """The focus noun's terms and their translations ("budget": 预算 as well)."""
         if not focus:
             return frozenset()
-        own = content_terms(focus)
-        if detect_language(focus) == "en":
-            return own | set(cedict().to_chinese(focus, self.index.lexical.knows))
-        return own | set(cedict().to_english(focus))
+        return content_terms(focus) | self._translated(focus)
+
+    def _mentions(self, mentions: Iterable[str]) -> tuple[Mention, ...]:
+        folded = dict.fromkeys(fold(m) for m in mentions if fold(m).strip())
+        return tuple(Mention(m, self._translated(m)) for m in folded)
 
     def _bridge(self, query: Query) -> dict[str, float]:
         """The question's terms carried into the other language, weighted as the bridge
@@ -225,7 +234,8 @@ class Extractor:
                     passage_votes=sum(r <= 5 for r in hit.ranks.values()) / _RETRIEVERS,
                 )
                 chunks.append(hit.chunk)
-                facts.append(SentenceFacts(row, start, end, features))
+                anchors = anchors_in(asked, document.text[start:end])
+                facts.append(SentenceFacts(row, start, end, features, anchors))
         order = sorted(range(len(facts)), key=lambda i: -facts[i].features["similarity_mean"])
         for rank, i in enumerate(order):
             facts[i].features["similarity_rank"] = 1.0 / (1 + rank)  # type: ignore[index]
@@ -357,13 +367,17 @@ class Extractor:
         features, analysis = best.features, reading.analysis
         sentence = reading.sentences[best.candidate.sentence]
         document = self.index.documents[reading.chunks[best.candidate.sentence].doc_id]
-        evidence = fold(
-            document.text[sentence.start : sentence.end]
-            + self._context(reading.chunks[best.candidate.sentence], sentence.row, sentence.start)
-        )
-        missing = [m for m in (*analysis.numbers, *analysis.entities) if fold(m) not in evidence]
-        if missing and features["same_script"]:
-            named = ", ".join(f"«{m}»" for m in dict.fromkeys(missing))
+        raw = document.text[sentence.start : sentence.end] + "\n"
+        raw += self._context(reading.chunks[best.candidate.sentence], sentence.row, sentence.start)
+        evidence, terms = fold(raw), content_terms(raw)
+        missing = [
+            written
+            for written in dict.fromkeys((*analysis.numbers, *analysis.entities))
+            if fold(written).strip()
+            and not Mention(fold(written), self._translated(written)).found(evidence, terms)
+        ]
+        if missing:
+            named = ", ".join(f"«{m}»" for m in missing)
             return f"The sources do not mention {named} in the passages closest to the question."
         unstated = _unstated_words(reading.query.text, analysis.predicate, evidence)
         if unstated and features["same_script"]:
@@ -471,10 +485,6 @@ def _lists_of_type(rows: np.ndarray, candidates: list[Candidate], wanted: frozen
 
 
 _RETRIEVERS = 5  # the product's retrievers: a passage's votes are a share of them
-
-
-def _folded(mentions: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(fold(m) for m in mentions if fold(m).strip()))
 
 
 def _columns(rows: np.ndarray, model: LinearModel) -> np.ndarray:

@@ -25,8 +25,10 @@ __all__ = [
     "SENTENCE_FEATURES",
     "SPAN_FEATURES",
     "Asked",
+    "Mention",
     "SentenceFacts",
     "abstain_features",
+    "anchors_in",
     "candidate_features",
 ]
 
@@ -105,14 +107,28 @@ ABSTAIN_FEATURES = (
 
 
 @dataclass(frozen=True)
+class Mention:
+    """A name or number of the question: as written (folded) and as translated."""
+
+    folded: str
+    translated: frozenset[str]  # index terms of the other language (CC-CEDICT)
+
+    def found(self, folded_text: str, terms: frozenset[str]) -> bool:
+        """Whether a text (folded, and its index terms) states it, in either language."""
+        return self.folded in folded_text or bool(self.translated & terms)
+
+
+@dataclass(frozen=True)
 class Asked:
     """What every sentence is compared with, worked out once per question."""
 
     query: Query
     analysis: Analysis
     idf: Mapping[str, float]  # of the question's terms, predicate and bridged terms
-    mentions: tuple[str, ...]  # folded entities of the question
-    numbers: tuple[str, ...]  # folded numbers, ordinals and dates of the question
+    # the question's entities, and its numbers, ordinals and dates: each folded, with its
+    # dictionary translations (index terms) for a sentence in the other script
+    mentions: tuple[Mention, ...]
+    numbers: tuple[Mention, ...]
     focus: frozenset[str]  # the focus noun's terms, in both languages (empty: no focus)
     bridge: Mapping[str, float]  # index terms of the other language, weighted (the bridge's)
 
@@ -138,6 +154,7 @@ class SentenceFacts:
     start: int  # document offsets
     end: int
     features: Mapping[str, float]
+    anchors: tuple[int, ...] = ()  # where the question's terms occur (sentence offsets)
 
 
 def sentence_features(
@@ -159,8 +176,8 @@ def sentence_features(
     around = content_terms(context) | own
     query, analysis = asked.query, asked.analysis
     folded = fold(text + "\n" + context)
-    found = [m for m in asked.mentions if m in folded]
-    numbers = [m for m in asked.numbers if m in folded]
+    found = [m for m in asked.mentions if m.found(folded, around)]
+    numbers = [m for m in asked.numbers if m.found(folded, around)]
     read = [v for v in similarities.values()]
     features = {f"similarity_{name}": similarities.get(name, 0.0) for name in ENCODERS}
     features |= {
@@ -195,6 +212,12 @@ def sentence_features(
     return features
 
 
+def anchors_in(asked: Asked, sentence: str) -> tuple[int, ...]:
+    """Where the question's terms occur in ``sentence`` (offsets in its folding)."""
+    folded = fold(sentence)
+    return tuple(m.start() for t in asked.query.terms for m in literal(t).finditer(folded))
+
+
 def candidate_features(
     asked: Asked,
     sentence: SentenceFacts,
@@ -210,8 +233,7 @@ def candidate_features(
     match, related = type_agreement(analysis.answer_type, candidate.label)
     is_open = analysis.answer_type in OPEN_TYPES
     own = content_terms(piece)
-    folded_sentence = fold(sentence_text)
-    anchors = [m.start() for t in asked.query.terms for m in literal(t).finditer(folded_sentence)]
+    anchors = sentence.anchors
     left, right = candidate.start - sentence.start, candidate.end - sentence.start
     distance = min(
         (0 if left <= a <= right else min(abs(a - left), abs(a - right)) for a in anchors),

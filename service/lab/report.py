@@ -431,8 +431,9 @@ def _abstention(
     return [
         "## Abstention trade-off (test split)",
         "",
-        "The product abstains by its rules (similarity, term coverage and predicate support; "
-        "see the README). A confidence floor (`CITEQA_MIN_CONFIDENCE`, now "
+        "The product abstains when its fitted abstention classifier gives the question less "
+        "than the fitted threshold's probability of being answerable (see the README). "
+        "A confidence floor (`CITEQA_MIN_CONFIDENCE`, now "
         f"{min_confidence:.2f}) turns low-confidence answers into abstentions as well; this is "
         "what moving it does on the test split.",
         "",
