@@ -15,19 +15,20 @@ from service.records import Document
 EVAL = Path(__file__).resolve().parent.parent / "eval"
 QUESTIONS = EVAL / "questions.jsonl"
 CLAIMS = EVAL / "claims.jsonl"
-AT_LEAST = {
+AT_LEAST = {  # both splits; issue 20 added 150 train rows in the weak categories
     "en": 50,
-    "paraphrase": 60,
-    "cross-lingual": 60,
-    "zh-on-en": 40,
+    "paraphrase": 80,
+    "cross-lingual": 85,
+    "zh-on-en": 60,
     "zh-Hans": 20,
     "zh-Hant": 20,
     "zh-Hans-on-zh-Hant": 20,
-    "ja": 15,
-    "ko": 15,
-    "multi": 25,
-    "unanswerable": 70,
+    "ja": 30,
+    "ko": 30,
+    "multi": 35,
+    "unanswerable": 145,
 }
+TEST_SPLIT = {"questions": 150, "claims": 60}  # the blind rows, kept whole as train grows
 TRAPS = {"off-topic", "unstated", "false-premise", "type-trap"}
 KINDS = {"number", "date", "place", "person", "organisation", "qualifier", "ordinal"}
 
@@ -42,7 +43,7 @@ def _normal(text: str) -> str:
 
 def test_the_question_set_has_every_category_in_its_size() -> None:
     questions = load_questions(QUESTIONS)
-    assert len(questions) >= 450
+    assert len(questions) >= 600
     counts = Counter(q.category for q in questions)
     for category, minimum in AT_LEAST.items():
         assert counts[category] >= minimum, category
@@ -76,12 +77,13 @@ def test_unanswerable_questions_say_which_trap_they_set() -> None:
 
 
 @pytest.mark.parametrize("path", [QUESTIONS, CLAIMS], ids=["questions", "claims"])
-def test_the_test_split_is_a_third_and_shares_nothing_with_train(path: Path) -> None:
+def test_the_test_split_is_kept_whole_and_shares_nothing_with_train(path: Path) -> None:
     rows = _rows(path)
     assert len({r["id"] for r in rows}) == len(rows)  # ids unique
     splits = Counter(r["split"] for r in rows)
     assert set(splits) == {"train", "test"}
-    assert splits["test"] >= len(rows) / 3 - 1
+    assert splits["test"] >= TEST_SPLIT[path.stem]  # no blind row dropped or moved to train
+    assert splits["test"] >= len(rows) / 4 - 1  # and still a sizeable share
     text = "question" if path == QUESTIONS else "claim"
     train = {_normal(r[text]) for r in rows if r["split"] == "train"}
     leaked = [r["id"] for r in rows if r["split"] == "test" and _normal(r[text]) in train]
