@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.answer.features import CANDIDATE_FEATURES
+from service.answer.features import SENTENCE_FEATURES, SPAN_FEATURES
 from service.config import Settings
 from service.engine import Engine
 from service.lab import commands, fit, fit_reader
@@ -80,7 +80,7 @@ def test_the_fit_reads_only_the_train_split(
     def fake_fit(engine: Any, questions: Any, claims: Any, *args: Any, **kwargs: Any) -> Any:
         seen["questions"], seen["claims"] = questions, claims
         reader = {
-            "candidate_scorer": {"l2": 1.0, "top1_accuracy_cross_validated_by_l2": {"1.0": 0.5}},
+            "candidate_scorer": {"answer_accuracy_cross_validated": 0.5, "f1_cross_validated": 0.4},
             "abstention": {"accuracy_cross_validated": 0.4},
             "confidence": {"ece_cross_validated": 0.1},
         }
@@ -123,7 +123,8 @@ def test_a_small_fit_writes_constants_the_service_loads(
     path = tmp_path / "tuned.json"
     path.write_text(text, encoding="utf-8")
     tuned = load_tuned(path)
-    assert tuned.reader.candidate.features == CANDIDATE_FEATURES
+    assert tuned.reader.sentence.features == SENTENCE_FEATURES
+    assert tuned.reader.span.features == SPAN_FEATURES
     assert tuned.reader.abstain_threshold in fit_reader.THRESHOLDS
     assert tuned.claims.min_closeness in fit.CLAIM_GRID["min_closeness"]
     assert set(tuned.fusion.weights["other"]) == set(engine.retriever.retrievers)
@@ -133,7 +134,8 @@ def test_a_small_fit_writes_constants_the_service_loads(
         and provenance["fusion"]["points"] == 2 ** len(engine.retriever.retrievers) - 1
     )
     reader = provenance["reader"]
-    assert reader["candidate_scorer"]["l2"] == 1.0
+    scorer = reader["candidate_scorer"]
+    assert scorer["sentence_l2"] == scorer["span_l2"] == 1.0 and scorer["tier"] in fit_reader.TIERS
     assert 0 <= reader["abstention"]["accuracy_cross_validated"] <= 1
     assert 0 <= reader["confidence"]["ece_cross_validated"] <= 1
     assert provenance["data"][0]["train_rows"] == len(questions[::6])

@@ -13,8 +13,8 @@ def test_the_packaged_file_loads_with_its_provenance() -> None:
     tuned = load_tuned()
     assert tuned.path == PACKAGED
     reader = tuned.reader
-    candidate = reader.candidate
-    assert candidate.features and len(candidate.weights) == len(candidate.features)
+    for model in (reader.sentence, reader.span, reader.abstain, reader.confidence):
+        assert model.features and len(model.weights) == len(model.features)
     assert 0 < reader.abstain_threshold < 1 and reader.confidence.features
     assert tuned.claims.sentences_read >= tuned.claims.passages_read > 0
     assert tuned.provenance["how"] and tuned.provenance["data"]
@@ -47,9 +47,9 @@ def test_a_missing_value_is_named(tmp_path: Path) -> None:
 def test_a_changed_value_is_what_the_stage_reads(tmp_path: Path) -> None:
     raw = json.loads(PACKAGED.read_text(encoding="utf-8"))
     raw["reader"]["abstain_threshold"] = 0.123
-    raw["reader"]["candidate"]["weights"][0] = 7.5
+    raw["reader"]["sentence"]["weights"][0] = 7.5
     reader = load_tuned(_write(tmp_path, raw)).reader
-    assert reader.abstain_threshold == 0.123 and reader.candidate.weights[0] == 7.5
+    assert reader.abstain_threshold == 0.123 and reader.sentence.weights[0] == 7.5
 
 
 def test_a_model_with_mismatched_lengths_is_refused(tmp_path: Path) -> None:

@@ -78,6 +78,10 @@ SPAN_FEATURES = (
 CANDIDATE_FEATURES = (*SENTENCE_FEATURES, *SPAN_FEATURES)
 ABSTAIN_FEATURES = (
     "best_logit",
+    "missing_numbers",
+    "missing_entities",
+    "missing_focus",
+    "unsupported",
     "sentence_raw",
     "span_raw",
     "margin",
@@ -279,6 +283,11 @@ def abstain_features(
     similarities = [best[f"similarity_{name}"] for name in ENCODERS]
     return {
         "best_logit": best_logit,
+        # what the question names and the evidence lacks: a linear model cannot multiply
+        "missing_numbers": best["has_numbers"] * (1 - best["numbers_found"]),
+        "missing_entities": best["has_entities"] * (1 - best["entities_found"]),
+        "missing_focus": best["has_focus"] * (1 - best["focus_found"]),
+        "unsupported": best["has_predicate"] * (1 - best["support"]),
         "sentence_raw": raw[0],
         "span_raw": raw[1],
         "margin": min(margin, 5.0),

@@ -38,9 +38,15 @@ from service.answer.model import LinearModel
 from service.lab.evaluate import Question, answer_matches, expected_calibration_error, token_f1
 from service.tuned import ReaderTuning
 
-__all__ = ["L2_GRID", "THRESHOLDS", "fit_reader", "fit_softmax", "fit_weighted_logistic"]
+__all__ = [
+    "L2_GRID",
+    "THRESHOLDS",
+    "fit_reader",
+    "fit_softmax",
+    "fit_weighted_logistic",
+]
 
-L2_GRID = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+L2_GRID = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 ABSTAIN_L2_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 TIERS = (0.2, 0.4, 0.6, 1.0)  # how much F1 a precise span may give up and stay a positive
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.1, 0.91, 0.05))
