@@ -249,12 +249,13 @@ def test_the_e5_retriever_finds_the_earthquake_agencies_passage(
 def test_a_question_is_not_encoded_by_e5_unless_something_reads_it(
     engine: Engine, settings: Settings
 ) -> None:
-    """A question gets an e5 vector only when a retriever that reads it is asked (the reader
-    keeps its two encoders), so a product without e5 pays nothing for it."""
+    """A question gets an e5 vector only when a retriever or the reader reads it, so a
+    product configured without e5 pays nothing for it."""
     assert "e5" in engine.retriever.retrievers
-    assert set(engine.extractor.readers) == {"dense", "multilingual"}
+    assert set(engine.extractor.readers) == {"dense", "multilingual", "e5"}
     assert "e5" in engine.query("Who organised the NEAR forum?").vectors
+    two = settings.model_copy(update={"reader_encoders": ("dense", "multilingual")})
     without = Engine.from_settings(
-        settings, index=engine.index, retrievers=["dense", "multilingual", "bm25"]
+        two, index=engine.index, retrievers=["dense", "multilingual", "bm25"]
     )
     assert "e5" not in without.query("Who organised the NEAR forum?").vectors
