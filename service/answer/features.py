@@ -76,25 +76,15 @@ SPAN_FEATURES = (
     "list_of_type",  # set once every candidate is known (Extractor.read)
 )
 CANDIDATE_FEATURES = (*SENTENCE_FEATURES, *SPAN_FEATURES)
-ABSTAIN_FEATURES = (
-    "best_logit",
-    "missing_numbers",
-    "missing_entities",
-    "missing_focus",
-    "unsupported",
-    "sentence_raw",
-    "span_raw",
-    "margin",
+# The best candidate's own features the abstention classifier reads as they are.
+_CARRIED = (
     "similarity_e5",
-    "coverage_either",
-    "context_coverage",
-    "bridged_context",
-    "holds_type",
-    "passage_score",
     "similarity_mean",
-    "similarity_max",
     "coverage",
+    "context_coverage",
+    "coverage_either",
     "bridged_coverage",
+    "bridged_context",
     "support",
     "has_predicate",
     "entities_found",
@@ -104,9 +94,23 @@ ABSTAIN_FEATURES = (
     "focus_found",
     "has_focus",
     "same_script",
+    "holds_type",
     "type_match",
+    "passage_score",
+)
+ABSTAIN_FEATURES = (
+    "best_logit",
+    "sentence_raw",
+    "span_raw",
+    "margin",
+    "similarity_max",
+    "missing_numbers",
+    "missing_entities",
+    "missing_focus",
+    "unsupported",
     "open_type",
     "typed_in_reach",
+    *_CARRIED,
 )
 
 
@@ -280,37 +284,18 @@ def abstain_features(
     good the best one is in itself)."""
     ordered = sorted(logits, reverse=True)
     margin = ordered[0] - ordered[1] if len(ordered) > 1 else 5.0
-    similarities = [best[f"similarity_{name}"] for name in ENCODERS]
     return {
         "best_logit": best_logit,
+        "sentence_raw": raw[0],
+        "span_raw": raw[1],
+        "margin": min(margin, 5.0),
+        "similarity_max": max(best[f"similarity_{name}"] for name in ENCODERS),
         # what the question names and the evidence lacks: a linear model cannot multiply
         "missing_numbers": best["has_numbers"] * (1 - best["numbers_found"]),
         "missing_entities": best["has_entities"] * (1 - best["entities_found"]),
         "missing_focus": best["has_focus"] * (1 - best["focus_found"]),
         "unsupported": best["has_predicate"] * (1 - best["support"]),
-        "sentence_raw": raw[0],
-        "span_raw": raw[1],
-        "margin": min(margin, 5.0),
-        "similarity_e5": best["similarity_e5"],
-        "coverage_either": best["coverage_either"],
-        "context_coverage": best["context_coverage"],
-        "bridged_context": best["bridged_context"],
-        "holds_type": best["holds_type"],
-        "passage_score": best["passage_score"],
-        "similarity_mean": best["similarity_mean"],
-        "similarity_max": max(similarities),
-        "coverage": best["coverage"],
-        "bridged_coverage": best["bridged_coverage"],
-        "support": best["support"],
-        "has_predicate": best["has_predicate"],
-        "entities_found": best["entities_found"],
-        "has_entities": best["has_entities"],
-        "numbers_found": best["numbers_found"],
-        "has_numbers": best["has_numbers"],
-        "focus_found": best["focus_found"],
-        "has_focus": best["has_focus"],
-        "same_script": best["same_script"],
-        "type_match": best["type_match"],
         "open_type": float(open_type),
         "typed_in_reach": float(typed_in_reach),
+        **{name: best[name] for name in _CARRIED},
     }
