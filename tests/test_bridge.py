@@ -77,6 +77,28 @@ def dictionary() -> Dictionary:
     return cedict()
 
 
+def test_a_question_is_carried_into_the_other_language_once(dictionary: Dictionary) -> None:
+    """What the bridge retriever searches with and the reader measures sentences by: one
+    cached, read-only translation of the question (moved here from the question analysis,
+    which no longer carries one of its own)."""
+    known = _every_term
+    english = dictionary.carried("When was the counter-terrorism consultation held?", "han", known)
+    assert "磋商" in english
+    assert (
+        dictionary.carried("When was the counter-terrorism consultation held?", "han", known)
+        is english
+    )
+    chinese = dictionary.carried("反恐磋商于何时举行？", "latin", known)
+    assert "consult" in chinese
+    assert "terror" in chinese
+    with pytest.raises(TypeError):
+        chinese["consult"] = 0.0  # type: ignore[index]
+
+
+def _every_term(term: str) -> bool:
+    return True
+
+
 def test_counter_terrorism_reaches_anti_terrorism(dictionary: Dictionary) -> None:
     """反恐 is "anti-terrorism" in the dictionary; "terrorism" is most of it, so it counts
     for "counter-terrorism", beside 磋商 for "consultation"."""

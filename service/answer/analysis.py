@@ -87,7 +87,6 @@ class Analysis:
     entities: tuple[str, ...]  # names, acronyms, titles in the question, as written
     numbers: tuple[str, ...]  # numbers, ordinals and dates in the question, as written
     predicate: frozenset[str]  # content terms of what is asked about the subject
-    bridged: frozenset[str]  # the question's content terms in the other language
 
 
 # ---------------------------------------------------------------------------- focus types
@@ -209,7 +208,6 @@ def _fold_han(text: str) -> str:
 
 # ------------------------------------------------------------------- names and numbers
 _QUOTED_RE = re.compile(r"\"([^\"]{2,})\"|“([^”]{2,})”|《([^》]+)》|「([^」]+)」|『([^』]+)』")
-_LATIN_WORD_RE = re.compile(r"[A-Za-z]+")
 _LATIN_RUN_RE = re.compile(r"[A-Za-z][A-Za-z0-9'’.&-]*(?:[ \t]+[A-Za-z][A-Za-z0-9'’.&-]*)*")
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _NUMBER_WORDS = (
@@ -762,7 +760,7 @@ def _japanese(query: Query) -> Analysis:
 _KO_ASKS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
     (re.compile("왜"), "reason"),
     (re.compile("얼마나 자주|몇 번마다|얼마 만에 한 번"), "frequency"),
-    (re.compile("얼마나 오래|얼마 동안|얼마 동안|몇 년 동안|몇 시간"), "duration"),
+    (re.compile("얼마나 오래|얼마 동안|몇 년 동안|몇 시간"), "duration"),
     (re.compile("누구|누가"), "person"),
     (re.compile("언제|몇 년도|몇 월|며칠"), "date"),
     (re.compile("어떻게"), "manner"),
@@ -823,29 +821,6 @@ def _korean(query: Query) -> Analysis:
 
 
 # ------------------------------------------------------------------------------ together
-def _bridged(query: Query) -> frozenset[str]:
-    """The question's content terms in the other language (``service.text.bridge``):
-    Chinese terms for the English words of an English question, English stems (and the
-    pinyin of names) for the Han characters of a Chinese, Japanese or Korean one."""
-    bridged: set[str] = set()
-    if query.language == "en":
-        for word in dict.fromkeys(_LATIN_WORD_RE.findall(query.text)):
-            bridged.update(_chinese_terms(word))
-    if CJK_RE.search(query.text):
-        bridged.update(cedict().to_english(query.text))
-    return frozenset(bridged)
-
-
-@lru_cache(maxsize=65536)
-def _chinese_terms(word: str) -> frozenset[str]:
-    """The Chinese index terms of one English word (``Dictionary.to_chinese``), cached:
-    questions share most of their words, and a word's translations hardly depend on the
-    rest of the question (on the train questions, the terms of a whole question and the
-    union of its words' agree at a Jaccard index of 0.99 at the median), while
-    translating a whole question costs about 1 ms, a third of the analysis."""
-    return frozenset(cedict().to_chinese(word, lambda _: True))
-
-
 def _analysis(
     query: Query, reading: _Reading, entities: list[str], numbers: tuple[str, ...], words: list[str]
 ) -> Analysis:
@@ -861,12 +836,11 @@ def _analysis(
         entities=tuple(dict.fromkeys(entities)),
         numbers=numbers,
         predicate=predicate,
-        bridged=_bridged(query),
     )
 
 
 def analyse_question(query: Query) -> Analysis:
-    """The answer type, focus, names, numbers, predicate and bridged terms of a question.
+    """The answer type, focus, names, numbers and predicate of a question.
 
     Args:
         query: the question as ``service.encode.query.analyse`` made it (vectors are not

