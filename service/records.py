@@ -41,7 +41,8 @@ AnswerType = Literal[
     "list", "reason", "manner", "definition", "other", "sentence",
 ]  # fmt: skip
 Stance = Literal["supports", "contradicts", "related"]  # of one evidence sentence
-FactKind = Literal["number", "date", "person", "place", "organization"]  # a checkable value
+# a checkable value of a claim
+FactKind = Literal["number", "date", "ordinal", "person", "place", "organization"]
 Verdict = Literal["supported", "contradicted", "not_found"]  # on a whole claim
 FusionName = Literal[
     "fitted", "competent_zscore", "competent_rrf", "rrf", "minmax"
@@ -211,7 +212,7 @@ class Evidence:
     stance: Stance
     mismatches: tuple[Mismatch, ...]
     matched: int  # how many of the claim's facts it states the same way
-    closeness: float  # the sentence's score against the claim
+    closeness: float  # P(the sentence is about the claim's event), fitted on the train split
 
 
 @dataclass(frozen=True)

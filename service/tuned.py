@@ -29,7 +29,7 @@ __all__ = [
     "query_group",
 ]
 
-FORMAT = "citeqa-tuned/3"
+FORMAT = "citeqa-tuned/4"
 PACKAGED = Path(__file__).with_name("tuned.json")
 
 
@@ -98,12 +98,13 @@ class ClaimTuning:
     # a sentence's closeness to the claim: weights of its similarity, term coverage and
     # passage prior, and the coverage of a sentence in another script (x similarity)
     closeness: tuple[float, float, float, float]
-    min_closeness: float  # a sentence this close is about the same event
-    min_closeness_without_facts: float  # supporting a claim with no checkable fact
-    min_closeness_unverified: float  # ...or with a name the sentence cannot show
-    min_predicate_support: float  # share of the claim's predicate a sentence must state
-    confidence_found: Logistic  # of a verdict, by the deciding sentence's closeness
-    confidence_not_found: Logistic  # of not_found, by the closest sentence (decreasing)
+    event: LinearModel  # P(a sentence is about the claim's event), over EVENT_FEATURES
+    min_event_support: float  # a sentence stating every slot supports from this P
+    min_event_contradict: float  # a sentence stating a slot differently contradicts from this
+    contradict_unknown: int  # slots a contradicting sentence may leave unstated
+    support_unverifiable: int  # names across scripts a supporting sentence may not show
+    confidence_found: Logistic  # of a verdict, by the deciding sentence's P(same event)
+    confidence_not_found: Logistic  # of not_found, by the most likely sentence's (decreasing)
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,11 @@ def _claims(raw: dict[str, Any]) -> ClaimTuning:
         passages_read=int(raw["passages_read"]),
         sentences_read=int(raw["sentences_read"]),
         closeness=_closeness(raw["closeness"]),
-        min_closeness=float(raw["min_closeness"]),
-        min_closeness_without_facts=float(raw["min_closeness_without_facts"]),
-        min_closeness_unverified=float(raw["min_closeness_unverified"]),
-        min_predicate_support=float(raw["min_predicate_support"]),
+        event=LinearModel.from_json(raw["event"]),
+        min_event_support=float(raw["min_event_support"]),
+        min_event_contradict=float(raw["min_event_contradict"]),
+        contradict_unknown=int(raw["contradict_unknown"]),
+        support_unverifiable=int(raw["support_unverifiable"]),
         confidence_found=Logistic(float(found["slope"]), float(found["center"])),
         confidence_not_found=Logistic(float(not_found["slope"]), float(not_found["center"])),
     )

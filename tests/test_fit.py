@@ -84,7 +84,11 @@ def test_the_fit_reads_only_the_train_split(
             "abstention": {"accuracy_cross_validated": 0.4},
             "confidence": {"ece_cross_validated": 0.1},
         }
-        claims_record = {"label_accuracy_train": 0.5, "label_accuracy_cross_validated": 0.4}
+        claims_record = {
+            "label_accuracy_train": 0.5,
+            "objective_train": 0.4,
+            "objective_cross_validated": 0.3,
+        }
         return "{}\n", {"reader": reader, "claims": claims_record}
 
     monkeypatch.setattr(fit, "fit", fake_fit)

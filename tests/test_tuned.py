@@ -39,8 +39,8 @@ def test_a_file_of_another_format_is_refused(tmp_path: Path) -> None:
 
 def test_a_missing_value_is_named(tmp_path: Path) -> None:
     raw = json.loads(PACKAGED.read_text(encoding="utf-8"))
-    del raw["claims"]["min_closeness"]
-    with pytest.raises(ConfigError, match="min_closeness"):
+    del raw["claims"]["min_event_support"]
+    with pytest.raises(ConfigError, match="min_event_support"):
         load_tuned(_write(tmp_path, raw))
 
 

@@ -1,6 +1,9 @@
-"""Claim checks: the facts compared, and verdicts on claims in both languages."""
+"""Claim checks: the facts compared, the slots aligned across scripts, and verdicts on
+claims in both languages."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -8,7 +11,9 @@ from service.config import Settings
 from service.engine import Engine
 from service.errors import InputError
 from service.index import CorpusIndex
-from service.verify.facts import dates, dates_agree, mentions, names, numbers, same_number
+from service.ingest.annotate import LABELS, Annotator
+from service.verify.facts import dates, dates_agree, numbers, ordinals, same_number
+from service.verify.slots import Lexicon, Slot, align, slots_of
 from service.verify.verifier import Verifier
 
 
@@ -73,12 +78,90 @@ def test_dates_agree_on_the_parts_both_state() -> None:
     assert dates_agree(day, year) is None  # nothing in common to compare
 
 
-def test_names_and_places_across_scripts() -> None:
-    found = {(f.kind, f.text) for f in names("The forum took place in Gyeongju-si, said NEAR.")}
-    assert ("place", "Gyeongju-si") in found and ("organization", "NEAR") in found
-    assert ("place", "上海") in {(f.kind, f.text) for f in names("論壇於5月31日在上海舉行。")}
-    assert mentions("中日韓首次反恐磋商在韓國濟州島舉行", "Jeju Island")
-    assert mentions("held in Tokyo", "東京") and not mentions("held in Tokyo", "北京")
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("the 9th summit", 9), ("the ninth summit", 9), ("第九次中日韩领导人会议", 9),
+     ("首届青年演讲比赛", 1), ("the inaugural forum", 1), ("第十四屆", 14)],
+)  # fmt: skip
+def test_ordinals_carry_their_rank(text: str, value: int) -> None:
+    (fact,) = ordinals(text)
+    assert fact.kind == "ordinal" and fact.value == (value,)
+    assert numbers(text) == []  # a rank is no count
+
+
+def test_qualifiers_below_and_above_differ() -> None:
+    (fewer,) = numbers("不足100个项目")
+    (more,) = numbers("100多个项目")
+    assert fewer.qualifier == "less" and more.qualifier == "more"
+    assert not same_number(fewer, more)
+
+
+@pytest.fixture(scope="module")
+def lexicon(corpus_index: CorpusIndex) -> Lexicon:
+    return Lexicon(corpus_index.lexical, corpus_index.chunks)
+
+
+@pytest.fixture(scope="module")
+def annotator() -> Annotator:
+    return Annotator()
+
+
+def _slots(text: str, lexicon: Lexicon, annotator: Annotator, claim: bool = False) -> list[Slot]:
+    (spans,) = annotator.annotate_texts([text])
+    return slots_of(text, [(a, b, LABELS[n]) for a, b, n in spans], lexicon, claim=claim)
+
+
+def test_names_every_document_mentions_are_no_slots(lexicon: Lexicon, annotator: Annotator) -> None:
+    found = {s.fact.text for s in _slots("China and Japan met in Tokyo.", lexicon, annotator)}
+    assert "Tokyo" in found and not found & {"China", "Japan"}
+    assert lexicon.common("中国") and not lexicon.common("東京")  # 中国 glosses as China
+
+
+def test_a_chinese_name_is_its_whole_noun_run(lexicon: Lexicon, annotator: Annotator) -> None:
+    text = "2023年东北亚地区地方政府联合会（NEAR）国际论坛在庆州市举行。"
+    names = {(s.kind, s.fact.text) for s in _slots(text, lexicon, annotator) if s.named}
+    assert ("organization", "东北亚地区地方政府联合会") in names  # not its first word, a place
+
+
+def _align(claim: str, sentence: str, lexicon: Lexicon, annotator: Annotator) -> dict[str, Any]:
+    """Each claim slot's status (and the sentence's differing value) against ``sentence``."""
+    claim_slots = _slots(claim, lexicon, annotator, claim=True)
+    found = _slots(sentence, lexicon, annotator)
+    aligned = align(claim, claim_slots, sentence, found, "", lexicon)
+    return {a.slot.fact.text: (a.status, a.found.text if a.found else None) for a in aligned}
+
+
+def test_places_align_across_scripts(lexicon: Lexicon, annotator: Annotator) -> None:
+    claim = "2024年5月26日至27日，中日韓三國在東京舉行領導人會議。"
+    sentence = "From May 26 to 27, 2024, China, Japan and the ROK held a summit in {}."
+    status = _align(claim, sentence.format("Seoul"), lexicon, annotator)
+    assert status["東京"] == ("mismatch", "Seoul")
+    assert status["2024年5月26日至27日"] == ("matched", None)
+    same = _align(claim, sentence.format("Tokyo"), lexicon, annotator)
+    assert {status for status, _ in same.values()} == {"matched"}
+
+
+def test_a_person_the_dictionary_cannot_carry_is_unverifiable(
+    lexicon: Lexicon, annotator: Annotator
+) -> None:
+    claim = "Osamu Onodera said the summit was a golden opportunity."
+    status = _align(claim, "李明表示，峰会的重启是一个黄金机会。", lexicon, annotator)
+    assert status["Osamu Onodera"] == ("unverifiable", None)  # not a mismatch with 李明
+
+
+def test_a_date_is_matched_only_by_every_part_it_states(
+    lexicon: Lexicon, annotator: Annotator
+) -> None:
+    claim = "The meeting was held on May 27, 2011."
+    assert _align(claim, "It met in May 2011.", lexicon, annotator) == {
+        "May 27, 2011": ("unknown", None)
+    }
+    assert _align(claim, "It met on May 27, 2011.", lexicon, annotator) == {
+        "May 27, 2011": ("matched", None)
+    }
+    assert _align(claim, "It met on May 29, 2011.", lexicon, annotator) == {
+        "May 27, 2011": ("mismatch", "May 29, 2011")
+    }
 
 
 @pytest.fixture(scope="module")

@@ -328,6 +328,16 @@ class ChunkTable(Sequence[Chunk]):
     def __len__(self) -> int:
         return len(self._doc)
 
+    @property
+    def documents_of_rows(self) -> np.ndarray:
+        """Each row's document number (int32, the order of the documents given)."""
+        return self._doc
+
+    @property
+    def languages_of_rows(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Each row's language code (uint8), and the languages the codes stand for."""
+        return self._label, self._labels
+
     @overload
     def __getitem__(self, row: int) -> Chunk: ...
 

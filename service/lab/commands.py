@@ -305,8 +305,9 @@ def fit_command(
         f"{scorer['f1_cross_validated']:.3f}; accuracy with abstention "
         f"{reader['abstention']['accuracy_cross_validated']:.3f}; confidence ECE "
         f"{reader['confidence']['ece_cross_validated']}\n"
-        f"claims: label accuracy {claims_fit['label_accuracy_train']:.3f} on the train split, "
-        f"{claims_fit['label_accuracy_cross_validated']:.3f} held out\n"
+        f"claims: label accuracy {claims_fit['label_accuracy_train']:.3f} on the train split; "
+        f"objective (accuracy less wrong supports) {claims_fit['objective_train']:.3f}, "
+        f"{claims_fit['objective_cross_validated']:.3f} held out\n"
         f"wrote {out}"
     )
     return 0

@@ -488,6 +488,7 @@ class Claim:
     language: str | None = None  # "en" | "zh-Hans" | "zh-Hant"
     cross_language: bool = False  # the claim's language differs from its evidence's
     kind: str | None = None  # what a contradicted claim changed: number, date, place, ...
+    evidence: str | None = None  # the source sentence that decides it (None for not_found)
 
 
 def load_claims(path: Path) -> list[Claim]:
@@ -523,6 +524,7 @@ def load_claims(path: Path) -> list[Claim]:
                 language=row.get("language"),
                 cross_language=bool(row.get("cross_language")),
                 kind=row.get("kind"),
+                evidence=row.get("evidence"),
             )
         )
     return claims

@@ -39,13 +39,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from service.answer.model import LinearModel
 from service.lab.evaluate import (
     Claim,
     Question,
     expected_calibration_error,
     is_relevant,
 )
-from service.lab.fit_reader import fit_reader
+from service.lab.fit_reader import fit_reader, fit_weighted_logistic
+from service.text.tokenize import content_terms
 from service.tuned import (
     DEFAULT_GROUP,
     FORMAT,
@@ -70,16 +72,17 @@ __all__ = [
 ]
 
 FOLDS = 5
+EVENT_L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 FUSION_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # each retriever's weight, in every group
 STRONG = (0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # hit@1 alone that protects a first hit (1.01: none)
 MIN_GROUP = 20  # answerable train questions a group needs to be fitted on its own
 MIN_PAIR = 5  # first passages a retriever must rank in a language pair to be judged there
 KEEP_WITHIN = 5
 CLAIM_GRID: dict[str, Sequence[float]] = {
-    "min_closeness": (0.3, 0.35, 0.4, 0.45, 0.5),
-    "min_closeness_without_facts": (0.65, 0.7, 0.75, 0.8, 0.85),
-    "min_closeness_unverified": (0.5, 0.6, 0.7, 0.8),
-    "min_predicate_support": (0.3, 0.45, 0.6, 0.75),
+    "min_event_support": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    "min_event_contradict": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    "contradict_unknown": (0, 1, 2),
+    "support_unverifiable": (0, 1),
 }
 
 
@@ -349,8 +352,16 @@ def _fit_protection(
 def fit_claims(
     engine: Any, claims: Sequence[Claim], *, folds: int = FOLDS, progress: bool = True
 ) -> tuple[ClaimTuning, dict[str, Any]]:
-    """The claim check's constants fitted on ``claims`` (the train split), and what the fit
-    measured. Each claim is retrieved and matched once (``Verifier.read``)."""
+    """The claim check's models fitted on ``claims`` (the train split), and what the fit
+    measured. Each claim is retrieved and matched once (``Verifier.read``).
+
+    1. The same-event model: a logistic regression over ``EVENT_FEATURES`` of each read
+       sentence, positive where the sentence is the claim's gold evidence; its L2 penalty
+       by cross-validated log loss (folds of claims).
+    2. The thresholds (``CLAIM_GRID``) on the out-of-fold probabilities, by the objective
+       of ``_claim_score``, with the k-fold estimate of choosing them.
+    3. The confidence curves, on the out-of-fold verdicts.
+    """
     from service.engine import clean_question
     from service.verify.verifier import Verifier
 
@@ -360,24 +371,101 @@ def fit_claims(
         verifier.read(clean_question(c.claim, "claim"))
         for c in tqdm(claims, desc="reading claims", disable=not progress, file=sys.stderr)
     ]
+    split = stratified_folds([c.id for c in claims], [c.label for c in claims], folds)
+    event, by_fold, event_record = _fit_event(claims, readings, split)
     keys = list(CLAIM_GRID)
     points = _grid(CLAIM_GRID, keys)
     rows = []
     for point in tqdm(points, desc="claim grid", disable=not progress, file=sys.stderr):
-        tuning = replace(base, **_values(point))
         rows.append(
             [
-                verifier.judge(r, tuning=tuning).verdict == c.label
-                for c, r in zip(claims, readings, strict=True)
+                _claim_score(
+                    verifier.judge(r, tuning=replace(base, event=by_fold[f], **point)).verdict,
+                    c.label,
+                )
+                for c, r, f in zip(claims, readings, split, strict=True)
             ]
         )
-    split = stratified_folds([c.id for c in claims], [c.label for c in claims], folds)
     choice = choose(np.asarray(rows, dtype=float), split)
-    tuning = replace(base, **_values(points[choice.index]))
+    chosen = points[choice.index]
+    tuning, calibration = _calibrate_claims(
+        verifier, claims, readings, split, replace(base, **chosen), by_fold
+    )
+    record = {
+        "objective": "label accuracy, minus the share of claims wrongly called supported",
+        "event_model": event_record,
+        "grid": {k: list(v) for k, v in CLAIM_GRID.items()},
+        "points": len(points),
+        "chosen": chosen,
+        "label_accuracy_train": _share_right(rows[choice.index]),
+        "objective_train": choice.train,
+        "objective_cross_validated": choice.cross_validated,
+        "objective_per_fold": list(choice.per_fold),
+        **calibration,
+        "kept": ["passages_read", "sentences_read", "closeness"],
+    }
+    return replace(tuning, event=event), record
+
+
+def _is_evidence(sentence: str, evidence: str | None) -> bool:
+    """The read sentence is the claim's gold evidence (most of either's terms in the other)."""
+    if not evidence:
+        return False
+    a, b = content_terms(sentence), content_terms(evidence)
+    return bool(a and b) and len(a & b) >= 0.6 * min(len(a), len(b))
+
+
+def _fit_event(
+    claims: Sequence[Claim], readings: Sequence[Any], split: np.ndarray
+) -> tuple[LinearModel, list[LinearModel], dict[str, Any]]:
+    """The same-event model on every claim, one per fold on the other folds' claims, and
+    the fit's record."""
+    from service.verify.verifier import EVENT_FEATURES
+
+    x, y, group = [], [], []
+    for n, (claim, reading) in enumerate(zip(claims, readings, strict=True)):
+        for match in reading.matches:
+            features = match.features()
+            x.append([features[name] for name in EVENT_FEATURES])
+            y.append(_is_evidence(match.text, claim.evidence))
+            group.append(split[n])
+    rows, target, groups = np.asarray(x, float), np.asarray(y, bool), np.asarray(group)
+    losses = {}
+    for l2 in EVENT_L2_GRID:
+        held = np.zeros(len(rows))
+        for fold in sorted(set(split.tolist())):
+            inside = groups != fold
+            model = fit_weighted_logistic(rows[inside], target[inside], l2, EVENT_FEATURES)
+            held[~inside] = model.probabilities(rows[~inside])
+        held = np.clip(held, 1e-6, 1 - 1e-6)
+        losses[l2] = float(-np.mean(target * np.log(held) + (~target) * np.log(1 - held)))
+    l2 = min(losses, key=lambda k: losses[k])
+    by_fold = []
+    for fold in range(int(split.max()) + 1):
+        inside = groups != fold
+        by_fold.append(fit_weighted_logistic(rows[inside], target[inside], l2, EVENT_FEATURES))
+    record = {
+        "rows": len(rows),
+        "positives": int(target.sum()),
+        "l2": l2,
+        "log_loss_cross_validated": {str(k): round(v, 4) for k, v in losses.items()},
+    }
+    return fit_weighted_logistic(rows, target, l2, EVENT_FEATURES), by_fold, record
+
+
+def _calibrate_claims(
+    verifier: Any,
+    claims: Sequence[Claim],
+    readings: Sequence[Any],
+    split: np.ndarray,
+    tuning: ClaimTuning,
+    by_fold: list[LinearModel],
+) -> tuple[ClaimTuning, dict[str, Any]]:
+    """The confidence curves of found and not_found verdicts, on out-of-fold verdicts."""
     found: tuple[list[float], list[bool], list[int]] = ([], [], [])
     not_found: tuple[list[float], list[bool], list[int]] = ([], [], [])
     for claim, reading, fold in zip(claims, readings, split, strict=True):
-        check = verifier.judge(reading, tuning=tuning)
+        check = verifier.judge(reading, tuning=replace(tuning, event=by_fold[fold]))
         closest = max((e.closeness for e in check.evidence), default=0.0)
         decisive = next((e for e in check.evidence if e.stance != "related"), None)
         bucket = not_found if check.verdict == "not_found" else found
@@ -390,22 +478,22 @@ def fit_claims(
     )
     tuning = replace(
         tuning,
-        confidence_found=_curve(a, b, base.confidence_found),
-        confidence_not_found=_curve(-c, -d, base.confidence_not_found),
+        confidence_found=_curve(a, b, tuning.confidence_found),
+        confidence_not_found=_curve(-c, -d, tuning.confidence_not_found),
     )
-    record = {
-        "objective": "label accuracy",
-        "grid": {k: list(v) for k, v in CLAIM_GRID.items()},
-        "points": len(points),
-        "chosen": points[choice.index],
-        "label_accuracy_train": choice.train,
-        "label_accuracy_cross_validated": choice.cross_validated,
-        "label_accuracy_per_fold": list(choice.per_fold),
-        "calibration_found": found_record,
-        "calibration_not_found": not_found_record,
-        "kept": ["passages_read", "sentences_read"],
-    }
-    return tuning, record
+    return tuning, {"calibration_found": found_record, "calibration_not_found": not_found_record}
+
+
+def _share_right(scores: Sequence[float]) -> float:
+    return round(float(np.mean(np.asarray(scores) == 1.0)), 4)
+
+
+def _claim_score(verdict: str, label: str) -> float:
+    """The claim fit's objective for one claim: 1 for the right verdict, and a wrong
+    "supported" costs as much as a right verdict gains (a journalist prints it)."""
+    if verdict == label:
+        return 1.0
+    return -1.0 if verdict == "supported" else 0.0
 
 
 def _values(point: dict[str, float]) -> dict[str, Any]:
@@ -449,10 +537,11 @@ def tuned_json(
             "passages_read": claims.passages_read,
             "sentences_read": claims.sentences_read,
             "closeness": dict(zip(_CLOSENESS_KEYS, claims.closeness, strict=True)),
-            "min_closeness": claims.min_closeness,
-            "min_closeness_without_facts": claims.min_closeness_without_facts,
-            "min_closeness_unverified": claims.min_closeness_unverified,
-            "min_predicate_support": claims.min_predicate_support,
+            "event": claims.event.to_json(),
+            "min_event_support": claims.min_event_support,
+            "min_event_contradict": claims.min_event_contradict,
+            "contradict_unknown": int(claims.contradict_unknown),
+            "support_unverifiable": int(claims.support_unverifiable),
             "confidence_found": vars(claims.confidence_found),
             "confidence_not_found": vars(claims.confidence_not_found),
         },

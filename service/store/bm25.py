@@ -58,6 +58,14 @@ class LexicalIndex:
         df = 0 if row is None else int(self._df[row])
         return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5)))
 
+    def rows(self, term: str) -> np.ndarray:
+        """The rows of the chunks that hold ``term``."""
+        row = self._model.vocab_dict.get(term)
+        if row is None:
+            return np.zeros(0, dtype=np.int64)
+        indptr = self._model.scores["indptr"]
+        return np.asarray(self._model.scores["indices"][indptr[row] : indptr[row + 1]])
+
     def knows(self, term: str) -> bool:
         """Whether some chunk holds ``term``."""
         return term in self._model.vocab_dict

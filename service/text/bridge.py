@@ -121,6 +121,11 @@ class Dictionary:
         with opener(path, "rt", encoding="utf-8") as lines:
             return cls(_entries(lines))
 
+    def defines(self, text: str) -> bool:
+        """Some definition holds a content stem of ``text``'s English words ("Seoul": 首尔,
+        "Seoul, capital of South Korea")."""
+        return any(stem in self._by_stem for stem in _english_stems(text))
+
     def senses(self, word: str) -> list[frozenset[str]]:
         """The stems of each definition of a Simplified Chinese word (an empty set for a
         definition that translates nothing: a cross-reference, a grammatical note); [] if

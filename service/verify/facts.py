@@ -8,8 +8,10 @@ A claim and an evidence sentence are compared fact by fact:
   a shared concept where the two languages differ;
 - ``date``: year, month and day (or a day range), from "December 6 and 8, 2023",
   "2011年10月", "12月6日至8日" or "2024-06-12";
-- ``person``, ``place``, ``organization``: names, compared within one script only (a
-  claim's "Beijing" is not checked against 北京).
+- ``ordinal``: a rank ("the 9th summit", "the ninth", 第九次, 首届), by its value.
+
+Names (people, places, organisations) are not parsed here: they are the typed spans of the
+build-time annotations, compared in ``service.verify.slots``.
 """
 
 from __future__ import annotations
@@ -17,19 +19,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import cn2an
+
 from service.records import FactKind
-from service.text.language import fold
 
 __all__ = [
-    "PLACES",
     "Fact",
     "dates",
     "dates_agree",
-    "mentions",
-    "names",
     "numbers",
+    "ordinals",
     "same_number",
-    "translatable",
 ]
 
 
@@ -54,14 +54,15 @@ _EN_UNITS = {
     "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12, "hundred": 100,
 }  # fmt: skip
 _EN_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5,
-              "六": 6, "七": 7, "八": 8, "九": 9}  # fmt: skip
-_ZH_SMALL = {"十": 10, "百": 100, "千": 1000}
 _ZH_LARGE = {"万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
 
 _QUALIFIERS = (
     ("more", r"more than|over|above|at least|upwards of|超过|超過|逾|以上|多"),
-    ("less", r"less than|fewer than|under|below|nearly|almost|up to|不到|近|将近|將近"),
+    (
+        "less",
+        r"less than|fewer than|under|below|nearly|almost|up to"
+        r"|不到|不足|少于|少於|未满|未滿|近|将近|將近",
+    ),
     ("about", r"about|around|approximately|some|roughly|约|約|大约|大約|左右"),
 )
 _QUALIFIER_BEFORE = re.compile(
@@ -72,7 +73,7 @@ _EN_WORD = "|".join(sorted(_EN_UNITS, key=len, reverse=True))
 _NUMBER = re.compile(
     r"(?P<arabic>(?<![A-Za-z0-9.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![A-Za-z0-9.])\d+(?:\.\d+)?)"
     rf"|(?P<words>\b(?:{_EN_WORD})(?:[- ](?:{_EN_WORD}))*\b)"
-    r"|(?P<zh>(?<![第\d])[零〇一二两兩三四五六七八九十百千]+(?:[万萬亿億][零〇一二两兩三四五六七八九十百千]*)*)",
+    r"|(?P<zh>(?<![第\d零〇一二两兩三四五六七八九十百千])[零〇一二两兩三四五六七八九十百千]+(?:[万萬亿億][零〇一二两兩三四五六七八九十百千]*)*)",
     re.I,
 )
 _SCALE_AFTER = re.compile(
@@ -116,23 +117,18 @@ _UNIT_CONCEPTS = {
 _WORD_TO_CONCEPT = {w: c for c, words in _UNIT_CONCEPTS.items() for w in words}
 _UNIT_AFTER_EN = re.compile(r"^\s*(?:[-\w]+\s+){0,2}?(?P<noun>[a-z%][-a-z]*)", re.I)
 _UNIT_AFTER_ZH = re.compile(
-    r"^(?:多)?(?P<measure>人次|[个個名位次届屆项項国國家年场場种種方部人天月日%％])"
+    r"^(?:多)?(?P<measure>人次|[个個名位次届屆项項国國家年场場种種方部人天月日大%％])"
     r"(?P<noun>[\u4e00-\u9fff]{0,6})"
 )
 
 
-def _zh_value(text: str) -> float:
-    total, section, digit = 0.0, 0.0, 0.0
-    for ch in text:
-        if ch in _ZH_DIGITS:
-            digit = _ZH_DIGITS[ch]
-        elif ch in _ZH_SMALL:
-            section += (digit or 1) * _ZH_SMALL[ch]
-            digit = 0
-        elif ch in _ZH_LARGE:
-            total += (section + digit) * _ZH_LARGE[ch]
-            section, digit = 0, 0
-    return total + section + digit
+def _zh_value(text: str) -> float | None:
+    """The value of a Chinese numeral (五, 二十, 一亿二千万), read by ``cn2an``; None for
+    characters that only look like one (百 of 百姓, 万 of 万一)."""
+    try:
+        return float(cn2an.cn2an(text, "smart"))
+    except ValueError:
+        return None
 
 
 def _en_value(text: str) -> float:
@@ -153,7 +149,7 @@ def _units(after: str) -> frozenset[str]:
         measure, noun = zh.group("measure"), zh.group("noun")
         # a measure that says what it counts ("五次", "3000万人次") decides; after a mere
         # classifier the noun does ("5個國際組織": organisations)
-        if measure in _WORD_TO_CONCEPT and measure not in "个個位名项項种種场場家":
+        if measure in _WORD_TO_CONCEPT and measure not in "个個位名项項种種场場家大":
             return frozenset({_WORD_TO_CONCEPT[measure]})
         for word, concept in _WORD_TO_CONCEPT.items():
             if len(word) > 1 and not word.isascii() and word in noun[:6]:
@@ -188,15 +184,17 @@ def numbers(text: str) -> list[Fact]:
             if _YEARISH.match(raw):
                 continue
             value = float(raw.replace(",", ""))
-            ordinal = _ORDINAL_AFTER.match(text[end:])
-            if ordinal:  # "the 25th anniversary" is 25 years; "the 14th Subcommittee" a rank
-                end += ordinal.end()
+            if _ORDINAL_AFTER.match(text[end:]):
+                continue  # "the 14th Subcommittee": a rank (``ordinals``)
         elif match.group("words"):
             value = _en_value(raw)
         else:
             if raw in ("一", "两", "兩") and not _UNIT_AFTER_ZH.match(text[end:]):
                 continue  # 一 in 一些, 统一: no count
-            value = _zh_value(raw)
+            zh_value = _zh_value(raw)
+            if zh_value is None:
+                continue
+            value = zh_value
         scale = _SCALE_AFTER.match(text[end:])
         if scale:
             value *= (
@@ -320,163 +318,38 @@ def dates_agree(claim: Fact, evidence: Fact) -> bool | None:
     return True if shared else None
 
 
-# ----------------------------------------------------------------------------- names
+# ----------------------------------------------------------------------------- ordinals
 
-_CAP = r"(?:[A-Z][A-Za-z0-9'’.-]*|[A-Z]{2,}[A-Za-z0-9-]*)"  # ASCII: CJK would run on
-_NAME_EN = re.compile(
-    rf"{_CAP}(?:\s+(?:(?:of|the|and|for|on|de)\s+)?{_CAP})*(?:\s+(?:19|20)\d\d(?!\d))?"
-)  # "NEAR International Forum 2023": the year is part of the name
-_ORG_WORDS = re.compile(
-    r"\b(University|College|Council|Association|Agency|Ministry|Organi[sz]ation|Secretariat|"
-    r"Institute|Academy|Office|Committee|Forum|Bank|Company|Center|Centre|News|Network|"
-    r"Service|Government|Administration|Bureau|Department|League|WeGo|NEAR|JETRO|TCS)\b"
-)
-_PLACE_BEFORE = re.compile(r"\b(?:in|at|to|from|near)\s+$")
-_REGION = re.compile(r"\b(?:Asia|Europe|Africa|America|Pacific|Atlantic|World|Region)\b")
-_COMMON_CAPS = frozenset(
-    [
-        "The",
-        "A",
-        "An",
-        "In",
-        "On",
-        "At",
-        "During",
-        "This",
-        "That",
-        "These",
-        "Those",
-        "It",
-        "Its",
-        "He",
-        "She",
-        "They",
-        "We",
-        "I",
-        "Both",
-        "Since",
-        "After",
-        "Before",
-        "When",
-        "While",
-        "As",
-        "For",
-        "From",
-        "By",
-        "With",
-        "And",
-        "But",
-        "Or",
-        "If",
-        "Then",
-        "There",
-        "Here",
-        "Also",
-        "Additionally",
-        "Meanwhile",
-        "However",
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ]
-)
-_PLACE_ZH = re.compile(
-    r"(?<=[在于於赴])(?P<name>[\u4e00-\u9fff]{2,6}?)(?=舉行|举行|召開|召开|舉辦|举办|成立|設立|设立|發射|发射)"
-)
-_ORG_ZH = re.compile(
-    r"[\u4e00-\u9fff]{2,10}?(?:局|廳|厅|委員會|委员会|組織|组织|協會|协会|大學|大学|學院|学院|研究院|"
-    r"研究所|秘書處|秘书处|政府|銀行|银行|公司|警方)"
-)
-
-
-def names(text: str) -> list[Fact]:
-    """People, places and organisations named in ``text`` (a best guess at which is which)."""
-    found = []
-    for match in _NAME_EN.finditer(text):
-        tokens = list(re.finditer(r"\S+", match.group()))
-        while tokens and tokens[0].group() in _COMMON_CAPS:
-            tokens = tokens[1:]
-        opens = match.start() == 0 or re.search(r"[.!?:\"“]\s*$", text[: match.start()])
-        if not tokens or (opens and len(tokens) == 1 and not tokens[0].group().isupper()):
-            continue  # one capitalised word opening a sentence is no name
-        start = match.start() + tokens[0].start()
-        end = match.start() + len(match.group().rstrip(".,;:'’"))
-        name = text[start:end]
-        kind: FactKind
-        if _ORG_WORDS.search(name) or re.fullmatch(r"[A-Z]{2,6}", name):
-            kind = "organization"
-        elif _PLACE_BEFORE.search(text[max(0, start - 6) : start]):
-            if _REGION.search(name):
-                continue  # "in Northeast Asia": a region, no venue to compare
-            kind = "place"
-        else:
-            kind = "person"
-        found.append(Fact(kind, name, start, end))
-    for match in _PLACE_ZH.finditer(text):
-        found.append(Fact("place", match.group("name"), match.start("name"), match.end("name")))
-    for match in _ORG_ZH.finditer(text):
-        # the regex cannot see where a name starts: cut after the last function word
-        head = re.split(r"[由将將在和与與及的是於于被向对對為为]", match.group())[-1]
-        if len(head) >= 3:
-            found.append(Fact("organization", head, match.end() - len(head), match.end()))
-    return found
-
-
-# Places the corpus's news names in both scripts, so an English claim's "Tokyo" can be
-# checked against a Chinese sentence's 東京 (folded to Simplified when compared).
-PLACES = {
-    "beijing": "北京", "shanghai": "上海", "tokyo": "东京", "seoul": "首尔", "busan": "釜山",
-    "jeju": "济州", "gyeongju": "庆州", "pohang": "浦项", "osaka": "大阪", "kyoto": "京都",
-    "incheon": "仁川", "hong kong": "香港", "taipei": "台北", "tianjin": "天津",
-    "qingdao": "青岛", "dalian": "大连", "shenyang": "沈阳", "hiroshima": "广岛",
-    "nagoya": "名古屋", "fukuoka": "福冈", "sapporo": "札幌", "mongolia": "蒙古",
-    "ulaanbaatar": "乌兰巴托", "thailand": "泰国", "india": "印度", "vietnam": "越南",
-    "china": "中国", "japan": "日本", "korea": "韩国", "south korea": "韩国",
+_EN_ORDINALS = {
+    "first": 1, "inaugural": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+    "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
+    "thirteenth": 13, "fourteenth": 14, "fifteenth": 15, "sixteenth": 16, "seventeenth": 17,
+    "eighteenth": 18, "nineteenth": 19, "twentieth": 20, "thirtieth": 30,
 }  # fmt: skip
+_ORDINAL = re.compile(
+    r"(?P<arabic>(?<![A-Za-z0-9.])\d{1,3})(?:st|nd|rd|th)\b"
+    rf"|\b(?P<word>{'|'.join(_EN_ORDINALS)})\b"
+    r"|第(?P<zh>[零〇一二两兩三四五六七八九十百\d]+)"
+    r"|(?P<first>首)(?=[次届屆个個任位批轮輪期场場])",
+    re.I,
+)
 
 
-def mentions(text: str, name: str) -> bool:
-    """``text`` names ``name`` (folded: case, width, Traditional/Simplified), in either
-    script for the places of ``PLACES``."""
-    folded_text, folded_name = fold(text), fold(name)
-    if folded_name in folded_text:
-        return True
-    place = _gazetteer(name)
-    if place is None:
-        return False
-    english, chinese = place
-    return english in folded_text or fold(chinese) in folded_text
-
-
-_PLACE_SUFFIX = re.compile(r"(?:-si|-do|-gun| island| city| province|市|岛|島|省|道|县|縣)$")
-
-
-def _gazetteer(name: str) -> tuple[str, str] | None:
-    """The (English, Chinese) entry of ``PLACES`` that ``name`` is, suffixes aside
-    ("Jeju Island", "庆州市"), or None."""
-    folded = _PLACE_SUFFIX.sub("", fold(name).strip())
-    for english, chinese in PLACES.items():
-        if folded in (english, fold(chinese)):
-            return english, chinese
-    return None
-
-
-def translatable(name: str) -> bool:
-    """A place ``mentions`` can find in either script."""
-    return _gazetteer(name) is not None
+def ordinals(text: str) -> list[Fact]:
+    """Every rank of ``text`` ("the 9th", "ninth", 第九, 首届), its value in ``value``."""
+    found = []
+    for match in _ORDINAL.finditer(text):
+        if match.group("arabic"):
+            value = float(match.group("arabic"))
+        elif match.group("word"):
+            value = float(_EN_ORDINALS[match.group("word").lower()])
+        elif match.group("zh"):
+            raw = match.group("zh")
+            zh_value = float(raw) if raw.isdigit() else _zh_value(raw)
+            if zh_value is None:
+                continue
+            value = zh_value
+        else:
+            value = 1.0
+        found.append(Fact("ordinal", match.group(), match.start(), match.end(), (value,)))
+    return found

@@ -1,166 +1,153 @@
 """Verify: does the corpus support a claim, contradict it, or say nothing about it?
 
 1. The claim is searched like a question; the sentences of the top passages are ranked by
-   how closely they match it (``Extractor.rank_sentences``: similarity and shared terms).
-2. The facts of the claim and of each close sentence are compared (``service.verify.facts``):
-   numbers with their units and qualifiers, dates, and names within one script. A fact the
-   sentence states the same way *matches*; a same-kind fact it states differently
-   (five countries, not seven) is a *mismatch*.
-3. A close sentence *contradicts* when it has a mismatch and also matches something else of
-   the claim, or shares most of its words (it is about the same event); it *supports* when
-   every fact it can check matches and it shares the claim's content; otherwise it is
-   *related*.
-4. The verdict follows the decisive sentence that matches most of the claim's facts (ties
-   to the closer sentence): supported or contradicted. No decisive sentence: not_found.
+   how close they are to it (``Extractor.rank_sentences``: the encoders' similarity, shared
+   terms, the passage's rank).
+2. The claim's *slots* (numbers, dates, ranks, and the people, organisations and places
+   the annotators tag) are aligned with each close sentence's, from the build-time
+   annotations (``service.verify.slots``): matched, stated only in the context, stated
+   differently (a mismatch), not stated, or not checkable across scripts.
+3. A logistic model fitted on the train split (``citeqa eval --fit``: the gold evidence
+   sentences are its positives) gives each sentence the probability that it is about the
+   claim's event, from its closeness and how its slots align (``EVENT_FEATURES``).
+4. A sentence *supports* when it states every slot and is likely enough about the same
+   event; it *contradicts* when it is about the same event and a slot differs; otherwise
+   it is *related*. The two thresholds are fitted too.
+5. The verdict follows the decisive sentence most likely about the claim's event:
+   supported or contradicted. No decisive sentence: not_found.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from service.answer.extractor import ScoredSentence
 from service.engine import Engine, clean_question
+from service.ingest.annotate import LABELS, Annotator
 from service.records import Citation, ClaimCheck, Evidence, Mismatch, Stance, Verdict
-from service.text.language import detect_language, fold, is_han
 from service.tuned import ClaimTuning
-from service.verify.facts import (
-    Fact,
-    dates,
-    dates_agree,
-    mentions,
-    names,
-    numbers,
-    same_number,
-    translatable,
-)
+from service.verify.slots import Aligned, Lexicon, Slot, align, slots_of
 
 __all__ = ["ClaimCheck", "Evidence", "Match", "Mismatch", "Reading", "Verifier"]
 
 
-def _script(text: str) -> str:
-    """``han`` or ``latin``: which names of the claim the sentence can show as written."""
-    return "han" if is_han(detect_language(text)) else "latin"
-
-
-_COUNTRIES = frozenset(
-    fold(name)
-    for name in (
-        "China", "Japan", "Korea", "South Korea", "Republic of Korea", "ROK", "PRC", "DPRK",
-        "Mongolia", "Russia", "United States", "US", "中国", "日本", "韩国", "韓國", "蒙古",
-        "俄罗斯", "美国", "China-Japan-ROK", "China-Japan-Korea", "中日韩", "中日韓",
-    )
-)  # fmt: skip
-
-
-def _other_edition(name: str, text: str) -> bool:
-    """The claim names a yearly event ("NEAR International Forum 2024") that ``text``
-    names for another year: a sentence about another edition says nothing of this one."""
-    match = re.fullmatch(r"(.+?)\s+((?:19|20)\d\d)", name)
-    if not match or mentions(text, name):
-        return False
-    return re.search(rf"{re.escape(match.group(1))}\s+(?:19|20)\d\d", text) is not None
-
-
-def _misbound(claim_facts: list[Fact], found: list[Fact], text: str) -> list[Mismatch]:
-    """A claim that ties a person to an organisation ("LEE Hee-sup ... of WeGo") against a
-    sentence that names both but ties the person to another one: in "P, secretary-general
-    of X, ..., Q, WeGo secretary-general" P's organisation is X."""
-    people = sorted((f for f in found if f.kind == "person" and _personal(f.text)),
-                    key=lambda f: f.start)  # fmt: skip
-    mismatches = []
-    claim_people = [f for f in claim_facts if f.kind == "person" and mentions(text, f.text)]
-    claim_orgs = [f for f in claim_facts if f.kind == "organization" and mentions(text, f.text)]
-    for person in claim_people:
-        mine = next((p for p in people if mentions(p.text, person.text)), None)
-        if mine is None:
-            continue
-        following = [p.start for p in people if p.start > mine.start]
-        segment = (mine.end, following[0] if following else len(text))
-        own_orgs = [
-            f for f in found
-            if f.kind == "organization" and segment[0] <= f.start < segment[1]
-        ]  # fmt: skip
-        for org in claim_orgs:
-            if own_orgs and not any(mentions(o.text, org.text) for o in own_orgs):
-                other = own_orgs[0]
-                mismatches.append(
-                    Mismatch("organization", org.text, other.text, other.start, other.end)
-                )
-    return mismatches
-
-
-def _personal(name: str) -> bool:
-    """A person's name ("LIM Byung-jin", "Ou Boqian"), not a title ("President of ...")."""
-    words = name.split()
-    return 1 < len(words) <= 4 and not any(w.lower() in ("of", "the", "and", "for") for w in words)
-
-
 @dataclass(frozen=True)
 class Match:
-    """What one close sentence states of a claim's facts, before any threshold."""
+    """How one close sentence aligns with the claim's slots, before any threshold."""
 
     scored: ScoredSentence
     text: str
-    matched: int = 0  # facts it states the same way
-    matched_required: int = 0  # ...of them numbers and dates; -1: a place left unstated
-    unknown: int = 0  # facts it cannot show either way
-    mismatches: tuple[Mismatch, ...] = ()
-    in_context: int = 0  # names stated only in the sentence before or the headline
-    other_edition: bool = False  # it is about another year's edition of the claim's event
+    aligned: tuple[Aligned, ...]
+
+    def count(self, *statuses: str) -> int:
+        return sum(a.status in statuses for a in self.aligned)
+
+    @property
+    def matched(self) -> int:
+        return self.count("matched", "context")
+
+    @property
+    def pinned(self) -> int:
+        """Matched slots that pin down an event: a bare year does not (every year has
+        many)."""
+        return sum(
+            a.status in ("matched", "context") and not _bare_year(a.slot) for a in self.aligned
+        )
+
+    def features(self) -> dict[str, float]:
+        """``EVENT_FEATURES``: how close the sentence is, and how its slots other than the
+        differing ones align. They do not depend on whether a slot differs, so the same
+        model scores a sentence that would support the claim and one that would
+        contradict it."""
+        scored = self.scored
+        others = max(len(self.aligned) - self.count("mismatch"), 1)
+        return {
+            "closeness": scored.score,
+            "similarity": scored.similarity,
+            "coverage": scored.coverage,
+            "support": scored.support or 0.0,
+            "has_support": float(scored.support is not None),
+            "slots": float(len(self.aligned)),
+            "no_slots": float(not self.aligned),
+            "pinned_share": self.pinned / others,
+            "agreed_share": self.matched / others,
+            "context_share": self.count("context") / others,
+            "unknown_share": self.count("unknown") / others,
+            "unverifiable_share": self.count("unverifiable") / others,
+        }
+
+    @property
+    def mismatches(self) -> tuple[Mismatch, ...]:
+        return tuple(
+            Mismatch(a.slot.kind, a.slot.fact.text, a.found.text, a.found.start, a.found.end)
+            for a in self.aligned
+            if a.status == "mismatch" and a.found is not None
+        )
 
 
 @dataclass(frozen=True)
 class Reading:
-    """A claim, its facts and its matched sentences: ``Verifier.read``'s work, which
+    """A claim, its slots and its matched sentences: ``Verifier.read``'s work, which
     ``Verifier.judge`` turns into a verdict under a set of constants."""
 
     claim: str
-    facts: tuple[Fact, ...]
+    slots: tuple[Slot, ...]
     matches: tuple[Match, ...]
     started: float  # perf_counter when the check began
     timings_ms: dict[str, float]
 
 
-def _stance(match: Match, facts: Sequence[Fact], tuning: ClaimTuning) -> Stance:
-    """supports, contradicts or related (see the module's description)."""
-    scored = match.scored
-    required = sum(f.kind in ("number", "date") for f in facts)
-    if scored.score < tuning.min_closeness:
-        return "related"
+# What the same-event model reads of a sentence against a claim (``Match.features``).
+EVENT_FEATURES = (
+    "closeness",
+    "similarity",
+    "coverage",
+    "support",
+    "has_support",
+    "slots",
+    "no_slots",
+    "pinned_share",
+    "agreed_share",
+    "context_share",
+    "unknown_share",
+    "unverifiable_share",
+)
+
+
+def _stance(match: Match, event: float, tuning: ClaimTuning) -> Stance:
+    """supports, contradicts or related (see the module's description); ``event`` is the
+    fitted probability that the sentence is about the claim's event."""
+    open_slots = match.count("unknown", "unverifiable")
     if match.mismatches:
-        same_event = match.matched or match.in_context or scored.coverage >= 0.5
-        return "contradicts" if same_event else "related"
-    if not facts:
-        return "supports" if scored.score >= tuning.min_closeness_without_facts else "related"
-    if match.matched_required < required:
-        return "related"  # a number, date or place it does not state the same way
-    if not required and (
-        scored.score < tuning.min_closeness_unverified
-        or (scored.support is not None and scored.support < tuning.min_predicate_support)
-    ):
-        return "related"  # names alone do not pin down what happened: the words do
-    if match.matched and (
-        not match.unknown or match.matched >= 2 or scored.score >= tuning.min_closeness_unverified
-    ):
-        return "supports"
-    return "related"
+        if event >= tuning.min_event_contradict and open_slots <= tuning.contradict_unknown:
+            return "contradicts"
+        return "related"
+    if match.count("unknown") or match.count("unverifiable") > tuning.support_unverifiable:
+        return "related"  # a slot it does not state: nothing is supported
+    return "supports" if event >= tuning.min_event_support else "related"
+
+
+def _bare_year(slot: Slot) -> bool:
+    return slot.kind == "date" and slot.fact.value[1:] == (None, None)
 
 
 class Verifier:
     """Claim checks over an engine's index."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, annotator: Annotator | None = None) -> None:
         """Args:
-        engine: the engine whose retriever, reader and tuned constants
+        engine: the engine whose retriever, reader, annotations and tuned constants
             (``engine.tuned.claims``: closeness thresholds, calibration) the check uses.
+        annotator: tags the claim as the build tagged the sentences (default: a new one;
+            it loads the English pipeline on first use).
         """
         self.engine = engine
         self.tuning = engine.tuned.claims
+        self.annotator = annotator or Annotator()
+        index = engine.index
+        self.lexicon = Lexicon(index.lexical, index.chunks)
 
     def verify(self, claim: str, top_k: int = 5) -> ClaimCheck:
         """The verdict on ``claim``, with the ``top_k`` sentences weighed shown."""
@@ -169,8 +156,8 @@ class Verifier:
         return self.judge(self.read(claim, top_k), top_k)
 
     def read(self, claim: str, top_k: int = 5) -> Reading:
-        """Retrieve the claim's closest sentences and match its facts against each: all
-        the work that no closeness threshold changes (``claim`` already cleaned)."""
+        """Retrieve the claim's closest sentences and align its slots with each: all the
+        work that no closeness threshold changes (``claim`` already cleaned)."""
         started = time.perf_counter()
         query = self.engine.query(claim)
         tuning = self.tuning
@@ -179,14 +166,12 @@ class Verifier:
         ranked = self.engine.extractor.rank_sentences(
             query, hits[: tuning.passages_read], tuning.closeness
         )
-        facts = self._facts(claim, claim=True)
-        script = _script(claim)
-        matches = tuple(
-            self._match(claim, facts, script, scored) for scored in ranked[: tuning.sentences_read]
-        )
+        (spans,) = self.annotator.annotate_texts([claim])
+        slots = slots_of(claim, _labelled(spans), self.lexicon, claim=True)
+        matches = tuple(self._match(claim, slots, s) for s in ranked[: tuning.sentences_read])
         return Reading(
             claim,
-            tuple(facts),
+            tuple(slots),
             matches,
             started,
             {"retrieve": (retrieved - started) * 1000, "compare": 0.0},
@@ -199,7 +184,7 @@ class Verifier:
         the fitting command tries others on the same reading)."""
         tuning = tuning or self.tuning
         step = time.perf_counter()
-        evidence = [self._weigh(match, reading, tuning) for match in reading.matches]
+        evidence = [self._weigh(match, tuning) for match in reading.matches]
         verdict, decisive = self._decide(evidence)
         timings = dict(reading.timings_ms)
         timings["compare"] += (time.perf_counter() - step) * 1000
@@ -215,82 +200,27 @@ class Verifier:
 
     # -- comparing -----------------------------------------------------------------------
 
-    def _facts(self, text: str, *, claim: bool = False) -> list[Fact]:
-        """The checkable facts of ``text``: names found in most documents ("China", "ROK")
-        say nothing about which event a sentence is about, and in a claim a year inside a
-        name ("NEAR International Forum 2024") is part of the name, not a date to check."""
-        found_names = [n for n in names(text) if not self._common(n.text)]
-        inside = [(n.start, n.end) for n in found_names] if claim else []
-        found_dates = [d for d in dates(text) if not any(a <= d.start < b for a, b in inside)]
-        return numbers(text) + found_dates + found_names
-
-    @lru_cache(maxsize=4096)  # noqa: B019 - one verifier lives as long as its index
-    def _common(self, name: str) -> bool:
-        if fold(name) in _COUNTRIES:
-            return True  # a country names a party, not an event
-        documents = self.engine.documents.values()
-        mentioned = sum(mentions(d.text, name) for d in documents)
-        return mentioned >= max(3, 0.8 * len(documents))  # China, Japan, Korea here
-
-    def _match(self, claim: str, facts: list[Fact], script: str, scored: ScoredSentence) -> Match:
+    def _match(self, claim: str, slots: list[Slot], scored: ScoredSentence) -> Match:
         extractor = self.engine.extractor
         text = extractor.sentence_text(scored)
-        evidence_script = _script(text)
-        found = self._facts(text)
-        found_numbers = [f for f in found if f.kind == "number"]
-        found_dates = [f for f in found if f.kind == "date"]
-        found_names = [f for f in found if f.kind not in ("number", "date")]
-        # names the sentence leaves to the one before or to the headline still tie it to
-        # the claim's event ("The forum ... five countries" after "NEAR ... in Gyeongju")
+        spans = [
+            (span.start - scored.start, span.end - scored.start, span.label)
+            for span in self.engine.index.spans_of(scored.row)
+        ]
+        found = slots_of(text, spans, self.lexicon)
         context = extractor.context_text(scored)
-        in_context = 0
-        matched, matched_required, unknown_places, unknown, mismatches = 0, 0, 0, 0, []
-        for fact in facts:
-            result: bool | Fact | None = None
-            if fact.kind == "number":
-                result = self._number(fact, found_numbers)
-            elif fact.kind == "date":
-                result = self._date(fact, found_dates)
-            elif _other_edition(fact.text, text):
-                return Match(scored, text, other_edition=True)  # another year's event
-            else:
-                name_script = "latin" if fact.text.isascii() else "han"
-                if not mentions(text, fact.text) and mentions(context, fact.text):
-                    in_context += 1  # ties the sentence to the event, but is not stated in it
-                    result = None
-                elif name_script == evidence_script or translatable(fact.text):
-                    result = self._name(fact, text, claim, found_names, scored.coverage)
-            if result is True:
-                matched += 1
-                matched_required += fact.kind in ("number", "date")
-            elif isinstance(result, Fact):
-                mismatches.append(
-                    Mismatch(fact.kind, fact.text, result.text, result.start, result.end)
-                )
-            else:
-                unknown += 1
-                unknown_places += fact.kind == "place"
-        mismatches += _misbound(facts, found_names, text)
-        if unknown_places:  # where it happened is no detail: unstated, nothing is supported
-            matched_required = -1
-        return Match(
-            scored, text, matched, matched_required, unknown, tuple(mismatches), in_context
-        )
+        return Match(scored, text, tuple(align(claim, slots, text, found, context, self.lexicon)))
 
-    def _weigh(self, match: Match, reading: Reading, tuning: ClaimTuning) -> Evidence:
-        if match.other_edition:
-            return self._evidence(match.scored, match.text, "related", (), 0)
-        stance = _stance(match, reading.facts, tuning)
-        return self._evidence(match.scored, match.text, stance, match.mismatches, match.matched)
+    def _weigh(self, match: Match, tuning: ClaimTuning) -> Evidence:
+        event = float(tuning.event.probabilities(tuning.event.row(match.features()))[0])
+        stance = _stance(match, event, tuning)
+        mismatches = match.mismatches if stance == "contradicts" else ()
+        return self._evidence(match, stance, mismatches, event)
 
     def _evidence(
-        self,
-        scored: ScoredSentence,
-        text: str,
-        stance: Stance,
-        mismatches: tuple[Mismatch, ...],
-        matched: int,
+        self, match: Match, stance: Stance, mismatches: tuple[Mismatch, ...], event: float
     ) -> Evidence:
+        scored, text = match.scored, match.text
         document = self.engine.document(scored.chunk.doc_id)
         citation = Citation(
             doc_id=document.doc_id,
@@ -301,50 +231,7 @@ class Verifier:
             char_end=scored.end,
             quote=text,
         )
-        return Evidence(text, citation, stance, mismatches, matched, scored.score)
-
-    @staticmethod
-    def _number(fact: Fact, found: list[Fact]) -> bool | Fact | None:
-        comparable = [f for f in found if fact.unit and f.unit and fact.unit & f.unit]
-        if any(same_number(fact, f) for f in comparable):
-            return True
-        if not fact.unit and any(same_number(fact, f) for f in found):
-            return True
-        return comparable[0] if comparable else None
-
-    @staticmethod
-    def _date(fact: Fact, found: list[Fact]) -> bool | Fact | None:
-        verdicts = [(dates_agree(fact, f), f) for f in found]
-        if any(agree is True for agree, _ in verdicts):
-            return True
-        return next((f for agree, f in verdicts if agree is False), None)
-
-    @staticmethod
-    def _name(
-        fact: Fact, text: str, claim: str, found: list[Fact], coverage: float
-    ) -> bool | Fact | None:
-        """A name the sentence also states matches. It mismatches a different name of the
-        same kind only where that is the one difference: a place after "in/at" against
-        another place, an acronym against another acronym, or a person or organisation in
-        a sentence that states most of the claim's words."""
-        if mentions(text, fact.text):
-            return True
-        if fact.kind == "person" and not _personal(fact.text):
-            return None  # "the President of the ROK" is a title, not a checkable name
-        acronym = bool(re.fullmatch(r"[A-Z]{2,6}", fact.text))
-        if fact.kind == "organization" and fact.text.isascii() and not acronym:
-            return None  # English organisation names are paraphrased too freely to compare
-        if fact.kind == "person" and coverage < 0.6:
-            return None
-        for other in found:
-            if other.kind != fact.kind or mentions(claim, other.text):
-                continue
-            if acronym != bool(re.fullmatch(r"[A-Z]{2,6}", other.text)) and fact.kind != "place":
-                continue
-            if fact.kind == "person" and not _personal(other.text):
-                continue
-            return other
-        return None
+        return Evidence(text, citation, stance, mismatches, match.matched, round(event, 4))
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -352,18 +239,22 @@ class Verifier:
         decisive = [e for e in evidence if e.stance in ("supports", "contradicts")]
         if not decisive:
             return "not_found", None
-        best = max(decisive, key=lambda e: (e.matched, e.closeness))
+        best = max(decisive, key=lambda e: e.closeness)
         return ("supported" if best.stance == "supports" else "contradicted"), best
 
     @staticmethod
     def _confidence(
         decisive: Evidence | None, evidence: list[Evidence], tuning: ClaimTuning
     ) -> float:
-        """A logistic function of how close the deciding sentence is (not yet calibrated
-        against outcomes): for not_found, falling with the closest sentence's closeness."""
+        """A logistic function of the deciding sentence's P(same event), fitted on the train
+        split's outcomes; for not_found, falling with the most likely sentence's."""
         if decisive is None:
             closest = max((e.closeness for e in evidence), default=0.0)
             curve = tuning.confidence_not_found
             return round(1 / (1 + math.exp(curve.slope * (closest - curve.center))), 3)
         curve = tuning.confidence_found
         return round(1 / (1 + math.exp(-curve.slope * (decisive.closeness - curve.center))), 3)
+
+
+def _labelled(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, str]]:
+    return [(start, end, LABELS[label]) for start, end, label in spans]
