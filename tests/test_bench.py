@@ -88,12 +88,14 @@ def _run(clients: int, requests_per_s: float, p50: float, p99: float, ratio: flo
 
 
 def test_targets_compare_in_the_right_direction() -> None:
+    fast, slow = _run(1, 40, 29.0, 50.0, 1.2), _run(1, 30, 31.0, 60.0, 1.2)  # /verify
     met = {
-        t.name: t.met for t in _targets([_run(1, 80, 14.0, 39.0, 1.2), _run(8, 151, 0, 0, 0)], [])
+        t.name: t.met
+        for t in _targets([_run(1, 80, 14.0, 39.0, 1.2), _run(8, 151, 0, 0, 0)], [], fast)
     }
-    assert all(met.values()) and len(met) == 4
-    missed = _targets([_run(1, 60, 16.0, 41.0, 1.31), _run(8, 149, 0, 0, 0)], [])
-    assert [t.met for t in missed] == [False] * 4
+    assert all(met.values()) and len(met) == 5
+    missed = _targets([_run(1, 60, 16.0, 41.0, 1.31), _run(8, 149, 0, 0, 0)], [], slow)
+    assert [t.met for t in missed] == [False] * 5
     absent = {t.name: t for t in _targets([_run(1, 60, 10.0, 20.0, 1.1)], [])}
     assert absent["throughput, 8 clients"].met is None
 
@@ -172,8 +174,11 @@ def test_tiny_bench_writes_consistent_figures(
     assert ingest["LexicalIndex.build"]["ratio"] is None
 
     targets = {t["name"]: t for t in report["targets"]}
-    assert len(targets) == 7  # the 4 HTTP ones and an ingest ratio per encoder
+    assert len(targets) == 8  # the 5 HTTP ones and an ingest ratio per encoder
     one = report["load"][0]
+    verify = report["verify"]  # the claims file beside the questions: one client
+    assert verify["clients"] == 1 and verify["errors"] == 0 and verify["requests"] > 0
+    assert targets["HTTP /verify p50, 1 client"]["value"] == verify["latency"]["p50_ms"]
     assert targets["HTTP /ask p50, 1 client"]["value"] == one["latency"]["p50_ms"]
     assert targets["throughput, 8 clients"]["met"] is None  # 8 clients were not measured
     for target in targets.values():

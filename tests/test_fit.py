@@ -14,6 +14,7 @@ from service.engine import Engine
 from service.lab import commands, fit, fit_reader
 from service.lab.evaluate import load_claims, load_questions
 from service.tuned import load_tuned
+from service.verify.verifier import EVENT_FEATURES
 
 EVAL = Path(__file__).resolve().parent.parent / "eval"
 
@@ -130,7 +131,8 @@ def test_a_small_fit_writes_constants_the_service_loads(
     assert tuned.reader.sentence.features == SENTENCE_FEATURES
     assert tuned.reader.span.features == SPAN_FEATURES
     assert tuned.reader.abstain_threshold in fit_reader.THRESHOLDS
-    assert tuned.claims.min_closeness in fit.CLAIM_GRID["min_closeness"]
+    assert tuned.claims.min_event_support in fit.CLAIM_GRID["min_event_support"]
+    assert tuned.claims.event.features == EVENT_FEATURES
     assert set(tuned.fusion.weights["other"]) == set(engine.retriever.retrievers)
     assert all(w in (0.0, 1.0) for w in tuned.fusion.weights["other"].values())
     assert (

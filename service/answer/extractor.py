@@ -31,16 +31,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.answer.analysis import Analysis, analyse_question
+from service.answer.analysis import Analysis, analyse_question, numbers_in
 from service.answer.candidates import EXPECTED, OPEN_TYPES, SENTENCE, Candidate, candidates_of
 from service.answer.features import (
     CANDIDATE_FEATURES,
     Asked,
     Mention,
+    Reach,
     SentenceFacts,
     abstain_features,
     anchors_in,
     candidate_features,
+    evidence_features,
     sentence_features,
 )
 from service.answer.model import LinearModel
@@ -64,6 +66,7 @@ class ScoredSentence:
     end: int
     similarity: float  # mean cosine with the claim over MiniLM and USE where they read
     coverage: float
+    prior: float  # the passage's prior (its rank among the retrieved)
     support: float | None  # share of the claim's predicate terms the sentence states
     score: float  # the claim check's closeness
 
@@ -321,7 +324,7 @@ class Extractor:
             float(self.tuning.sentence.logits(_columns(row, self.tuning.sentence))[0]),
             float(self.tuning.span.logits(_columns(row, self.tuning.span))[0]),
         )
-        return abstain_features(
+        question = abstain_features(
             features,
             scores.tolist(),
             float(scores[best]),
@@ -329,6 +332,27 @@ class Extractor:
             open_type=answer_type in OPEN_TYPES,
             typed_in_reach=any(c.label in wanted for c in reading.candidates),
         )
+        return question | evidence_features(
+            self._asked(reading.query, reading.analysis),
+            self._reach(reading, reading.candidates[best].sentence),
+            [s.features for s in reading.sentences],
+            features,
+            known=self.index.lexical.knows,
+        )
+
+    def _reach(self, reading: Reading, position: int) -> Reach:
+        """The terms of the passages read in another script than the question's, and
+        whether the sentence at ``position`` states a number."""
+        sentence, chunk = reading.sentences[position], reading.chunks[position]
+        text = self.index.documents[chunk.doc_id].text[sentence.start : sentence.end]
+        other = frozenset().union(
+            *(
+                content_terms(passage.text)
+                for passage in dict.fromkeys(reading.chunks)
+                if not shares_script(passage.language, reading.query.language)
+            )
+        )
+        return Reach(other=other, states_numbers=bool(numbers_in(text)))
 
     def abstain_row(self, reading: Reading, best: Best) -> dict[str, float]:
         """The abstention classifier's features for ``best`` (the fitting command's)."""
@@ -447,6 +471,7 @@ class Extractor:
                     sentence.end,
                     similarity,
                     coverage,
+                    f["passage_prior"],
                     support,
                     score,
                 )

@@ -9,8 +9,10 @@ distance, a flag); none is weighted here. The weights are fitted on the train sp
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from service.answer.analysis import Analysis
 from service.answer.candidates import OPEN_TYPES, Candidate, type_agreement
@@ -22,14 +24,17 @@ __all__ = [
     "ABSTAIN_FEATURES",
     "CANDIDATE_FEATURES",
     "ENCODERS",
+    "EVIDENCE_FEATURES",
     "SENTENCE_FEATURES",
     "SPAN_FEATURES",
     "Asked",
     "Mention",
+    "Reach",
     "SentenceFacts",
     "abstain_features",
     "anchors_in",
     "candidate_features",
+    "evidence_features",
 ]
 
 ENCODERS = ("dense", "multilingual", "e5")  # a similarity feature each (0 where it cannot read)
@@ -98,6 +103,21 @@ _CARRIED = (
     "type_match",
     "passage_score",
 )
+# What the reader's whole reach (every sentence and passage it read for the question) says
+# of it, beyond the best candidate's own sentence (``evidence_features``); kept by 5-fold
+# CV on the train split (``service.lab.fit_reader``).
+EVIDENCE_FEATURES = (
+    "bridged_reach",
+    "unknown_terms",
+    "numbers_anywhere",
+    "number_conflict",
+    "similarity_top",
+    "similarity_gap",
+    # a linear model cannot multiply: what is missing counts in the question's own script
+    "missing_numbers_same",
+    "missing_entities_same",
+    "similarity_top_across",
+)
 ABSTAIN_FEATURES = (
     "best_logit",
     "sentence_raw",
@@ -111,6 +131,7 @@ ABSTAIN_FEATURES = (
     "open_type",
     "typed_in_reach",
     *_CARRIED,
+    *EVIDENCE_FEATURES,
 )
 
 
@@ -298,4 +319,60 @@ def abstain_features(
         "open_type": float(open_type),
         "typed_in_reach": float(typed_in_reach),
         **{name: best[name] for name in _CARRIED},
+    }
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What the reader read for a question besides its sentences' features: the content
+    terms of the passages read in another script than the question's, and whether the
+    best sentence states a number of its own."""
+
+    other: frozenset[str]
+    states_numbers: bool  # the best sentence states a number, ordinal or date
+
+
+def evidence_features(
+    asked: Asked,
+    reach: Reach,
+    sentences: Sequence[Mapping[str, float]],
+    best: Mapping[str, float],
+    *,
+    known: Callable[[str], bool],
+) -> dict[str, float]:
+    """The question-level evidence of the reader's whole reach.
+
+    Args:
+        asked: the question's terms and weights.
+        reach: the other-script passages' terms, the best sentence's numbers.
+        sentences: the sentence features of every sentence read.
+        best: the best candidate's features.
+        known: whether the index holds a term at all.
+
+    Returns:
+        ``bridged_reach``: the share of the question carried into the other language that
+        the passages read in it state; ``unknown_terms``: the idf-weighted share of the
+        question's terms that no passage of the corpus holds; ``numbers_anywhere``: the
+        best share of the question's numbers any sentence read states; ``number_conflict``:
+        the best sentence lacks a number of the question and states another ("the tenth
+        summit" over a sentence dating the ninth); ``similarity_top`` / ``similarity_gap``:
+        the best mean similarity of any sentence read, and the best candidate's sentence's
+        over the median sentence's; and three products with the script.
+    """
+    terms = asked.query.terms | asked.analysis.predicate
+    total = sum(asked.idf.get(t, 0.0) for t in terms)
+    unknown = sum(asked.idf.get(t, 0.0) for t in terms if not known(t))
+    means = [s["similarity_mean"] for s in sentences] or [0.0]
+    missing_numbers = best["has_numbers"] * (1 - best["numbers_found"])
+    same = best["same_script"]
+    return {
+        "bridged_reach": asked.bridged_share(reach.other),
+        "unknown_terms": unknown / total if total else 0.0,
+        "numbers_anywhere": max((s["numbers_found"] for s in sentences), default=0.0),
+        "number_conflict": missing_numbers * float(reach.states_numbers),
+        "similarity_top": max(means),
+        "similarity_gap": best["similarity_mean"] - float(np.median(means)),
+        "missing_numbers_same": missing_numbers * same,
+        "missing_entities_same": best["has_entities"] * (1 - best["entities_found"]) * same,
+        "similarity_top_across": max(means) * (1 - same),
     }

@@ -51,7 +51,7 @@ from service.config import Settings
 from service.encode.encoders import Encoder
 from service.engine import Engine
 from service.index import IndexTexts, build_index, load_encoders, read_texts
-from service.lab.evaluate import load_questions
+from service.lab.evaluate import load_claims, load_questions
 from service.lab.processes import (
     cpu_seconds,
     load_average,
@@ -80,6 +80,7 @@ RAW_BATCH = 32
 TARGETS = {  # name: (limit, at_most, unit)
     "HTTP /ask p50, 1 client": (15.0, True, "ms"),
     "HTTP /ask p99, 1 client": (40.0, True, "ms"),
+    "HTTP /verify p50, 1 client": (30.0, True, "ms"),
     "throughput, 8 clients": (150.0, False, "requests/s"),
     "end-to-end / sum of stages (p50, 1 client)": (1.3, True, ""),
 }
@@ -154,6 +155,7 @@ class BenchReport:
     stores: list[StoreFigures] = field(default_factory=list)
     # where the scale rows come from, when an earlier run measured them (they take hours)
     scale_from: str | None = None
+    verify: LoadRun | None = None  # POST /verify, one client, the claims file's claims
 
     def run(self, clients: int) -> LoadRun | None:
         return next((run for run in self.load if run.clients == clients), None)
@@ -211,9 +213,11 @@ def _in_process(
 _Done = list[tuple[float, dict[str, float]]]  # (end-to-end ms, the server's timings_ms)
 
 
-def _client(url: str, share: Sequence[str]) -> tuple[_Done, list[str]]:
-    """One keep-alive client asking ``share`` in turn: the answered requests, and the kind
-    of each failure (reconnecting after a failed connection)."""
+def _client(url: str, share: Sequence[str], endpoint: str = "/ask") -> tuple[_Done, list[str]]:
+    """One keep-alive client sending ``share`` in turn (questions to ``/ask``, claims to
+    ``/verify``): the answered requests, and the kind of each failure (reconnecting after a
+    failed connection)."""
+    field = "claim" if endpoint == "/verify" else "question"
     host, port = url.removeprefix("http://").split(":")
     done: _Done = []
     errors: list[str] = []
@@ -221,10 +225,10 @@ def _client(url: str, share: Sequence[str]) -> tuple[_Done, list[str]]:
     headers = {"Content-Type": "application/json"}
     try:
         for question in share:
-            body = json.dumps({"question": question, "top_k": 5})
+            body = json.dumps({field: question, "top_k": 5})
             started = time.perf_counter()
             try:
-                connection.request("POST", "/ask", body, headers)
+                connection.request("POST", endpoint, body, headers)
                 response = connection.getresponse()
                 payload = response.read()
             except (OSError, http.client.HTTPException) as error:
@@ -246,14 +250,16 @@ def _ratio(top: Latency | None, bottom: Latency | None) -> float | None:
     return round(top.p50_ms / bottom.p50_ms, 3) if top and bottom and bottom.p50_ms else None
 
 
-def _load_run(url: str, questions: Sequence[str], clients: int, pids: Sequence[int]) -> LoadRun:
-    """``clients`` concurrent keep-alive clients sharing ``questions``."""
+def _load_run(
+    url: str, questions: Sequence[str], clients: int, pids: Sequence[int], endpoint: str = "/ask"
+) -> LoadRun:
+    """``clients`` concurrent keep-alive clients sharing ``questions`` (or claims)."""
     shares = [questions[i::clients] for i in range(clients)]
     cpu_before = cpu_seconds(pids)
     client_before = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(lambda share: _client(url, share), shares))
+        results = list(pool.map(lambda share: _client(url, share, endpoint), shares))
     seconds = time.perf_counter() - started
     client_cpu = time.process_time() - client_before
     cpu_after = cpu_seconds(pids)
@@ -416,12 +422,17 @@ def _target(name: str, value: float | None, limit: float, at_most: bool, unit: s
     return Target(name, value, limit, at_most, unit, met)
 
 
-def _targets(load: Sequence[LoadRun], ingest: Sequence[IngestRate]) -> list[Target]:
+def _targets(
+    load: Sequence[LoadRun], ingest: Sequence[IngestRate], verify: LoadRun | None = None
+) -> list[Target]:
     one = next((run for run in load if run.clients == 1), None)
     eight = next((run for run in load if run.clients == 8), None)
     values = {
         "HTTP /ask p50, 1 client": one.latency.p50_ms if one and one.latency else None,
         "HTTP /ask p99, 1 client": one.latency.p99_ms if one and one.latency else None,
+        "HTTP /verify p50, 1 client": (
+            verify.latency.p50_ms if verify and verify.latency else None
+        ),
         "throughput, 8 clients": eight.requests_per_s if eight else None,
         "end-to-end / sum of stages (p50, 1 client)": one.e2e_over_stages if one else None,
     }
@@ -444,6 +455,17 @@ def _targets(load: Sequence[LoadRun], ingest: Sequence[IngestRate]) -> list[Targ
 class _Http:
     runs: list[LoadRun]
     server_rss_bytes: int | None  # the largest server process after the runs
+    verify: LoadRun | None  # one client checking the claims file's claims
+
+
+def _claims(questions_file: Path, count: int) -> list[str]:
+    """Up to ``count`` claims of the claims file beside the questions file (none if absent),
+    each sent twice at most."""
+    path = questions_file.with_name("claims.jsonl")
+    if not path.is_file():
+        return []
+    claims = [c.claim for c in load_claims(path)]
+    return (claims * 2)[:count]
 
 
 def _over_http(
@@ -467,8 +489,14 @@ def _over_http(
             _say(progress, f"HTTP: {requests} requests from {count} clients ...")
             part = questions[i * requests : (i + 1) * requests]
             runs.append(_load_run(server.url, part, count, pids))
+        claims = _claims(questions_file, requests)
+        verify = None
+        if claims:
+            _say(progress, f"HTTP: {len(claims)} claim checks from 1 client ...")
+            _load_run(server.url, [f"{c} (warm-up)" for c in claims[:20]], 1, pids, "/verify")
+            verify = _load_run(server.url, claims, 1, pids, "/verify")
         sizes = [tree_rss([pid])[0] for pid in pids]
-    return _Http(runs, max(sizes) if any(sizes) else None)
+    return _Http(runs, max(sizes) if any(sizes) else None, verify)
 
 
 def _at_scale(
@@ -544,6 +572,7 @@ def run_bench(
         ingest=rates,
         build_seconds=build_seconds,
         scale=scale_rows,
-        targets=_targets(http.runs, rates),
+        targets=_targets(http.runs, rates, http.verify),
         stores=store_rows,
+        verify=http.verify,
     )

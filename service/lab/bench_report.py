@@ -222,6 +222,25 @@ def _http(report: BenchReport) -> list[str]:
         "whole `Engine.ask` (the rest is HTTP, the framework and the client). With more "
         "clients both include queueing. Largest server process after the runs: "
         f"{_mib(report.server_rss_bytes)} MiB resident.",
+        *_verify(report),
+    ]
+
+
+def _verify(report: BenchReport) -> list[str]:
+    if report.verify is None:
+        return []
+    return [
+        "",
+        "## HTTP `POST /verify` over loopback",
+        "",
+        "One client checking the claims of `eval/claims.jsonl` in turn (each claim is "
+        "retrieved, tagged, and its slots aligned with the close sentences).",
+        "",
+        "| clients | requests | errors | requests/s | p50 ms | p99 ms | server `total` p50 ms "
+        "| server sum of stages p50 ms | end-to-end / stages | end-to-end / `total` "
+        "| server CPU ms/request | client CPU ms/request |",
+        "|" + " --- |" * 12,
+        _load_line(report.verify),
     ]
 
 
@@ -438,6 +457,7 @@ def read(path: Path) -> BenchReport:
         targets=[Target(**row) for row in data.get("targets", [])],
         stores=[_store(row) for row in data.get("stores", [])],
         scale_from=data.get("scale_from"),
+        verify=_load_run_from(data["verify"]) if data.get("verify") else None,
     )
 
 

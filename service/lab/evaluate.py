@@ -50,6 +50,7 @@ from typing import Any
 
 from service.lab.stats import nearest_rank
 from service.records import Answer, AskResult, Chunk, Document
+from service.text.language import fold
 
 __all__ = [
     "METRICS",
@@ -573,7 +574,9 @@ def claim_metrics(checks: Sequence[tuple[Claim, Any]]) -> dict[str, Any]:
 
     ``confusion[label][verdict]`` counts claims; ``evidence_recall`` is the share of claims
     with a gold document that find it among their evidence; ``ece`` the expected calibration
-    error of the verdicts' confidence (ten bins).
+    error of the verdicts' confidence (ten bins); ``supported_wrongly`` counts contradicted
+    and not_found claims called supported; ``mismatch_named`` is the share of contradicted
+    claims whose check names the changed value (``_names_the_change``).
     """
     confusion = {label: dict.fromkeys(LABELS, 0) for label in LABELS}
     for claim, check in checks:
@@ -581,8 +584,14 @@ def claim_metrics(checks: Sequence[tuple[Claim, Any]]) -> dict[str, Any]:
     with_doc = [(c, k) for c, k in checks if c.doc_id]
     found = sum(any(e.citation.doc_id == c.doc_id for e in k.evidence) for c, k in with_doc)
     right = sum(claim.label == check.verdict for claim, check in checks)
+    contradicted = [(c, k) for c, k in checks if c.label == "contradicted"]
+    named = sum(_names_the_change(c, k) for c, k in contradicted)
     return {
         "label_accuracy": round(right / len(checks), 4) if checks else None,
+        "supported_wrongly": sum(
+            c.label != "supported" and k.verdict == "supported" for c, k in checks
+        ),
+        "mismatch_named": round(named / len(contradicted), 4) if contradicted else None,
         "evidence_recall": round(found / len(with_doc), 4) if with_doc else None,
         "ece": expected_calibration_error(
             [(k.confidence, c.label == k.verdict) for c, k in checks]
@@ -590,6 +599,26 @@ def claim_metrics(checks: Sequence[tuple[Claim, Any]]) -> dict[str, Any]:
         "confusion": confusion,
         "n": len(checks),
     }
+
+
+_CHANGE_KINDS = {"organisation": "organization", "qualifier": "number"}
+
+
+def _names_the_change(claim: Claim, check: Any) -> bool:
+    """A contradicted claim's check names what was changed: it is called contradicted, and
+    its deciding sentence's mismatch is of the changed kind and quotes a value of the
+    claim that the gold evidence does not state."""
+    if check.verdict != "contradicted":
+        return False
+    decisive = next((e for e in check.evidence if e.stance == "contradicts"), None)
+    if decisive is None:
+        return False
+    kind = _CHANGE_KINDS.get(claim.kind or "", claim.kind)
+    evidence = fold(claim.evidence or "")
+    return any(
+        (kind is None or m.kind == kind) and fold(m.claim_text) not in evidence
+        for m in decisive.mismatches
+    )
 
 
 def expected_calibration_error(

@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 FOLDS = 5
-EVENT_L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+EVENT_L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 FUSION_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # each retriever's weight, in every group
 STRONG = (0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # hit@1 alone that protects a first hit (1.01: none)
 MIN_GROUP = 20  # answerable train questions a group needs to be fitted on its own
@@ -380,7 +380,7 @@ def fit_claims(
         rows.append(
             [
                 _claim_score(
-                    verifier.judge(r, tuning=replace(base, event=by_fold[f], **point)).verdict,
+                    verifier.judge(r, tuning=_with(base, point, by_fold[f])).verdict,
                     c.label,
                 )
                 for c, r, f in zip(claims, readings, split, strict=True)
@@ -389,7 +389,7 @@ def fit_claims(
     choice = choose(np.asarray(rows, dtype=float), split)
     chosen = points[choice.index]
     tuning, calibration = _calibrate_claims(
-        verifier, claims, readings, split, replace(base, **chosen), by_fold
+        verifier, claims, readings, split, _with(base, chosen, event), by_fold
     )
     record = {
         "objective": "label accuracy, minus the share of claims wrongly called supported",
@@ -405,6 +405,18 @@ def fit_claims(
         "kept": ["passages_read", "sentences_read", "closeness"],
     }
     return replace(tuning, event=event), record
+
+
+def _with(base: ClaimTuning, point: dict[str, float], event: LinearModel) -> ClaimTuning:
+    """``base`` with a grid point's thresholds and a same-event model."""
+    return replace(
+        base,
+        event=event,
+        min_event_support=point["min_event_support"],
+        min_event_contradict=point["min_event_contradict"],
+        contradict_unknown=int(point["contradict_unknown"]),
+        support_unverifiable=int(point["support_unverifiable"]),
+    )
 
 
 def _is_evidence(sentence: str, evidence: str | None) -> bool:

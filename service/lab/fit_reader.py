@@ -9,7 +9,8 @@
    best candidate's question-level features (``ABSTAIN_FEATURES``), computed with the
    candidate scorer fitted on the other folds, so the classifier sees the scores it will
    meet on new questions. Its threshold is the one with the best cross-validated accuracy
-   (a right answer, or an abstention on an unanswerable question).
+   (a right answer, or an abstention on an unanswerable question) among those whose
+   cross-validated false-abstain rate stays within ``MAX_FALSE_ABSTAIN``.
 3. **Confidence**: a logistic regression of "the answer is right" on the candidate's score
    and the abstention probability, both out of fold (Platt scaling in two variables).
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
 from service.answer.features import (
@@ -40,6 +42,7 @@ from service.tuned import ReaderTuning
 
 __all__ = [
     "L2_GRID",
+    "MAX_FALSE_ABSTAIN",
     "THRESHOLDS",
     "fit_reader",
     "fit_softmax",
@@ -50,6 +53,7 @@ L2_GRID = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 ABSTAIN_L2_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 TIERS = (0.2, 0.4, 0.6, 1.0)  # how much F1 a precise span may give up and stay a positive
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.1, 0.91, 0.05))
+MAX_FALSE_ABSTAIN = 0.08  # issue 20's bound on abstaining on answerable questions
 _CONFIDENCE_FEATURES = ("candidate_logit", "answerable")
 
 
@@ -305,21 +309,63 @@ def _fit_abstention(
         by_l2[l2] = predicted
     l2 = min(losses, key=lambda key: losses[key])
     probabilities = by_l2[l2]
-    accuracy = {}
-    for threshold in THRESHOLDS:
-        answers = probabilities >= threshold
-        handled = np.where(answerable, answers & right, ~answers)
-        accuracy[threshold] = float(handled.mean())
-    chosen = max(THRESHOLDS, key=lambda t: (accuracy[t], -abs(t - 0.5)))
+    trade_off = {t: _abstention_at(probabilities, t, answerable, right) for t in THRESHOLDS}
+    chosen = _threshold(trade_off)
     model = fit_weighted_logistic(rows, answerable, l2, ABSTAIN_FEATURES)
     record = {
         "l2": l2,
         "log_loss_cross_validated_by_l2": {f"{k:g}": round(v, 4) for k, v in losses.items()},
+        "auc_cross_validated": round(_auc(probabilities, answerable), 4),
         "threshold": chosen,
-        "accuracy_cross_validated": round(accuracy[chosen], 4),
-        "accuracy_by_threshold": {str(t): round(a, 4) for t, a in accuracy.items()},
+        "threshold_rule": "best cross-validated accuracy among the thresholds whose "
+        f"cross-validated false-abstain rate is at most {MAX_FALSE_ABSTAIN} (issue 20)",
+        "accuracy_cross_validated": trade_off[chosen]["accuracy"],
+        "cross_validated_by_threshold": {str(t): figures for t, figures in trade_off.items()},
     }
     return model, chosen, probabilities, record
+
+
+def _abstention_at(
+    probabilities: np.ndarray, threshold: float, answerable: np.ndarray, right: np.ndarray
+) -> dict[str, float]:
+    """The held-out figures of abstaining below ``threshold``: accuracy (a right answer,
+    or an abstention on an unanswerable question), abstain precision and recall, and the
+    false-abstain rate (answerable questions abstained on)."""
+    abstains = probabilities < threshold
+    unanswerable = ~answerable
+    handled = np.where(answerable, ~abstains & right, abstains)
+    return {
+        "accuracy": round(float(handled.mean()), 4),
+        "abstain_precision": round(
+            float((abstains & unanswerable).sum() / max(abstains.sum(), 1)), 4
+        ),
+        "abstain_recall": round(
+            float((abstains & unanswerable).sum() / max(unanswerable.sum(), 1)), 4
+        ),
+        "false_abstain_rate": round(
+            float((abstains & answerable).sum() / max(answerable.sum(), 1)), 4
+        ),
+    }
+
+
+def _threshold(trade_off: dict[float, dict[str, float]]) -> float:
+    """The threshold of the best accuracy among those that abstain on at most
+    ``MAX_FALSE_ABSTAIN`` of the answerable questions (the lowest threshold if none
+    does): accuracy alone does not mind abstaining on a question the reader would have
+    answered wrong, and would trade a trusted "not found" for it."""
+    allowed = [t for t, f in trade_off.items() if f["false_abstain_rate"] <= MAX_FALSE_ABSTAIN]
+    if not allowed:
+        return min(trade_off)
+    return max(allowed, key=lambda t: (trade_off[t]["accuracy"], -abs(t - 0.5)))
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The area under the ROC curve: the chance a positive outscores a negative."""
+    ranks = rankdata(scores)  # ties share their mean rank
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _fit_confidence(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ import numpy as np
 from service.answer.analysis import chinese_kind
 from service.records import FactKind
 from service.text.bridge import cedict, chinese_words
-from service.text.language import CJK_RE, fold, scripts_of
+from service.text.language import CJK_RE, Script, fold, scripts_of
 from service.text.tokenize import content_terms, tokenize
 from service.verify.facts import (
     Fact,
@@ -155,7 +156,7 @@ class Lexicon:
 
     def carried(self, name: str) -> Mapping[str, float]:
         """``name``'s terms in the other script, weighted (``Dictionary.carried``)."""
-        target = "latin" if _script(name) == "han" else "han"
+        target: Script = "latin" if _script(name) == "han" else "han"
         return cedict().carried(name, target, self.knows)
 
 
@@ -167,7 +168,7 @@ def _anything(term: str) -> bool:
     return True
 
 
-def _script(text: str) -> str:
+def _script(text: str) -> Script:
     return "han" if CJK_RE.search(text) else "latin"
 
 
@@ -277,7 +278,7 @@ def align(
     asked = _Text(claim, lexicon)
     named = [s.fact for s in claim_slots if s.named]
     aligned = []
-    context_dates = dates(context)
+    context_dates = _dates(context)
     sentence_names = [s.fact for s in sentence_slots if s.named]
     for slot in claim_slots:
         same_kind = [s.fact for s in sentence_slots if s.kind == slot.kind]
@@ -296,6 +297,12 @@ def align(
         else:
             aligned.append(_name(slot, same_kind, sentence_names, (found, around, asked), named))
     return aligned
+
+
+@lru_cache(maxsize=4096)
+def _dates(text: str) -> list[Fact]:
+    """``dates`` of a context (the same headlines and sentences come back); read-only."""
+    return dates(text)
 
 
 def _same_value(claim: Fact, evidence: Fact) -> bool:
@@ -373,7 +380,7 @@ class _Text:
         for span in spans:
             if _script(span.text) == _script(name):
                 continue
-            glossed = self.lexicon.carried(span.text).keys()
+            glossed = frozenset(self.lexicon.carried(span.text))
             if wanted and len(wanted & glossed) >= SHARE_STATED * len(wanted):
                 return True
         return False

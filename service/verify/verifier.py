@@ -64,8 +64,8 @@ class Match:
         scored = self.scored
         others = max(len(self.aligned) - self.count("mismatch"), 1)
         return {
-            "closeness": scored.score,
             "similarity": scored.similarity,
+            "prior": scored.prior,
             "coverage": scored.coverage,
             "support": scored.support or 0.0,
             "has_support": float(scored.support is not None),
@@ -73,7 +73,6 @@ class Match:
             "no_slots": float(not self.aligned),
             "pinned_share": self.pinned / others,
             "agreed_share": self.matched / others,
-            "context_share": self.count("context") / others,
             "unknown_share": self.count("unknown") / others,
             "unverifiable_share": self.count("unverifiable") / others,
         }
@@ -101,8 +100,8 @@ class Reading:
 
 # What the same-event model reads of a sentence against a claim (``Match.features``).
 EVENT_FEATURES = (
-    "closeness",
     "similarity",
+    "prior",
     "coverage",
     "support",
     "has_support",
@@ -110,7 +109,6 @@ EVENT_FEATURES = (
     "no_slots",
     "pinned_share",
     "agreed_share",
-    "context_share",
     "unknown_share",
     "unverifiable_share",
 )
@@ -127,6 +125,9 @@ def _stance(match: Match, event: float, tuning: ClaimTuning) -> Stance:
     if match.count("unknown") or match.count("unverifiable") > tuning.support_unverifiable:
         return "related"  # a slot it does not state: nothing is supported
     return "supports" if event >= tuning.min_event_support else "related"
+
+
+_SLOTS_KEPT = 65536
 
 
 def _bare_year(slot: Slot) -> bool:
@@ -148,6 +149,7 @@ class Verifier:
         self.annotator = annotator or Annotator()
         index = engine.index
         self.lexicon = Lexicon(index.lexical, index.chunks)
+        self._slots: dict[int, list[Slot]] = {}  # by sentence row
 
     def verify(self, claim: str, top_k: int = 5) -> ClaimCheck:
         """The verdict on ``claim``, with the ``top_k`` sentences weighed shown."""
@@ -169,12 +171,17 @@ class Verifier:
         (spans,) = self.annotator.annotate_texts([claim])
         slots = slots_of(claim, _labelled(spans), self.lexicon, claim=True)
         matches = tuple(self._match(claim, slots, s) for s in ranked[: tuning.sentences_read])
+        aligned = time.perf_counter()
         return Reading(
             claim,
             tuple(slots),
             matches,
             started,
-            {"retrieve": (retrieved - started) * 1000, "compare": 0.0},
+            {
+                "retrieve": (retrieved - started) * 1000,
+                "align": (aligned - retrieved) * 1000,  # rank, tag the claim, align slots
+                "compare": 0.0,
+            },
         )
 
     def judge(
@@ -203,13 +210,23 @@ class Verifier:
     def _match(self, claim: str, slots: list[Slot], scored: ScoredSentence) -> Match:
         extractor = self.engine.extractor
         text = extractor.sentence_text(scored)
-        spans = [
-            (span.start - scored.start, span.end - scored.start, span.label)
-            for span in self.engine.index.spans_of(scored.row)
-        ]
-        found = slots_of(text, spans, self.lexicon)
+        found = self._sentence_slots(scored, text)
         context = extractor.context_text(scored)
         return Match(scored, text, tuple(align(claim, slots, text, found, context, self.lexicon)))
+
+    def _sentence_slots(self, scored: ScoredSentence, text: str) -> list[Slot]:
+        """The slots of an indexed sentence, from its build-time spans; kept, as the same
+        sentences come back claim after claim (``_SLOTS_KEPT``)."""
+        found = self._slots.get(scored.row)
+        if found is None:
+            spans = [
+                (span.start - scored.start, span.end - scored.start, span.label)
+                for span in self.engine.index.spans_of(scored.row)
+            ]
+            found = slots_of(text, spans, self.lexicon)
+            if len(self._slots) < _SLOTS_KEPT:
+                self._slots[scored.row] = found
+        return found
 
     def _weigh(self, match: Match, tuning: ClaimTuning) -> Evidence:
         event = float(tuning.event.probabilities(tuning.event.row(match.features()))[0])
