@@ -677,7 +677,7 @@ def test_widget_script_and_demo_page(client: TestClient) -> None:
 
 
 def test_verify_contract(client: TestClient) -> None:
-    claim = "The NEAR forum in Gyeongju drew delegates from seven countries."
+    claim = "The China-Japan-Korea Cooperation Secretariat opened in Seoul in September 2013."
     response = client.post("/verify", json={"claim": claim, "top_k": 3})
     assert response.status_code == 200
     body = response.json()
@@ -692,9 +692,15 @@ def test_verify_contract(client: TestClient) -> None:
         text = client.get(f"/documents/{c['doc_id']}").json()["text"]
         assert text[c["char_start"] : c["char_end"]] == evidence["quote"]
         for m in evidence["mismatches"]:
-            assert set(m) == {"kind", "claim_text", "evidence_text"}
-    mismatches = [m for e in body["evidence"] for m in e["mismatches"]]
-    assert {"kind": "number", "claim_text": "seven", "evidence_text": "five"} in mismatches
+            assert set(m) == {
+                "kind", "claim_text", "evidence_text", "evidence_start", "evidence_end"
+            }  # fmt: skip
+            assert evidence["quote"][m["evidence_start"] : m["evidence_end"]] == m["evidence_text"]
+    deciding = body["evidence"][0]  # the deciding sentence comes first
+    assert deciding["stance"] == "contradicts"
+    assert [(m["kind"], m["claim_text"]) for m in deciding["mismatches"]] == [
+        ("date", "September 2013")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, permissions=["clipboard-read", "clipboard-write"]
+    )
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
@@ -118,6 +120,24 @@ def test_english_question_shows_the_answer_and_a_citation(page: Page, service_ur
     page.screenshot(path=str(OUTPUT / "widget-answered.png"))
 
 
+def test_copy_citation_puts_the_quote_its_source_and_the_link_on_the_clipboard(
+    page: Page, service_url: str
+) -> None:
+    _open_widget(page, service_url)
+    _ask(page, "When was the China-Japan-Korea Cooperation Secretariat officially established?")
+    answer = page.locator("citeqa-chat .answer").last
+    expect(answer).to_be_visible(timeout=20_000)
+    quote = answer.locator("a.card blockquote").first.inner_text()
+    answer.get_by_role("button", name="Copy citation").click()
+    expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+    lines = page.evaluate("() => navigator.clipboard.readText()").split("\n")
+    assert lines[0] == f"“{quote}”"
+    assert lines[1].startswith("Interview with Ou Boqian")  # title · publisher · date
+    assert lines[-1].startswith(f"{service_url}/view/000_8e6ebfa50e614d2c#")
+    answer.get_by_role("button", name="Copy quote").click()
+    assert page.evaluate("() => navigator.clipboard.readText()") == quote
+
+
 def test_a_citation_opens_the_document_with_the_quote_highlighted(
     page: Page, service_url: str
 ) -> None:
@@ -125,7 +145,7 @@ def test_a_citation_opens_the_document_with_the_quote_highlighted(
     _ask(page, "When was the China-Japan-Korea Cooperation Secretariat officially established?")
     answer = page.locator("citeqa-chat .answer").last
     expect(answer).to_be_visible(timeout=20_000)
-    quote = answer.locator(".in-context mark").inner_text()
+    quote = answer.locator("a.card mark").first.inner_text()
     with page.context.expect_page() as opened:
         answer.locator("a.card").first.click()
     view = opened.value
@@ -142,7 +162,9 @@ def test_chinese_question_gets_a_chinese_answer(page: Page, service_url: str) ->
     answer = page.locator("citeqa-chat .answer").last
     expect(answer).to_be_visible(timeout=20_000)
     expect(answer.locator(".answer-text")).to_contain_text("中國地震局")
-    expect(answer).to_contain_text("繁體中文")
+    # the labels are in the reader's language (Simplified), naming the source's script
+    expect(answer).to_contain_text("出处")
+    expect(answer).to_contain_text("引自繁体中文原文")
     expect(answer.locator("a.card").first).to_be_visible()
 
 
@@ -233,13 +255,34 @@ def test_check_a_claim_shows_the_verdict_and_the_mismatch(page: Page, service_ur
         "aria-pressed", "true"
     )
     box = page.get_by_role("textbox", name="Claim to check")
-    box.fill("The NEAR forum in Gyeongju drew delegates from seven countries.")
+    box.fill("The China-Japan-Korea Cooperation Secretariat opened in Seoul in September 2013.")
     box.press("Enter")
     reply = page.locator("citeqa-chat .claim").last
     expect(reply).to_be_visible(timeout=20_000)
     expect(reply.locator(".verdict")).to_have_text("Contradicted by the sources")
-    expect(reply.locator(".mismatches")).to_contain_text("seven")
-    expect(reply.locator("mark.mismatch").first).to_have_text("five")
-    expect(reply.locator("a.card").first).to_be_visible()
+    expect(reply.locator(".mismatches li")).to_have_count(1)  # the deciding sentence's only
+    expect(reply.locator(".mismatches")).to_contain_text("September 2013")
+    deciding = reply.locator("a.card").first
+    expect(deciding.locator(".stance")).to_have_text("contradicts")
+    expect(deciding.locator("mark.mismatch")).to_have_text("September 2011")
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "widget-claim.png"))
+
+
+def test_the_verdict_headline_lists_only_its_stances_mismatches(
+    page: Page, service_url: str
+) -> None:
+    _open_widget(page, service_url)
+    page.get_by_role("button", name="Check a claim").click()
+    box = page.get_by_role("textbox", name="Claim to check")
+    box.fill("中日韓核安全監管高官會目前已舉行四次。")
+    box.press("Enter")
+    reply = page.locator("citeqa-chat .claim").last
+    expect(reply).to_be_visible(timeout=20_000)
+    expect(reply.locator(".verdict")).to_have_text("資料支持這一說法")  # in the claim's script
+    expect(reply.locator(".mismatches")).to_have_count(0)  # supported: nothing differs
+    expect(reply.locator("mark.mismatch")).to_have_count(0)
+    stances = reply.locator("a.card .stance").all_inner_texts()
+    assert stances[0] == "支持" and set(stances[1:]) <= {"相關"}, stances
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-claim-zh.png"))

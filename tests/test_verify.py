@@ -210,8 +210,8 @@ def test_evidence_quotes_slice_their_documents(verifier: Verifier) -> None:
         c = evidence.citation
         text = verifier.engine.document(c.doc_id).text
         assert text[c.char_start : c.char_end] == evidence.quote == c.quote
-        for m in evidence.mismatches:
-            assert m.evidence_text in evidence.quote
+        for m in evidence.mismatches:  # the differing value's exact offsets in the quote
+            assert evidence.quote[m.evidence_start : m.evidence_end] == m.evidence_text
 
 
 @pytest.mark.parametrize(("claim", "top_k"), [("   ", 5), ("x" * 2001, 5), ("ok claim", 0)])
@@ -219,3 +219,28 @@ def test_bad_input_names_the_field(verifier: Verifier, claim: str, top_k: int) -
     with pytest.raises(InputError) as raised:
         verifier.verify(claim, top_k=top_k)
     assert raised.value.field in ("claim", "top_k")
+
+
+def _match(*statuses: str) -> Any:
+    from service.answer.extractor import ScoredSentence
+    from service.verify.slots import Aligned
+    from service.verify.verifier import Match
+
+    fact = dates("in 2011")[0]
+    aligned = tuple(
+        Aligned(Slot(fact), status, fact if status == "mismatch" else None) for status in statuses
+    )
+    scored = ScoredSentence(0, None, 0, 7, 0.5, 0.5, 1.0, None, 0.5)  # type: ignore[arg-type]
+    return Match(scored, "in 2011", aligned)
+
+
+def test_a_sentence_contradicts_only_when_one_slot_differs(verifier: Verifier) -> None:
+    from service.verify.verifier import _stance
+
+    tuning = verifier.tuning
+    sure = max(tuning.min_event_contradict, tuning.min_event_support) + 0.01
+    assert _stance(_match("matched", "mismatch"), sure, tuning) == "contradicts"
+    assert _stance(_match("mismatch", "mismatch", "matched"), sure, tuning) == "related"
+    assert _stance(_match("matched", "matched"), sure, tuning) == "supports"
+    assert _stance(_match("matched", "unknown"), sure, tuning) == "related"  # not every slot
+    assert _stance(_match("matched", "mismatch"), 0.0, tuning) == "related"  # another event

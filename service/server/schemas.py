@@ -324,6 +324,8 @@ class MismatchOut(BaseModel):
     kind: MismatchKind = Field(description="What kind of fact differs.")
     claim_text: str = Field(description="The value as the claim states it.")
     evidence_text: str = Field(description="The value as the evidence states it (in its quote).")
+    evidence_start: int = Field(description="Where evidence_text starts in the quote.")
+    evidence_end: int = Field(description="Where it ends: quote[evidence_start:evidence_end].")
 
 
 class EvidenceOut(BaseModel):
@@ -339,7 +341,13 @@ class EvidenceOut(BaseModel):
             citation=CitationOut.from_citation(evidence.citation, base_url),
             stance=evidence.stance,
             mismatches=[
-                MismatchOut(kind=m.kind, claim_text=m.claim_text, evidence_text=m.evidence_text)
+                MismatchOut(
+                    kind=m.kind,
+                    claim_text=m.claim_text,
+                    evidence_text=m.evidence_text,
+                    evidence_start=m.evidence_start,
+                    evidence_end=m.evidence_end,
+                )
                 for m in evidence.mismatches
             ],
         )

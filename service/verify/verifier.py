@@ -118,10 +118,14 @@ def _stance(match: Match, event: float, tuning: ClaimTuning) -> Stance:
     """supports, contradicts or related (see the module's description); ``event`` is the
     fitted probability that the sentence is about the claim's event."""
     open_slots = match.count("unknown", "unverifiable")
-    if match.mismatches:
-        if event >= tuning.min_event_contradict and open_slots <= tuning.contradict_unknown:
+    if match.mismatches:  # one slot stated differently, on the same event, contradicts
+        if (
+            len(match.mismatches) == 1
+            and event >= tuning.min_event_contradict
+            and open_slots <= tuning.contradict_unknown
+        ):
             return "contradicts"
-        return "related"
+        return "related"  # several differ: another event
     if match.count("unknown") or match.count("unverifiable") > tuning.support_unverifiable:
         return "related"  # a slot it does not state: nothing is supported
     return "supports" if event >= tuning.min_event_support else "related"

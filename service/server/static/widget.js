@@ -21,12 +21,183 @@
   const script = document.currentScript;
   const scriptOrigin = script && script.src ? new URL(script.src, location.href).origin : "";
 
-  const LANGUAGES = {
-    en: "English",
-    "zh-Hans": "简体中文",
-    "zh-Hant": "繁體中文",
-    ja: "日本語",
-    ko: "한국어",
+
+  // Characters written differently in the two Chinese scripts (simplified, traditional):
+  // which of them a question uses says which script its reader writes.
+  const SIMPLIFIED = "这们会国说对时过还发经为问与个来见长门东话语书后间开关没实现动进点体学电华韩议举处际区务领导协织边机构组称项该并两";
+  const TRADITIONAL = "這們會國說對時過還發經為問與個來見長門東話語書後間開關沒實現動進點體學電華韓議舉處際區務領導協織邊機構組稱項該並兩";
+
+  /** The language a reader wrote ``text`` in: en, zh-Hans, zh-Hant, ja or ko. */
+  function readerLanguage(text) {
+    if (/[\u3040-\u30ff]/.test(text)) return "ja";
+    if (/[\uac00-\ud7af\u1100-\u11ff]/.test(text)) return "ko";
+    if (!/[\u4e00-\u9fff]/.test(text)) return "en";
+    let simplified = 0;
+    let traditional = 0;
+    for (const char of text) {
+      if (SIMPLIFIED.includes(char)) simplified += 1;
+      if (TRADITIONAL.includes(char)) traditional += 1;
+    }
+    return traditional > simplified ? "zh-Hant" : "zh-Hans";
+  }
+
+  const percent = (value) => `${Math.round(value * 100)}%`;
+
+  // The widget's words in each language a reader may ask in.
+  const WORDS = {
+    en: {
+      languages: { en: "English", "zh-Hans": "Simplified Chinese", "zh-Hant": "Traditional Chinese", ja: "Japanese", ko: "Korean" },
+      copyQuote: "Copy quote", copyCitation: "Copy citation", share: "Copy link",
+      copied: "Copied", report: "Report a wrong answer", reportNote: "What is wrong?",
+      sendReport: "Send", reported: "Thank you: the newsroom will review it.",
+      reportFailed: "The report could not be sent.", notStated: "not stated",
+      searching: "Searching the sources…",
+      checking: "Checking the claim against the sources…",
+      noAnswer: "No answer in the sources",
+      nearest: "Nearest passages",
+      answered: (c, language) => `Confidence ${percent(c)} · quoted in ${WORDS.en.languages[language] || language}`,
+      source: "Source",
+      alsoRelevant: "Also relevant",
+      openQuote: "Open the source at this quote",
+      openPassage: "Open the passage",
+      evidence: "Evidence",
+      confidence: (c) => `Confidence ${percent(c)}`,
+      verdicts: {
+        supported: "Supported by the sources",
+        contradicted: "Contradicted by the sources",
+        not_found: "Not found in the sources",
+      },
+      stances: { supports: "supports", contradicts: "contradicts", related: "related" },
+      kinds: { number: "number", date: "date", ordinal: "rank", person: "person",
+        place: "place", organization: "organisation" },
+      mismatch: (m, kind) => `${kind}: the claim says “${m.claim_text}”, the source says “${m.evidence_text}”`,
+      wrong: "No answer: something went wrong",
+      retry: "Retry",
+      refused: (message) => `The service refused the question: ${message}`,
+      failed: (status) => `The service answered with an error (HTTP ${status}).`,
+      late: (seconds) => `The service did not answer within ${seconds} seconds.`,
+      offline: "The service cannot be reached. Check your connection and try again.",
+    },
+    "zh-Hans": {
+      languages: { en: "英文", "zh-Hans": "简体中文", "zh-Hant": "繁体中文", ja: "日文", ko: "韩文" },
+      copyQuote: "复制引文", copyCitation: "复制引用信息", share: "复制链接",
+      copied: "已复制", report: "报告错误答案", reportNote: "哪里有错？",
+      sendReport: "发送", reported: "谢谢，编辑部会核查。",
+      reportFailed: "报告未能发送。", notStated: "未注明",
+      searching: "正在检索资料…",
+      checking: "正在对照资料核查这一说法…",
+      noAnswer: "资料中没有找到答案",
+      nearest: "最接近的段落",
+      answered: (c, language) => `置信度 ${percent(c)} · 引自${WORDS["zh-Hans"].languages[language] || language}原文`,
+      source: "出处",
+      alsoRelevant: "相关段落",
+      openQuote: "打开原文并定位到引文",
+      openPassage: "打开该段落",
+      evidence: "依据",
+      confidence: (c) => `置信度 ${percent(c)}`,
+      verdicts: { supported: "资料支持这一说法", contradicted: "资料与这一说法不符",
+        not_found: "资料中未找到相关内容" },
+      stances: { supports: "支持", contradicts: "不符", related: "相关" },
+      kinds: { number: "数字", date: "日期", ordinal: "序次", person: "人物", place: "地点",
+        organization: "机构" },
+      mismatch: (m, kind) => `${kind}：说法为“${m.claim_text}”，资料为“${m.evidence_text}”`,
+      wrong: "出错了，没有得到答案",
+      retry: "重试",
+      refused: (message) => `服务拒绝了这个问题：${message}`,
+      failed: (status) => `服务返回错误（HTTP ${status}）。`,
+      late: (seconds) => `服务在 ${seconds} 秒内没有回应。`,
+      offline: "无法连接服务，请检查网络后重试。",
+    },
+    "zh-Hant": {
+      languages: { en: "英文", "zh-Hans": "簡體中文", "zh-Hant": "繁體中文", ja: "日文", ko: "韓文" },
+      copyQuote: "複製引文", copyCitation: "複製引用資訊", share: "複製連結",
+      copied: "已複製", report: "回報錯誤答案", reportNote: "哪裡有錯？",
+      sendReport: "送出", reported: "謝謝，編輯部會核查。",
+      reportFailed: "回報未能送出。", notStated: "未註明",
+      searching: "正在檢索資料…",
+      checking: "正在對照資料核查這一說法…",
+      noAnswer: "資料中沒有找到答案",
+      nearest: "最接近的段落",
+      answered: (c, language) => `置信度 ${percent(c)} · 引自${WORDS["zh-Hant"].languages[language] || language}原文`,
+      source: "出處",
+      alsoRelevant: "相關段落",
+      openQuote: "打開原文並定位到引文",
+      openPassage: "打開該段落",
+      evidence: "依據",
+      confidence: (c) => `置信度 ${percent(c)}`,
+      verdicts: { supported: "資料支持這一說法", contradicted: "資料與這一說法不符",
+        not_found: "資料中未找到相關內容" },
+      stances: { supports: "支持", contradicts: "不符", related: "相關" },
+      kinds: { number: "數字", date: "日期", ordinal: "序次", person: "人物", place: "地點",
+        organization: "機構" },
+      mismatch: (m, kind) => `${kind}：說法為「${m.claim_text}」，資料為「${m.evidence_text}」`,
+      wrong: "出錯了，沒有得到答案",
+      retry: "重試",
+      refused: (message) => `服務拒絕了這個問題：${message}`,
+      failed: (status) => `服務返回錯誤（HTTP ${status}）。`,
+      late: (seconds) => `服務在 ${seconds} 秒內沒有回應。`,
+      offline: "無法連接服務，請檢查網路後重試。",
+    },
+    ja: {
+      languages: { en: "英語", "zh-Hans": "中国語（簡体字）", "zh-Hant": "中国語（繁体字）", ja: "日本語", ko: "韓国語" },
+      copyQuote: "引用をコピー", copyCitation: "出典情報をコピー", share: "リンクをコピー",
+      copied: "コピーしました", report: "誤った答えを報告", reportNote: "どこが誤っていますか？",
+      sendReport: "送信", reported: "ありがとうございます。編集部が確認します。",
+      reportFailed: "報告を送信できませんでした。", notStated: "記載なし",
+      searching: "資料を検索しています…",
+      checking: "資料と照らし合わせています…",
+      noAnswer: "資料に答えが見つかりません",
+      nearest: "近い段落",
+      answered: (c, language) => `確信度 ${percent(c)} · ${WORDS.ja.languages[language] || language}の原文から引用`,
+      source: "出典",
+      alsoRelevant: "関連する段落",
+      openQuote: "原文の引用箇所を開く",
+      openPassage: "段落を開く",
+      evidence: "根拠",
+      confidence: (c) => `確信度 ${percent(c)}`,
+      verdicts: { supported: "資料はこの主張を裏付けています", contradicted: "資料はこの主張と食い違います",
+        not_found: "資料に該当する記述がありません" },
+      stances: { supports: "裏付け", contradicts: "食い違い", related: "関連" },
+      kinds: { number: "数", date: "日付", ordinal: "回次", person: "人物", place: "場所",
+        organization: "組織" },
+      mismatch: (m, kind) => `${kind}：主張は「${m.claim_text}」、資料は「${m.evidence_text}」`,
+      wrong: "エラーのため答えられませんでした",
+      retry: "再試行",
+      refused: (message) => `質問を受け付けられませんでした：${message}`,
+      failed: (status) => `サービスがエラーを返しました（HTTP ${status}）。`,
+      late: (seconds) => `${seconds} 秒以内に応答がありませんでした。`,
+      offline: "サービスに接続できません。接続を確認して再試行してください。",
+    },
+    ko: {
+      languages: { en: "영어", "zh-Hans": "중국어(간체)", "zh-Hant": "중국어(번체)", ja: "일본어", ko: "한국어" },
+      copyQuote: "인용문 복사", copyCitation: "출처 정보 복사", share: "링크 복사",
+      copied: "복사됨", report: "잘못된 답 신고", reportNote: "무엇이 잘못되었나요?",
+      sendReport: "보내기", reported: "감사합니다. 편집부가 확인합니다.",
+      reportFailed: "신고를 보내지 못했습니다.", notStated: "명시되지 않음",
+      searching: "자료를 찾는 중…",
+      checking: "자료와 대조하는 중…",
+      noAnswer: "자료에서 답을 찾지 못했습니다",
+      nearest: "가장 가까운 단락",
+      answered: (c, language) => `신뢰도 ${percent(c)} · ${WORDS.ko.languages[language] || language} 원문에서 인용`,
+      source: "출처",
+      alsoRelevant: "관련 단락",
+      openQuote: "원문의 인용 위치 열기",
+      openPassage: "단락 열기",
+      evidence: "근거",
+      confidence: (c) => `신뢰도 ${percent(c)}`,
+      verdicts: { supported: "자료가 이 주장을 뒷받침합니다", contradicted: "자료가 이 주장과 다릅니다",
+        not_found: "자료에서 관련 내용을 찾지 못했습니다" },
+      stances: { supports: "뒷받침", contradicts: "불일치", related: "관련" },
+      kinds: { number: "숫자", date: "날짜", ordinal: "차수", person: "인물", place: "장소",
+        organization: "기관" },
+      mismatch: (m, kind) => `${kind}: 주장은 “${m.claim_text}”, 자료는 “${m.evidence_text}”`,
+      wrong: "오류로 답을 받지 못했습니다",
+      retry: "다시 시도",
+      refused: (message) => `서비스가 질문을 거부했습니다: ${message}`,
+      failed: (status) => `서비스가 오류를 반환했습니다 (HTTP ${status}).`,
+      late: (seconds) => `${seconds}초 안에 응답이 없었습니다.`,
+      offline: "서비스에 연결할 수 없습니다. 연결을 확인하고 다시 시도하세요.",
+    },
   };
 
   const CSS = `
@@ -73,9 +244,10 @@ header .close {
 .log { flex: 1; overflow-y: auto; padding: 14px 16px; background: var(--wash); }
 .empty { color: var(--muted); font-size: 14px; }
 .empty ul { padding-left: 18px; margin: 6px 0 0; }
+.empty li { margin: 4px 0; }
 .empty button {
-  border: 0; background: none; padding: 0; color: var(--accent); text-decoration: underline;
-  cursor: pointer; text-align: left;
+  display: block; border: 0; background: none; padding: 0; color: var(--accent);
+  text-decoration: underline; cursor: pointer; text-align: left; font-size: 14px;
 }
 .q {
   margin: 12px 0 8px auto; max-width: 85%; width: fit-content; padding: 8px 12px;
@@ -87,10 +259,6 @@ header .close {
   border-radius: 12px 12px 12px 2px; overflow-wrap: anywhere;
 }
 .answer-text { margin: 0 0 6px; font-size: 17px; font-weight: 650; }
-.in-context {
-  margin: 0; font-family: Georgia, "Noto Serif", "Noto Serif CJK SC", "Songti SC", serif;
-  color: #2c333a;
-}
 mark { background: var(--mark); color: inherit; padding: 0 1px; border-radius: 2px; }
 .meta { margin: 6px 0 0; font-size: 12.5px; color: var(--muted); }
 .label { margin: 12px 0 6px; font-size: 12px; font-weight: 700; letter-spacing: .04em;
@@ -156,6 +324,14 @@ textarea {
   text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
 .mismatches { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
+.tools { display: flex; flex-wrap: wrap; gap: 6px; margin: 8px 0 0; }
+.tool { padding: 4px 10px; border: 1px solid var(--line); border-radius: 999px;
+  background: var(--paper); color: var(--accent); font-size: 12.5px; font-weight: 600; cursor: pointer; }
+.tool:disabled { opacity: .5; cursor: default; }
+.report-form { flex-basis: 100%; display: flex; flex-wrap: wrap; gap: 6px; align-items: flex-end; }
+.report-form .note { flex: 1 1 200px; min-height: 44px; padding: 6px 8px; border: 1px solid #b9c3cc;
+  border-radius: 8px; }
+.report-form .reason { flex-basis: 100%; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden;
   clip: rect(0 0 0 0); white-space: nowrap; }
 @media (max-width: 480px) {
@@ -218,10 +394,6 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
     return { text: prefix + text.slice(start, end) + suffix, ranges: shifted };
   }
 
-  function languageName(code) {
-    return LANGUAGES[code] || code || "";
-  }
-
   class CiteqaChat extends HTMLElement {
     constructor() {
       super();
@@ -243,6 +415,12 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
 
     link(path) {
       return new URL(path, this.api + "/").href;
+    }
+
+    /** The widget's words in the language ``text`` (the reader's question) is written in. */
+    words(text) {
+      const t = WORDS[readerLanguage(text || "")] || WORDS.en;
+      return { ...t, mismatch: (m) => t.mismatch(m, t.kinds[m.kind] || m.kind) };
     }
 
     connectedCallback() {
@@ -283,7 +461,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         id: "citeqa-question",
         rows: "1",
         maxlength: "2000",
-        placeholder: "Ask about China–Japan–ROK cooperation…",
+        placeholder: "Ask a question…",
         "aria-describedby": "citeqa-hint",
         onkeydown: (event) => this.onKey(event),
       });
@@ -355,8 +533,8 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
       }
       this.input.placeholder =
         mode === "verify"
-          ? "Paste a claim to check against the sources…"
-          : "Ask about China–Japan–ROK cooperation…";
+          ? "Paste a claim to check…"
+          : "Ask a question…";
       this.inputLabel.textContent = mode === "verify" ? "Claim to check" : "Your question";
       this.send.textContent = mode === "verify" ? "Check" : "Ask";
       this.input.focus();
@@ -431,6 +609,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
     async ask(question, retryOf, mode) {
       mode = mode || this.mode;
       if (this.pending) return;
+      const t = this.words(question);
       if (this.panel.hidden) this.open();
       const empty = this.log.querySelector(".empty");
       if (empty) empty.remove();
@@ -440,7 +619,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         "p",
         { class: "status", role: "status" },
         h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")),
-        mode === "verify" ? "Checking the claim against the sources…" : "Searching the sources…"
+        mode === "verify" ? t.checking : t.searching
       );
       const slot = retryOf || h("div");
       slot.replaceChildren(status);
@@ -466,47 +645,45 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         body = await response.json().catch(() => null);
         if (!response.ok) {
           const message = body && body.error && body.error.message;
-          problem = message
-            ? `The service refused the question: ${message}`
-            : `The service answered with an error (HTTP ${response.status}).`;
+          problem = message ? t.refused(message) : t.failed(response.status);
         }
       } catch (error) {
         problem =
           error && error.name === "AbortError"
-            ? `The service did not answer within ${Math.round(this.timeout / 1000)} seconds.`
-            : "The service cannot be reached. Check your connection and try again.";
+            ? t.late(Math.round(this.timeout / 1000))
+            : t.offline;
       } finally {
         clearTimeout(timer);
         this.pending = null;
         this.send.disabled = false;
         this.log.removeAttribute("aria-busy");
       }
-      const view = mode === "verify" ? (b) => this.verdictView(b) : (b) => this.resultView(b);
-      slot.replaceChildren(problem ? this.errorView(problem, question, slot, mode) : view(body));
+      const view = mode === "verify" ? (b) => this.verdictView(b) : (b) => this.resultView(b, t);
+      slot.replaceChildren(problem ? this.errorView(problem, question, slot, mode, t) : view(body));
       this.reveal(bubble);
     }
 
-    errorView(message, question, slot, mode) {
+    errorView(message, question, slot, mode, t) {
       return h(
         "div",
         { class: "a error", role: "alert" },
-        h("p", { class: "headline" }, "No answer: something went wrong"),
+        h("p", { class: "headline" }, t.wrong),
         h("p", { class: "reason" }, message),
-        h("button", { class: "retry", type: "button", onclick: () => this.ask(question, slot, mode) }, "Retry")
+        h("button", { class: "retry", type: "button", onclick: () => this.ask(question, slot, mode) }, t.retry)
       );
     }
 
-    resultView(body) {
+    resultView(body, t) {
       const answer = body.answer;
       const passages = body.passages || [];
       if (!answer) {
         return h(
           "div",
           { class: "a noanswer" },
-          h("p", { class: "headline" }, "No answer in the sources"),
+          h("p", { class: "headline" }, t.noAnswer),
           body.abstain_reason ? h("p", { class: "reason" }, body.abstain_reason) : null,
-          passages.length ? h("p", { class: "label" }, "Nearest passages") : null,
-          passages.slice(0, 3).map((passage) => this.passageCard(passage))
+          passages.length ? h("p", { class: "label" }, t.nearest) : null,
+          passages.slice(0, 3).map((passage) => this.passageCard(passage, t))
         );
       }
       const citation = answer.citation;
@@ -517,18 +694,14 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         (p) => !(p.doc_id === citation.doc_id && p.char_start <= citation.char_start && citation.char_end <= p.char_end)
       );
       const source = passages.find((p) => p.doc_id === citation.doc_id);
+      // the answer, then its source: the sentence is shown once, in the source card, with
+      // the answer marked in it
       return h(
         "div",
         { class: "a answer" },
         whole ? null : h("p", { class: "answer-text", lang: answer.language }, answer.text),
-        h("p", { class: "in-context", lang: answer.language }, marked(answer.sentence, [[start, end]])),
-        h(
-          "p",
-          { class: "meta" },
-          `Confidence ${Math.round(answer.confidence * 100)}%` +
-            ` · quoted in ${languageName(answer.language)}`
-        ),
-        h("p", { class: "label" }, "Source"),
+        h("p", { class: "meta" }, t.answered(answer.confidence, answer.language)),
+        h("p", { class: "label" }, t.source),
         this.card({
           title: citation.title || citation.doc_id,
           source: citation.source || (source && source.source),
@@ -536,50 +709,109 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
           language: answer.language,
           quote: marked(answer.sentence, [[start, end]]),
           href: this.link(citation.url),
-          cta: "Open the source at this quote",
+          cta: t.openQuote,
+          t,
         }),
-        others.length ? h("p", { class: "label" }, "Also relevant") : null,
-        others.slice(0, 2).map((passage) => this.passageCard(passage))
+        this.tools(body, t),
+        others.length ? h("p", { class: "label" }, t.alsoRelevant) : null,
+        others.slice(0, 2).map((passage) => this.passageCard(passage, t))
       );
     }
 
-    verdictView(body) {
-      const labels = {
-        supported: "Supported by the sources",
-        contradicted: "Contradicted by the sources",
-        not_found: "Not found in the sources",
+    /** Copy the quote, copy the citation, copy a link to it, report a wrong answer. */
+    tools(body, t) {
+      const answer = body.answer;
+      const citation = answer.citation;
+      const link = this.link(citation.url);
+      const cite = [
+        `“${answer.sentence}”`,
+        [citation.title || citation.doc_id, citation.publisher || citation.source || t.notStated,
+          citation.published || t.notStated].join(" · "),
+        citation.url_original,
+        link,
+      ].filter(Boolean).join("\n");
+      const row = h("div", { class: "tools" });
+      const copy = (label, text) => {
+        const button = h("button", { type: "button", class: "tool" }, label);
+        button.addEventListener("click", async () => {
+          await navigator.clipboard.writeText(text);
+          button.textContent = t.copied;
+          setTimeout(() => { button.textContent = label; }, 1500);
+        });
+        return button;
       };
+      row.append(
+        copy(t.copyQuote, answer.sentence),
+        copy(t.copyCitation, cite),
+        copy(t.share, link),
+        h("button", { type: "button", class: "tool report",
+          onclick: (event) => this.reportForm(event.currentTarget, body, t) }, t.report)
+      );
+      return row;
+    }
+
+    /** A small form under the answer: the reader's note, sent to POST /feedback. */
+    reportForm(button, body, t) {
+      if (button.nextElementSibling && button.nextElementSibling.classList.contains("report-form")) return;
+      const note = h("textarea", { class: "note", rows: "2", maxlength: "2000", "aria-label": t.reportNote,
+        placeholder: t.reportNote });
+      const status = h("p", { class: "reason", role: "status" });
+      const answer = body.answer;
+      const send = h("button", { type: "button", class: "tool", onclick: async () => {
+        send.disabled = true;
+        try {
+          const response = await fetch(this.api + "/feedback", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({
+              kind: "answer", question: body.question, answer: answer ? answer.text : null,
+              citation: answer ? { doc_id: answer.citation.doc_id, char_start: answer.citation.char_start,
+                char_end: answer.citation.char_end } : null,
+              note: note.value.trim() || "(no note)", language: readerLanguage(body.question),
+            }),
+          });
+          status.textContent = response.ok ? t.reported : t.reportFailed;
+          if (response.ok) note.disabled = true;
+          else send.disabled = false;
+        } catch (error) {
+          status.textContent = t.reportFailed;
+          send.disabled = false;
+        }
+      } }, t.sendReport);
+      button.after(h("div", { class: "report-form" }, note, send, status));
+      note.focus();
+    }
+
+    verdictView(body) {
+      const t = this.words(body.claim);
       const evidence = body.evidence || [];
-      const mismatches = evidence.flatMap((e) => e.mismatches);
+      // the deciding sentence comes first; its stance is the verdict's, and only its
+      // mismatches are the verdict's reasons (the other sentences are related)
+      const deciding = body.verdict === "not_found" ? null : evidence[0];
+      const mismatches = deciding && deciding.stance === "contradicts" ? deciding.mismatches : [];
       return h(
         "div",
         { class: "a claim" },
-        h("p", { class: `verdict ${body.verdict}` }, labels[body.verdict] || body.verdict),
-        h("p", { class: "meta" }, `Confidence ${Math.round(body.confidence * 100)}%`),
+        h("p", { class: `verdict ${body.verdict}` }, t.verdicts[body.verdict] || body.verdict),
+        h("p", { class: "meta" }, t.confidence(body.confidence)),
         mismatches.length
           ? h(
               "ul",
               { class: "mismatches" },
-              mismatches.map((m) =>
-                h("li", {}, `${m.kind}: the claim says “${m.claim_text}”, the source says “${m.evidence_text}”`)
-              )
+              mismatches.map((m) => h("li", {}, t.mismatch(m)))
             )
           : null,
-        evidence.length ? h("p", { class: "label" }, "Evidence") : null,
-        evidence.map((item) => this.evidenceCard(item))
+        evidence.length ? h("p", { class: "label" }, t.evidence) : null,
+        evidence.map((item) => this.evidenceCard(item, t, item === deciding))
       );
     }
 
-    evidenceCard(item) {
+    evidenceCard(item, t, deciding) {
       const c = item.citation;
-      const ranges = [];
-      for (const m of item.mismatches) {
-        const at = item.quote.indexOf(m.evidence_text);
-        if (at >= 0) ranges.push([at, at + m.evidence_text.length]);
-      }
+      const ranges = item.mismatches.map((m) => [m.evidence_start, m.evidence_end]);
       const quote = marked(item.quote, ranges);
       for (const node of quote) if (node instanceof HTMLElement) node.className = "mismatch";
-      const stances = { supports: "supports", contradicts: "contradicts", related: "related" };
+      const stance = deciding ? item.stance : "related";
       const card = this.card({
         title: c.title || c.doc_id,
         source: c.source,
@@ -587,13 +819,14 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         language: null,
         quote,
         href: this.link(c.url),
-        cta: "Open the source at this quote",
+        cta: t.openQuote,
+        t,
       });
-      card.querySelector(".title").append(h("span", { class: "stance" }, stances[item.stance] || item.stance));
+      card.querySelector(".title").append(h("span", { class: "stance" }, t.stances[stance] || stance));
       return card;
     }
 
-    passageCard(passage) {
+    passageCard(passage, t) {
       const cut = excerpt(passage.text, passage.highlights);
       return this.card({
         title: passage.title || passage.doc_id,
@@ -602,12 +835,14 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         language: passage.language,
         quote: marked(cut.text, cut.ranges),
         href: this.link(passage.url),
-        cta: "Open the passage",
+        cta: t.openPassage,
+        t,
       });
     }
 
-    card({ title, source, published, language, quote, href, cta }) {
-      const facts = [source, published, languageName(language)].filter(Boolean).join(" · ");
+    card({ title, source, published, language, quote, href, cta, t }) {
+      const names = (t && t.languages) || WORDS.en.languages;
+      const facts = [source, published, language ? names[language] : null].filter(Boolean).join(" · ");
       return h(
         "a",
         { class: "card", href, target: "_blank", rel: "noopener" },
