@@ -115,9 +115,12 @@ class _Reference:
 
     start: int
     end: int
-    form: str  # "pronoun", "possessive" (English: its theme -> the theme of X), "missing"
+    form: str  # "pronoun", "possessive" (its theme -> the theme of X), "determiner"
+    # (その -> Xの), "missing" (the subject slot is empty), "about" (the question names
+    # nothing of its own: "how many delegates attended?" is asked about X)
     person: bool | None  # he / 他: True; it / 它: False; they / 其: None
     possessed_end: int = 0  # English possessive: the end of the possessed noun
+    plural: bool | None = None  # they: True; it, he: False
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class _Candidate:
     named: bool  # holds a named entity
     person: bool
     rank: int  # its role: 0 subject, 1 object, 2 other
+    plural: bool | None = None  # English: a plural head or a coordination
 
 
 # ------------------------------------------------------------------------------- English
@@ -154,22 +158,34 @@ def _parse(text: str) -> Doc:
 def _english_reference(text: str) -> _Reference | None:
     doc = _parse(text)
     for token in doc:
+        if token.morph.get("PronType", []) == ["Dem"] and token.dep_ != "mark":
+            return _demonstrative(token)  # "that forum's", "this secretary-general"
         if token.tag_ not in {"PRP", "PRP$"} or token.morph.get("Person", []) != ["3"]:
             continue
         gender = token.morph.get("Gender", [])
         person = None if not gender else gender != ["Neut"]
+        plural = token.morph.get("Number", []) == ["Plur"]
         if _bound(doc, token, person):
             continue
         start, end = token.idx, token.idx + len(token)
         if token.morph.get("Poss", []) == ["Yes"] and token.head.i > token.i:
             head = token.head
-            return _Reference(start, end, "possessive", person, head.idx + len(head))
-        return _Reference(start, end, "pronoun", person)
-    nominal = [t for t in doc if t.pos_ in {"NOUN", "PROPN", "PRON"} and t.tag_ not in _WH_TAGS]
-    if nominal:
+            return _Reference(start, end, "possessive", person, head.idx + len(head), plural)
+        return _Reference(start, end, "pronoun", person, plural=plural)
+    if analyse_question(analyse(text)).entities or any(t.pos_ == "PROPN" for t in doc):
         return None
-    body = text.rstrip(" ?？!.")
-    return _Reference(len(body), len(body), "missing", None)
+    return _Reference(0, 0, "about", None)
+
+
+def _demonstrative(token: Token) -> _Reference:
+    """this / that, alone or with its noun: the whole phrase stands for the subject."""
+    head = token.head
+    if token.dep_ == "det" and head.i > token.i and head.pos_ in {"NOUN", "PROPN"}:
+        person = noun_kind(head.text) == "person"
+        plural = head.tag_ in {"NNS", "NNPS"}
+        return _Reference(token.idx, head.idx + len(head), "pronoun", person, plural=plural)
+    plural = token.morph.get("Number", []) == ["Plur"]
+    return _Reference(token.idx, token.idx + len(token), "pronoun", None, plural=plural)
 
 
 def _bound(doc: Doc, pronoun: Token, person: bool | None) -> bool:
@@ -205,25 +221,29 @@ def _english_candidates(text: str) -> list[_Candidate]:
                 child.dep_ == "prep" and child.lower_ == "of"
             ):
                 end = max(end, child.right_edge.i + 1)
+        while end > chunk.end and doc[end - 1].pos_ in {"ADP", "PUNCT", "CCONJ"}:
+            end -= 1  # "LEE Hyuk president of?": the preposition is stranded
         span = doc[chunk.start : end]
         bare = span[1:] if span[0].tag_ in {"DT", "PRP$"} else span
         if not len(bare):
             continue
-        named = any(t.pos_ == "PROPN" for t in chunk) or bool(chunk.ents)
+        named = any(t.pos_ == "PROPN" for t in span) or bool(chunk.ents)
+        plural = root.tag_ in {"NNS", "NNPS"} or any(c.dep_ == "conj" for c in root.children)
         rank = _ROLES.get(root.dep_, 3)
-        found.append(_Candidate(span.text, bare.text, named, _is_person(chunk), rank))
+        found.append(_Candidate(span.text, bare.text, named, _is_person(chunk), rank, plural))
     return found
 
 
 def _english_rewrite(text: str, ref: _Reference, subject: _Candidate) -> str:
+    if ref.form == "about":  # "On what date?" -> "About the forum: on what date?"
+        return f"About {subject.phrase}: {text[:1].lower()}{text[1:]}"
     if ref.form == "possessive":  # "its theme" -> "the theme of the forum"
         possessed = text[ref.end : ref.possessed_end].strip()
         return f"{text[: ref.start]}the {possessed} of {subject.phrase}{text[ref.possessed_end :]}"
     phrase = subject.phrase
     if ref.start == 0 and phrase[:1].islower():
         phrase = phrase[:1].upper() + phrase[1:]
-    gap = " " if ref.form == "missing" else ""
-    return f"{text[: ref.start]}{gap}{phrase}{text[ref.end :]}"
+    return f"{text[: ref.start]}{phrase}{text[ref.end :]}"
 
 
 # ------------------------------------------------------------------------------- Chinese
@@ -255,7 +275,7 @@ def _chinese_reference(text: str) -> _Reference | None:
         return _Reference(start, end, "pronoun", person)
     if analyse_question(analyse(text)).entities:
         return None
-    return _chinese_missing(text, tokens)
+    return _chinese_missing(text, tokens) or _Reference(0, 0, "about", None)
 
 
 def _latin_before(text: str, at: int) -> bool:
@@ -282,8 +302,16 @@ def _chinese_candidates(text: str) -> list[_Candidate]:
     """jieba's noun runs (中日韩合作秘书处) and the Latin names beside them, in order."""
     tokens = _han_tokens(text)
     spans: list[list[int]] = []  # [start, end, named]
-    for word, flag, start in tokens:
-        if flag not in _ZH_NOUN_FLAGS or flag == "t":
+    for i, (word, flag, start) in enumerate(tokens):
+        between = (  # 高官 + 会 + 机制: a one-character verb inside a noun run
+            flag == "v"
+            and len(word) == 1
+            and i + 1 < len(tokens)
+            and tokens[i + 1][1] in _ZH_NOUN_FLAGS
+            and bool(spans)
+            and spans[-1][1] == start
+        )
+        if (flag not in _ZH_NOUN_FLAGS or flag == "t") and not between:
             continue
         named = int(flag in _ZH_NAME_FLAGS)
         if spans and spans[-1][1] == start:
@@ -321,7 +349,8 @@ _JA_PHRASE = re.compile(
     r"[\u30a0-\u30ff\u3400-\u9fffA-Za-z0-9][\u30a0-\u30ff\u3400-\u9fffA-Za-z0-9・ .-]*"
 )
 _KO_REFERENCE = re.compile(
-    r"(?<![가-힣])(?:(?P<pro>그것|이것|저것|그곳|이곳|저곳|거기|여기|저기|그녀|그들)"
+    r"(?<![가-힣])(?:(?P<pro>그것|이것|저것|그곳|이곳|저곳|거기|여기|저기|그녀|그들"
+    r"|그게|이게|저게|그건|이건|저건|그걸|이걸)"
     r"|(?P<person>그)(?=는|가|를|의|에게)|(?P<det>그|이|저)(?=\s+[가-힣A-Za-z]))"
 )
 _KO_ASKED = re.compile("^(?:언제|어디|누가|누구|무엇|뭐|몇|얼마|왜|어떻게|어느|어떤)")
@@ -336,9 +365,10 @@ def _japanese_reference(text: str) -> _Reference | None:
         person = True if match.group("person") else False if match.group("pro") else None
         form = "determiner" if match.group("det") else "pronoun"
         return _Reference(match.start(), match.end(), form, person)
-    if _JA_TOPIC.search(text) or analyse_question(analyse(text)).entities:
+    if analyse_question(analyse(text)).entities:
         return None
-    return _Reference(0, 0, "missing", None) if _JA_ASKED.match(text) else None
+    missing = _JA_ASKED.match(text) and not _JA_TOPIC.search(text)
+    return _Reference(0, 0, "missing" if missing else "about", None)
 
 
 def _japanese_candidates(text: str) -> list[_Candidate]:
@@ -357,23 +387,14 @@ def _korean_reference(text: str) -> _Reference | None:
     match = _KO_REFERENCE.search(text)
     if match:
         person = True if match.group("person") or match.group(0) in {"그녀", "그들"} else None
-        if match.group(0) in {
-            "그것",
-            "이것",
-            "저것",
-            "그곳",
-            "이곳",
-            "저곳",
-            "거기",
-            "여기",
-            "저기",
-        }:
+        if match.group("pro") and match.group(0)[:2] not in {"그녀", "그들"}:
             person = False
         form = "determiner" if match.group("det") else "pronoun"
         return _Reference(match.start(), match.end(), form, person)
-    if _KO_TOPIC.search(text) or analyse_question(analyse(text)).entities:
+    if analyse_question(analyse(text)).entities:
         return None
-    return _Reference(0, 0, "missing", None) if _KO_ASKED.match(text) else None
+    missing = _KO_ASKED.match(text) and not _KO_TOPIC.search(text)
+    return _Reference(0, 0, "missing" if missing else "about", None)
 
 
 def _korean_candidates(text: str) -> list[_Candidate]:
@@ -431,12 +452,17 @@ def _candidates(text: str) -> list[_Candidate]:
     return _english_candidates(text)
 
 
-def _choose(candidates: Sequence[_Candidate], person: bool | None) -> _Candidate | None:
-    """The main subject: one that agrees in animacy if any does, then a name before a
-    common noun, then the subject before the object, then the first."""
+def _choose(candidates: Sequence[_Candidate], ref: _Reference) -> _Candidate | None:
+    """The main subject: one that agrees in number and animacy if any does, then a name
+    before a common noun, then the subject before the object, then the first."""
     if not candidates:
         return None
-    agreeing = [c for c in candidates if person is None or c.person == person] or candidates
+    agreeing = [
+        c
+        for c in candidates
+        if (ref.person is None or c.person == ref.person)
+        and (ref.plural is None or c.plural is None or c.plural == ref.plural)
+    ] or candidates
     return min(agreeing, key=lambda c: (not c.named, c.rank, candidates.index(c)))
 
 
@@ -444,6 +470,9 @@ def _rewrite(text: str, language: str, ref: _Reference, subject: _Candidate) -> 
     if language == "en":
         return _english_rewrite(text, ref, subject)
     name = subject.name
+    if ref.form == "about":
+        about = {"ja": "{}について、", "ko": "{}에 대해 "}.get(language, "关于{}，")
+        return about.format(name) + text
     if language == "ja":
         filler = (
             f"{name}の"
@@ -509,7 +538,7 @@ def resolve(
     ref = _reference(question, language)
     if ref is None:
         return None
-    subject = _choose(_antecedents(history, documents), ref.person)
+    subject = _choose(_antecedents(history, documents), ref)
     if subject is None:
         return None
     return Resolution(_rewrite(question, language, ref, subject), subject.name)
