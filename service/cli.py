@@ -25,6 +25,7 @@ from service.errors import CiteqaError, VectorStoreError
 DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
 PACKAGED_TUNED = Path("service/tuned.json")  # the tuned constants the package ships
 DEFAULT_CLAIMS = Path("eval/claims.jsonl")
+DEFAULT_FOLLOWUPS = Path("eval/followups.jsonl")
 REPORTS = Path("eval/reports")  # the generated reports; `make reports` rewrites them
 EVAL_REPORT = REPORTS / "eval.md"  # its charts go in eval/reports/eval/
 BENCH_OUT = REPORTS / "bench"
@@ -186,9 +187,14 @@ def _verify(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from service.lab.commands import evaluate_command
 
-    # Neither file named: both defaults. One named: only that one.
-    questions = args.questions or (None if args.claims else DEFAULT_QUESTIONS)
-    claims = args.claims or (None if args.questions else DEFAULT_CLAIMS)
+    # No file named: the defaults (the follow-up pairs when that file exists). Some
+    # named: only those.
+    named = bool(args.questions or args.claims or args.followups)
+    questions = args.questions or (None if named else DEFAULT_QUESTIONS)
+    claims = args.claims or (None if named else DEFAULT_CLAIMS)
+    followups = args.followups or (
+        DEFAULT_FOLLOWUPS if not named and DEFAULT_FOLLOWUPS.is_file() else None
+    )
     if args.fit is not None:
         from service.lab.commands import fit_command
 
@@ -204,6 +210,7 @@ def _eval(args: argparse.Namespace) -> int:
         _settings(args),
         questions_file=questions,
         claims_file=claims,
+        followups_file=followups,
         report_path=args.report,
         fusions=args.compare_fusion or (),
         as_json=args.json,
@@ -399,6 +406,13 @@ def _add_eval(commands: _Commands) -> None:
         type=Path,
         help="JSON-lines file of {id, claim, label, doc_id} "
         f"(default {DEFAULT_CLAIMS} when --questions is not given)",
+    )
+    evaluate.add_argument(
+        "--followups",
+        type=Path,
+        help="JSON-lines file of {id, split, first, followup, answers, doc_id, subject}: "
+        "each follow-up asked after its first question, with and without that history "
+        f"(default {DEFAULT_FOLLOWUPS} when it exists and no other file is named)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument(

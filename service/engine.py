@@ -9,12 +9,14 @@ they return the same thing for the same question.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 
 from service.answer.extractor import Extractor
+from service.answer.followup import Turn, check_history, resolve
 from service.answer.highlights import answer_highlights, term_highlights
 from service.config import Settings
 from service.encode.encoders import Encoder
@@ -213,20 +215,49 @@ class Engine:
         record, hits = self._retrieve(text, top_k, filters, {}, reader=False)
         return [Passage(hit, term_highlights(record, hit.chunk)) for hit in hits]
 
-    def ask(self, question: str, top_k: int = 5, filters: Filters | None = None) -> AskResult:
-        """Answer ``question`` from the corpus, or abstain with the reason."""
+    def ask(
+        self,
+        question: str,
+        top_k: int = 5,
+        filters: Filters | None = None,
+        history: Sequence[Turn] = (),
+    ) -> AskResult:
+        """Answer ``question`` from the corpus, or abstain with the reason.
+
+        Args:
+            question: the question, in any language.
+            top_k: how many passages to return.
+            filters: which passages may answer.
+            history: the previous turns of the conversation, newest last (at most
+                ``followup.MAX_TURNS``): a follow-up whose subject is a pronoun or missing
+                is asked with the previous question's subject (``followup.resolve``), and
+                the result says which (``resolved_question``, ``assumed_subject``).
+        """
         started = time.perf_counter()
         question = clean_question(question)
         self._check(top_k, filters)
+        history = check_history(history)
         timings: dict[str, float] = {}
+        resolution = resolve(question, history, self.index.documents) if history else None
+        if history:
+            timings["resolve"] = (time.perf_counter() - started) * 1000
+        asked = resolution.question if resolution else question
         with self._in_flight_lock:
             self._in_flight += 1
             alone = self._in_flight == 1  # no other question in this process now
         try:
-            return self._ask(question, top_k, filters, timings, started, alone=alone)
+            result = self._ask(asked, top_k, filters, timings, started, alone=alone)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
+        if resolution is None:
+            return result
+        return dataclasses.replace(
+            result,
+            question=question,
+            resolved_question=resolution.question,
+            assumed_subject=resolution.subject,
+        )
 
     def _ask(
         self,

@@ -186,6 +186,8 @@ class AskResult:
     abstain_reason: str | None
     passages: tuple[Passage, ...]
     timings_ms: Mapping[str, float]
+    resolved_question: str | None = None  # a follow-up as asked of the engine, if rewritten
+    assumed_subject: str | None = None  # the previous question's subject it was read with
 
     @property
     def abstained(self) -> bool:

@@ -29,7 +29,10 @@ ANSWER_TYPES = {
     "person", "organisation", "place", "date", "number", "frequency", "duration", "title",
     "list", "reason", "manner", "definition", "other", "sentence",
 }  # fmt: skip
-ASK_KEYS = {"question", "answer", "abstained", "abstain_reason", "passages", "timings_ms"}
+ASK_KEYS = {
+    "question", "answer", "abstained", "abstain_reason", "passages", "timings_ms",
+    "resolved_question", "assumed_subject",
+}  # fmt: skip
 ANSWER_KEYS = {
     "text",
     "sentence",

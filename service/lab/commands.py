@@ -195,11 +195,35 @@ def _run_evaluation(
     return _Evaluation(report, outcomes, checks)
 
 
+def _run_followups(
+    settings: Settings, pairs: Sequence[Any], progress: bool
+) -> tuple[dict[str, Any], list[Any]]:
+    """The follow-up pairs asked of the product: their figures and their outcomes."""
+    from service.engine import Engine
+    from service.lab.evaluate import followup_metrics, run_followups
+
+    if progress:
+        print(f"asking {len(pairs)} follow-up pairs ...", file=sys.stderr)
+    outcomes = run_followups(functools.partial(Engine.from_settings(settings).ask, top_k=10), pairs)
+    return followup_metrics(outcomes), outcomes
+
+
+def _print_followups(summary: dict[str, Any], path: Path) -> None:
+    print(f"\nfollow-up pairs from {path}")
+    print(f"{'split':<8} {'n':>4} {'resolved':>9} {'answer':>7} {'alone':>7}")
+    for split, row in summary["by_split"].items():
+        print(
+            f"{split:<8} {row['n']:>4} {row['resolution_accuracy']:>9.3f} "
+            f"{row['answer_accuracy']:>7.3f} {row['answer_accuracy_without_history']:>7.3f}"
+        )
+
+
 def evaluate_command(
     settings: Settings,
     *,
     questions_file: Path | None,
     claims_file: Path | None,
+    followups_file: Path | None = None,
     report_path: Path | None = None,
     fusions: Sequence[str] = (),
     as_json: bool = False,
@@ -210,18 +234,26 @@ def evaluate_command(
 
     Args:
         questions_file, claims_file: the question and claim files (None: not run).
+        followups_file: the follow-up pairs, asked as conversations (None: not run).
         report_path: the markdown report to write, its charts in a folder beside it.
         fusions: more fusions to run the product with, side by side.
         as_json: print the metrics as JSON instead of tables.
         quiet: no progress messages.
     """
-    from service.lab.evaluate import METRICS, abstention_curve, load_claims, load_questions
+    from service.lab.evaluate import (
+        METRICS,
+        abstention_curve,
+        load_claims,
+        load_followups,
+        load_questions,
+    )
 
     if report_path is not None and missing_extra("citeqa eval --report", CHARTS):
         return 2
     try:
         questions = load_questions(questions_file) if questions_file else []
         claims = load_claims(claims_file) if claims_file else []
+        pairs = load_followups(followups_file) if followups_file else []
     except (OSError, ValueError) as error:
         print(f"citeqa eval: error: {error}", file=sys.stderr)
         return 2
@@ -230,6 +262,9 @@ def evaluate_command(
         return 2
     done = _run_evaluation(settings, questions, claims, fusions, not (as_json or quiet))
     report = done.report
+    followed: list[Any] = []
+    if pairs:
+        report["followups"], followed = _run_followups(settings, pairs, not (as_json or quiet))
     if report_path is not None and questions_file is not None:
         from service.lab.report import write_report
 
@@ -241,6 +276,7 @@ def evaluate_command(
             questions_file=questions_file,
             min_confidence=settings.min_confidence,
             claims=(report.get("claims"), done.checks, claims_file),
+            followups=(report.get("followups"), followed, followups_file),
         )
         print(f"wrote {written[0]} and {len(written) - 1} charts", file=sys.stderr)
     if as_json:
@@ -254,6 +290,8 @@ def evaluate_command(
         _print_splits(report, METRICS)
     if claims and claims_file is not None:
         _print_claims(report["claims"], claims_file)
+    if pairs and followups_file is not None:
+        _print_followups(report["followups"], followups_file)
     return 0
 
 

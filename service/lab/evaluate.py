@@ -33,6 +33,12 @@ A metric with nothing to measure in a scope (hit@5 of unanswerable questions) is
 Each question may carry ``"split": "train" | "test"``; the report gives every metric per
 split (``by_split``) beside ``by_category``, and the calibration of the answers' confidence
 (``calibration``: a reliability table and the expected calibration error).
+
+Follow-up pairs (``load_followups``: ``{"id", "split", "language", "first", "followup",
+"answers", "doc_id", "subject"}``) are asked as a conversation: the first question, then
+the follow-up with that turn as its history and, for comparison, alone. ``followup_metrics``
+gives per split the share whose assumed subject names the gold ``subject`` (folded
+containment either way) and the answer accuracy of the follow-up with and without history.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ from service.text.language import fold
 __all__ = [
     "METRICS",
     "Claim",
+    "Followup",
+    "FollowupOutcome",
     "Outcome",
     "Question",
     "abstention_curve",
@@ -63,9 +71,13 @@ __all__ = [
     "evaluate",
     "evaluate_claims",
     "fold_for_match",
+    "followup_metrics",
     "load_claims",
+    "load_followups",
     "load_questions",
     "ranking_metrics",
+    "run_followups",
+    "subject_matches",
     "summarize",
 ]
 
@@ -635,3 +647,138 @@ def expected_calibration_error(
             accuracy = sum(ok for _, ok in inside) / len(inside)
             total += len(inside) * abs(mean - accuracy)
     return round(total / len(scored), 4)
+
+
+# ------------------------------------------------------------------------- follow-ups
+@dataclass(frozen=True)
+class Followup:
+    """A pair of questions: ``followup`` refers to ``subject``, a phrase of ``first``."""
+
+    id: str
+    split: str
+    language: str
+    first: str
+    followup: str
+    answers: tuple[str, ...]
+    doc_id: str | None
+    subject: str
+
+
+_FOLLOWUP_FIELDS = ("id", "first", "followup", "answers", "subject")
+
+
+def load_followups(path: Path) -> list[Followup]:
+    """Read and validate a follow-up pairs file; errors name the line and the field."""
+    if not path.is_file():
+        raise FileNotFoundError(f"follow-up file {path} does not exist")
+    pairs: list[Followup] = []
+    seen: set[str] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from error
+        missing = [key for key in _FOLLOWUP_FIELDS if not row.get(key)]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing or empty field(s) {', '.join(missing)}")
+        if not isinstance(row["answers"], list):
+            raise ValueError(f"{path}:{number}: 'answers' must be a list of strings")
+        split = row.get("split", UNSPLIT)
+        if split not in (*SPLITS, UNSPLIT):
+            raise ValueError(f"{path}:{number}: 'split' must be one of {', '.join(SPLITS)}")
+        if row["id"] in seen:
+            raise ValueError(f"{path}:{number}: duplicate id {row['id']!r}")
+        seen.add(row["id"])
+        pairs.append(
+            Followup(
+                id=str(row["id"]),
+                split=split,
+                language=str(row.get("language", "")),
+                first=str(row["first"]),
+                followup=str(row["followup"]),
+                answers=tuple(str(a) for a in row["answers"]),
+                doc_id=row.get("doc_id"),
+                subject=str(row["subject"]),
+            )
+        )
+    return pairs
+
+
+def subject_matches(assumed: str | None, gold: str) -> bool:
+    """The assumed subject names the gold one: either holds the other once folded (NFKC,
+    case, white space, Traditional as Simplified)."""
+    if not assumed:
+        return False
+    a, b = (" ".join(fold(fold_for_match(t)).split()) for t in (assumed, gold))
+    return bool(a and b) and (a in b or b in a)
+
+
+@dataclass(frozen=True)
+class FollowupOutcome:
+    """One pair asked: the first question, then the follow-up with and without it."""
+
+    pair: Followup
+    first: AskResult
+    with_history: AskResult
+    without_history: AskResult
+
+    @property
+    def resolved_right(self) -> bool:
+        return subject_matches(self.with_history.assumed_subject, self.pair.subject)
+
+    def answered_right(self, *, history: bool = True) -> bool:
+        answer = (self.with_history if history else self.without_history).answer
+        return answer is not None and answer_matches(answer.text, self.pair.answers)
+
+
+def run_followups(
+    ask: Callable[..., AskResult], pairs: Sequence[Followup]
+) -> list[FollowupOutcome]:
+    """Ask each pair's first question, then its follow-up with that turn (its answer and
+    citation, as a client would send them) and without it.
+
+    Args:
+        ask: the product's ``Engine.ask`` (takes ``history=``).
+        pairs: the follow-up pairs.
+    """
+    from service.answer.followup import Turn, TurnCitation
+
+    outcomes = []
+    for pair in pairs:
+        first = ask(pair.first)
+        answer = first.answer
+        cited = answer.citation if answer else None
+        turn = Turn(
+            question=pair.first,
+            answer=answer.text if answer else None,
+            citation=TurnCitation(cited.doc_id, cited.char_start, cited.char_end)
+            if cited
+            else None,
+        )
+        with_history = ask(pair.followup, history=[turn])
+        outcomes.append(FollowupOutcome(pair, first, with_history, ask(pair.followup)))
+    return outcomes
+
+
+def followup_metrics(outcomes: Sequence[FollowupOutcome]) -> dict[str, Any]:
+    """Per split (and ``all``): ``n``, ``resolution_accuracy`` (the assumed subject names
+    the gold one), ``answer_accuracy`` of the follow-up asked with its history and
+    ``answer_accuracy_without_history`` of the same follow-up asked alone."""
+
+    def figures(group: Sequence[FollowupOutcome]) -> dict[str, Any]:
+        n = len(group)
+        return {
+            "n": n,
+            "resolution_accuracy": sum(o.resolved_right for o in group) / n,
+            "answer_accuracy": sum(o.answered_right() for o in group) / n,
+            "answer_accuracy_without_history": sum(o.answered_right(history=False) for o in group)
+            / n,
+        }
+
+    splits: dict[str, list[FollowupOutcome]] = {}
+    for outcome in outcomes:
+        splits.setdefault(outcome.pair.split, []).append(outcome)
+    by_split = {split: figures(splits[split]) for split in sorted(splits, key=_split_order)}
+    return {"all": figures(outcomes) if outcomes else {"n": 0}, "by_split": by_split}

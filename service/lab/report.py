@@ -312,6 +312,46 @@ def _claims_section(
     ]
 
 
+def _followups_section(
+    summary: dict[str, Any] | None, outcomes: Sequence[Any], path: Path | None
+) -> list[str]:
+    """Per split: how often the assumed subject is the gold one and how often the follow-up
+    is answered with its history and alone; the train pairs it resolved wrong."""
+    if not summary:
+        return []
+    rows = [
+        (
+            split,
+            row["n"],
+            row["resolution_accuracy"],
+            row["answer_accuracy"],
+            row["answer_accuracy_without_history"],
+        )
+        for split, row in summary["by_split"].items()
+    ]
+    wrong = [
+        (o.pair.id, _text(o.pair.followup), o.pair.subject, o.with_history.assumed_subject)
+        for o in outcomes
+        if o.pair.split != "test" and not o.resolved_right
+    ]
+    return [
+        "## Follow-up questions",
+        "",
+        f"The {summary['all']['n']} pairs of `{path}`: the first question asked, then the "
+        'follow-up ("When was it founded?") with that turn as its `history` and, for '
+        "comparison, alone. *Resolved*: the subject the service assumed names the pair's "
+        "subject (either contains the other, folded); *answered*: the follow-up's span "
+        "holds a gold answer.",
+        "",
+        *_table(("split", "pairs", "resolved", "answered with history", "answered alone"), rows),
+        "",
+        "Train pairs whose subject was not the one assumed (the test split's are only counted):",
+        "",
+        *_table(("id", "follow-up", "subject", "assumed"), wrong),
+        "",
+    ]
+
+
 def _misses(outcomes: Sequence[Outcome]) -> list[str]:
     rows = []
     for o in outcomes:
@@ -469,6 +509,7 @@ def write_report(
     questions_file: Path,
     min_confidence: float,
     claims: tuple[dict[str, Any] | None, Sequence[Any], Path | None] = (None, (), None),
+    followups: tuple[dict[str, Any] | None, Sequence[Any], Path | None] = (None, (), None),
 ) -> list[Path]:
     """Write the page and its charts (in ``<stem>/`` beside it).
 
@@ -479,6 +520,7 @@ def write_report(
         questions_file: the question file the report names.
         min_confidence: the configured confidence floor, marked on the trade-off.
         claims: the claim check's summary, its (claim, check) pairs and its file, if run.
+        followups: the follow-up pairs' figures, their outcomes and their file, if run.
 
     Returns:
         The page's path, then the charts'.
@@ -515,6 +557,7 @@ def write_report(
         *_calibration(report),
         *_abstention(curve, min_confidence, f"{charts.name}/{abstention_png.name}"),
         *_claims_section(*claims),
+        *_followups_section(*followups),
         *_systems(report, by_split_png),
         "## Where the product is wrong (train split)",
         "",

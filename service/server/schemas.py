@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from service.answer.followup import MAX_TURN_CHARS, MAX_TURNS, Turn, TurnCitation
 from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K, Engine
 from service.errors import InputError
 from service.index import BuildResult
@@ -123,8 +124,42 @@ class FiltersIn(BaseModel):
         )
 
 
+class TurnCitationIn(BaseModel):
+    """Where a previous answer was quoted from (its ``citation``'s offsets)."""
+
+    model_config = ConfigDict(extra="ignore")  # a whole citation object may be sent back
+
+    doc_id: str = Field(max_length=200)
+    char_start: int = Field(ge=0)
+    char_end: int = Field(ge=0)
+
+
+class TurnIn(BaseModel):
+    """One previous turn of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(
+        min_length=1, max_length=MAX_TURN_CHARS, description="The question asked then."
+    )
+    answer: str | None = Field(
+        None, max_length=MAX_TURN_CHARS, description="Its answer's text (null: abstained)."
+    )
+    citation: TurnCitationIn | None = Field(None, description="Its answer's citation.")
+
+    def to_turn(self) -> Turn:
+        cited = self.citation
+        return Turn(
+            question=self.question,
+            answer=self.answer,
+            citation=TurnCitation(cited.doc_id, cited.char_start, cited.char_end)
+            if cited
+            else None,
+        )
+
+
 class AskRequest(BaseModel):
-    """A question, how many passages to show, and optional filters."""
+    """A question, how many passages to show, optional filters, and the conversation so far."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -135,6 +170,16 @@ class AskRequest(BaseModel):
                     "question": "中日韩地震减灾三边会议由哪些机构举行？",
                     "top_k": 3,
                     "filters": {"languages": ["zh-Hant"], "published_from": "2020-01-01"},
+                },
+                {
+                    "question": "When was it founded?",
+                    "history": [
+                        {
+                            "question": "What is the Trilateral Cooperation Secretariat?",
+                            "answer": None,
+                            "citation": None,
+                        }
+                    ],
                 },
             ]
         },
@@ -150,6 +195,19 @@ class AskRequest(BaseModel):
         5, ge=1, le=MAX_TOP_K, strict=True, description="How many passages to return."
     )
     filters: FiltersIn | None = None
+    history: list[TurnIn] = Field(
+        default_factory=list,
+        max_length=MAX_TURNS,
+        description=(
+            f"The previous turns, newest last, at most {MAX_TURNS}: a follow-up whose "
+            "subject is a pronoun or missing ('When was it founded?', '它的秘书长是谁？') is "
+            "read with the previous question's subject; the response's assumed_subject says "
+            "which."
+        ),
+    )
+
+    def turns(self) -> list[Turn]:
+        return [turn.to_turn() for turn in self.history]
 
 
 class SearchParams(BaseModel):
@@ -280,6 +338,16 @@ class AskResponse(BaseModel):
     abstain_reason: str | None
     passages: list[PassageOut]
     timings_ms: dict[str, float]
+    resolved_question: str | None = Field(
+        None,
+        description="The follow-up as it was answered, its pronoun replaced or its subject "
+        "added; null when the question needed no resolution.",
+    )
+    assumed_subject: str | None = Field(
+        None,
+        description="The previous question's subject the follow-up was read with; null "
+        "when the question stands on its own.",
+    )
 
     @classmethod
     def from_result(
@@ -293,6 +361,8 @@ class AskResponse(BaseModel):
             abstain_reason=result.abstain_reason,
             passages=[PassageOut.from_passage(p, documents, base_url) for p in result.passages],
             timings_ms=dict(result.timings_ms),
+            resolved_question=result.resolved_question,
+            assumed_subject=result.assumed_subject,
         )
 
 

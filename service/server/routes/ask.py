@@ -18,11 +18,20 @@ async def ask(
 ) -> AskResponse:
     """Answer the question from the corpus, quoting one document, or abstain and say why.
 
+    With ``history`` (the previous turns, newest last) a follow-up whose subject is a
+    pronoun or missing is answered about the previous question's subject, named in
+    ``assumed_subject``.
+
     Every offset is a Python string index into the document's original text, so
     ``GET /documents/{doc_id}`` sliced at ``citation.char_start:char_end`` is the quote.
     """
     filters = body.filters.to_filters() if body.filters else None
     result = await within_budget(
-        request, engine.ask, body.question, top_k=body.top_k, filters=filters
+        request,
+        engine.ask,
+        body.question,
+        top_k=body.top_k,
+        filters=filters,
+        history=body.turns(),
     )
     return AskResponse.from_result(result, engine.documents, public_url)
