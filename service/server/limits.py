@@ -6,12 +6,13 @@ budget per request, and security headers on every response.
   ``Retry-After``. The client is the connection's address or, when the connection comes
   from one of ``CITEQA_TRUSTED_PROXIES``, the rightmost ``X-Forwarded-For`` hop that is not
   a trusted proxy (IP addresses only); IPv6 clients count by their /64. Probes and static
-  files are not counted.
+  files are not counted. A second ``RateLimit`` limited to some ``paths`` gives them
+  buckets of their own on top: ``POST /feedback`` (``CITEQA_FEEDBACK_RATE_PER_MINUTE``).
 - Time budget: ``within_budget`` answers 503 when a request's work takes longer than
   ``CITEQA_REQUEST_BUDGET_SECONDS``; the thread doing it finishes on its own, so the
   worker recovers.
 - Every response gets ``X-Content-Type-Options: nosniff``; the API documentation pages
-  their CSP.
+  their CSP, which allows nothing from another host.
 - Connections: ``server_options`` are uvicorn's for ``citeqa serve``: which proxies it
   believes, and ``DeadlineProtocol``, which closes a connection whose request headers do
   not arrive within ``CITEQA_READ_TIMEOUT_SECONDS``.

@@ -5,7 +5,9 @@ no network they are blank. Here the pages are FastAPI's HTML builders pointed at
 the assets served by this service, under ``ASSETS_URL``: the Swagger UI dist (its bundle
 and stylesheet), ReDoc's standalone bundle and a favicon, as the ``fastapi-offline``
 package ships them (MIT; Swagger UI is Apache-2.0, ReDoc MIT). Nothing a page loads comes
-from another host; their CSP (``service.server.limits.API_DOC_POLICY``) says so too.
+from another host; their CSP (``service.server.limits.API_DOC_POLICY``) says so too. (ReDoc
+draws Redocly's logo from their CDN in its sidebar footer, a URL written into its bundle:
+the CSP blocks it and ReDoc then shows the footer's text alone.)
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def swagger_ui(request: Request) -> HTMLResponse:
         swagger_css_url=f"{assets}/swagger-ui.css",
         swagger_favicon_url=f"{assets}/favicon.png",
         oauth2_redirect_url=OAUTH2_REDIRECT_URL,
-        swagger_ui_parameters=request.app.swagger_ui_parameters,
+        # no "valid" badge fetched from validator.swagger.io
+        swagger_ui_parameters={**(request.app.swagger_ui_parameters or {}), "validatorUrl": None},
     )
 
 

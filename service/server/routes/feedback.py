@@ -38,6 +38,7 @@ _FULL: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/feedback",
+    summary="Report a wrong answer",
     status_code=201,
     response_model=FeedbackCreated,
     responses={**responses(413, 422, 429), **_FULL},
