@@ -9,9 +9,13 @@ service never load the lab or its extra.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import itertools
 import json
+import re
 import sys
 import textwrap
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -535,6 +539,111 @@ def _add_load(commands: _Commands) -> None:
     load.set_defaults(handler=_load)
 
 
+def _feedback(args: argparse.Namespace) -> int:
+    from service.feedback import FeedbackLog
+
+    settings = _settings(args)
+    folder = args.feedback_dir or settings.feedback_folder()
+    log = FeedbackLog(folder, settings.feedback_max_day_bytes)
+    say = sys.stderr if args.json else sys.stdout  # JSON lines on stdout stay parseable
+    if not folder.is_dir():
+        print(
+            f"no feedback: {folder} does not exist (POST /feedback creates it with the first "
+            "report; CITEQA_FEEDBACK_DIR or --dir names another folder)",
+            file=say,
+        )
+        return 0
+    records = itertools.islice(log.records(since=args.since), args.limit)
+    shown = 0
+    for record in records:
+        if args.json:
+            print(json.dumps(record.to_json(), ensure_ascii=False))
+        else:
+            if shown == 0:
+                print(_feedback_row("received (UTC)", "kind", "question", "note"))
+            print(
+                _feedback_row(
+                    record.received_at.strftime("%Y-%m-%d %H:%M"),
+                    record.entry.kind,
+                    record.entry.question,
+                    record.entry.note,
+                )
+            )
+        shown += 1
+    if shown == 0:
+        since = f" since {args.since.isoformat()}" if args.since else ""
+        print(f"no feedback{since} in {folder}", file=say)
+    return 0
+
+
+_FEEDBACK_COLUMNS = (16, 6, 40, 60)  # received, kind, question, note (terminal cells)
+
+
+def _feedback_row(*cells: str) -> str:
+    return "  ".join(
+        _fit(cell, width) for cell, width in zip(cells, _FEEDBACK_COLUMNS, strict=True)
+    ).rstrip()
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` on one line in ``width`` terminal cells (a CJK character takes two),
+    shortened with an ellipsis, padded with spaces."""
+    flat = " ".join(text.split())
+    if _cells(flat) > width:
+        kept, used = "", 0
+        for ch in flat:
+            used += _cells(ch)
+            if used > width - 1:
+                break
+            kept += ch
+        flat = kept + "…"
+    return flat + " " * (width - _cells(flat))
+
+
+def _cells(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _day(value: str) -> dt.date:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-06-01"
+    )
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count; give a whole number from 1")
+    return int(value)
+
+
+def _add_feedback(commands: _Commands) -> None:
+    feedback = _command(
+        commands,
+        "feedback",
+        "List the readers' reports of wrong answers (POST /feedback), newest first.",
+    )
+    feedback.add_argument("--json", action="store_true", help="print JSON lines, one a report")
+    feedback.add_argument(
+        "--since",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="only reports received that UTC day or later",
+    )
+    feedback.add_argument("--limit", type=_positive, metavar="N", help="at most N reports")
+    feedback.add_argument(
+        "--dir",
+        dest="feedback_dir",
+        type=Path,
+        help="the feedback folder (default CITEQA_FEEDBACK_DIR, or feedback/ beside the index)",
+    )
+    feedback.set_defaults(handler=_feedback)
+
+
 def _add_serve(commands: _Commands) -> None:
     serve = _command(commands, "serve", "Start the HTTP service.")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -559,7 +668,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _add_build, _add_live_changes, _add_search_and_ask, _add_eval, _add_verify, _add_bench,
-        _add_load, _add_serve,
+        _add_load, _add_serve, _add_feedback,
     ):  # fmt: skip
         add(commands)
     return parser

@@ -70,7 +70,8 @@ def is_milvus_lite_uri(uri: str) -> bool:
 
 
 class CorpusSettings(BaseModel):
-    """Where the documents are read from and where the built index goes."""
+    """Where the documents are read from, where the built index goes, and where readers'
+    reports of wrong answers are kept."""
 
     corpus_dir: Path = Field(Path("seeds"), description="Folder of *.txt and *.md documents.")
     index_dir: Path = Field(Path("index"), description="Where the built index lives.")
@@ -84,6 +85,19 @@ class CorpusSettings(BaseModel):
     def live_corpus_dir(self) -> Path:
         """The folder live changes write (``data_dir``, or ``<index_dir>/documents``)."""
         return self.data_dir if self.data_dir is not None else self.index_dir / "documents"
+
+    feedback_dir: Path | None = Field(
+        None,
+        description="Where POST /feedback keeps readers' reports of wrong answers, one JSON "
+        "lines file per UTC day (feedback-YYYY-MM-DD.jsonl), which `citeqa feedback` lists. "
+        "Unset: a feedback folder beside the index (<index_dir>/../feedback).",
+    )
+
+    def feedback_folder(self) -> Path:
+        """The feedback log's folder (``feedback_dir``, or ``feedback`` beside the index)."""
+        if self.feedback_dir is not None:
+            return self.feedback_dir
+        return self.index_dir.parent / "feedback"
 
 
 class ModelSettings(BaseModel):
@@ -500,6 +514,26 @@ class LimitSettings(BaseModel):
         ),
     )
     rate_limit_burst: int = Field(200, ge=1, description="Requests one client may make at once.")
+    feedback_rate_per_minute: int = Field(
+        6,
+        ge=0,
+        description=(
+            "Reports (POST /feedback) a minute one client may send to each worker, on top of "
+            "the service-wide limit (0: no limit of its own): a reader reports a few answers, "
+            "a flood of reports would fill the disk."
+        ),
+    )
+    feedback_rate_burst: int = Field(
+        10, ge=1, description="Reports (POST /feedback) one client may send at once."
+    )
+    feedback_max_day_bytes: int = Field(
+        50_000_000,
+        ge=1_000,
+        description=(
+            "Most bytes the feedback log takes in one UTC day (about 10,000 reports); once "
+            "a day's file holds that much, POST /feedback answers 503 until the next day."
+        ),
+    )
     trusted_proxies: tuple[str, ...] = Field(
         (),
         description=(

@@ -12,10 +12,11 @@ engine, the settings and the admin check through ``Annotated`` dependencies
 - ``get_engine`` is ``async`` (reading the engine needs no thread) and sends its
   once-a-second look for a new index generation, which may load one, to the thread pool.
 
-Middleware, outermost first: security headers, CORS for the public routes, the rate limit,
-the admin key and the body-size limit; the error handlers turn every exception into one
-JSON shape. ``server_options`` are uvicorn's for ``citeqa serve`` (trusted proxies, read
-deadlines).
+Middleware, outermost first: security headers, CORS for the public routes, the rate limit
+(and a tighter one of its own for ``POST /feedback``), the admin key and the body-size
+limit; the error handlers turn every exception into one JSON shape. ``server_options``
+are uvicorn's for ``citeqa serve`` (trusted proxies, read deadlines). ``/docs`` and
+``/redoc`` are served from local assets (``service.server.routes.apidocs``), never a CDN.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 from service import __version__
 from service.config import Settings, get_settings
 from service.engine import Engine
+from service.feedback import FeedbackLog
 from service.server.deps import is_admin_path
 from service.server.errors import (
     MAX_BODY_BYTES,
@@ -43,7 +45,18 @@ from service.server.errors import (
 )
 from service.server.limits import RateLimit, SecurityHeaders, server_options
 from service.server.pages import STATIC_DIR
-from service.server.routes import admin, ask, documents, ops, search, verify, view, widget
+from service.server.routes import (
+    admin,
+    apidocs,
+    ask,
+    documents,
+    feedback,
+    ops,
+    search,
+    verify,
+    view,
+    widget,
+)
 from service.server.schemas import ErrorDetail
 
 __all__ = ["LOCALHOST_ORIGIN", "create_app", "server_options"]
@@ -85,13 +98,20 @@ class PublicCORS(CORSMiddleware):
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """The last added runs first: security headers, CORS, rate limit, body-size limit
-    (which checks the admin key, then reads the body)."""
+    """The last added runs first: security headers, CORS, rate limit, the feedback log's
+    own rate limit, body-size limit (which checks the admin key, then reads the body)."""
     app.add_middleware(
         BodySizeLimit,
         settings=settings,
         max_bytes=MAX_BODY_BYTES,
         admin_max_bytes=ADMIN_MAX_BODY_BYTES,
+    )
+    app.add_middleware(
+        RateLimit,
+        settings=settings,
+        per_minute=settings.feedback_rate_per_minute,
+        burst=settings.feedback_rate_burst,
+        paths=feedback.LIMITED_PATHS,
     )
     app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(
@@ -136,12 +156,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Starlette's redirect to the path without its slash is absolute, built from the
         # Host header the client sent (307 Location: http://evil.example/...): none.
         redirect_slashes=False,
+        # /docs and /redoc are ours (service.server.routes.apidocs): FastAPI's load from a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.engine = None
     app.state.settings = settings
+    app.state.feedback_log = FeedbackLog(
+        settings.feedback_folder(), settings.feedback_max_day_bytes
+    )
     _add_middleware(app, settings)
     install_error_handlers(app)
-    for module in (ask, verify, search, documents, view, ops, widget, admin):
+    for module in (ask, verify, search, documents, view, ops, widget, admin, feedback, apidocs):
         app.include_router(module.router)
+    # before /static, which would otherwise take these paths
+    app.mount(apidocs.ASSETS_URL, StaticFiles(directory=apidocs.assets_dir()), name="apidocs")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

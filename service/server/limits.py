@@ -6,12 +6,13 @@ budget per request, and security headers on every response.
   ``Retry-After``. The client is the connection's address or, when the connection comes
   from one of ``CITEQA_TRUSTED_PROXIES``, the rightmost ``X-Forwarded-For`` hop that is not
   a trusted proxy (IP addresses only); IPv6 clients count by their /64. Probes and static
-  files are not counted.
+  files are not counted. A second ``RateLimit`` limited to some ``paths`` gives them
+  buckets of their own on top: ``POST /feedback`` (``CITEQA_FEEDBACK_RATE_PER_MINUTE``).
 - Time budget: ``within_budget`` answers 503 when a request's work takes longer than
   ``CITEQA_REQUEST_BUDGET_SECONDS``; the thread doing it finishes on its own, so the
   worker recovers.
 - Every response gets ``X-Content-Type-Options: nosniff``; the API documentation pages
-  their CSP.
+  their CSP, which allows nothing from another host.
 - Connections: ``server_options`` are uvicorn's for ``citeqa serve``: which proxies it
   believes, and ``DeadlineProtocol``, which closes a connection whose request headers do
   not arrive within ``CITEQA_READ_TIMEOUT_SECONDS``.
@@ -104,10 +105,24 @@ class RateLimit:
     front. Each request does a bounded amount of work, however many clients were seen.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings, max_clients: int = MAX_CLIENTS) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        max_clients: int = MAX_CLIENTS,
+        *,
+        per_minute: int | None = None,
+        burst: int | None = None,
+        paths: frozenset[str] | None = None,
+    ) -> None:
+        """``per_minute`` and ``burst`` default to ``CITEQA_RATE_LIMIT_*``; with ``paths``
+        only requests to those paths are counted (their own buckets, on top of the
+        service-wide limit: the feedback log's)."""
         self.app = app
-        self.rate = settings.rate_limit_per_minute / 60.0
-        self.burst = max(1, settings.rate_limit_burst)
+        per_minute = settings.rate_limit_per_minute if per_minute is None else per_minute
+        self.rate = per_minute / 60.0
+        self.burst = max(1, settings.rate_limit_burst if burst is None else burst)
+        self.paths = paths
         self.refilled_after = self.burst / self.rate if self.rate > 0 else 0.0
         self.trusted = frozenset(settings.trusted_proxies)
         self.max_clients = max_clients
@@ -131,6 +146,12 @@ class RateLimit:
                 return
             self.buckets.popitem(last=False)
 
+    def counts(self, scope: Scope) -> bool:
+        """Whether this request is counted (probes and static files never are)."""
+        if scope["type"] != "http" or self.rate <= 0 or scope["path"].startswith(_UNCOUNTED):
+            return False
+        return self.paths is None or scope["path"] in self.paths
+
     def take(self, client: str) -> float:
         """0 if the request may go now, else the seconds until it may."""
         now = time.monotonic()
@@ -143,7 +164,7 @@ class RateLimit:
         return 0.0 if allowed else (1 - tokens) / self.rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.rate <= 0 or scope["path"].startswith(_UNCOUNTED):
+        if not self.counts(scope):
             await self.app(scope, receive, send)
             return
         wait = self.take(self.client(scope))
@@ -151,9 +172,10 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         seconds = max(1, math.ceil(wait))
+        where = f" to {scope['path']}" if self.paths is not None else ""
         message = (
-            f"too many requests from this client: the limit is {round(self.rate * 60)} a "
-            f"minute (bursts of {self.burst}); retry in {seconds} s."
+            f"too many requests from this client{where}: the limit is {round(self.rate * 60)} "
+            f"a minute (bursts of {self.burst}); retry in {seconds} s."
         )
         response = error_response(
             429, [ErrorDetail(field=None, message=message)], {"Retry-After": str(seconds)}
@@ -161,23 +183,22 @@ class RateLimit:
         await response(scope, receive, send)
 
 
-# The API documentation pages are FastAPI's: Swagger UI (/docs) and ReDoc (/redoc) from
-# jsDelivr, ReDoc's fonts from Google, FastAPI's favicon. Their CSP allows exactly that,
-# plus each page's own inline script by its hash; ReDoc's and Swagger UI's styles are
-# injected at run time (inline), and ReDoc searches in a blob: worker.
+# The API documentation pages (/docs: Swagger UI, /redoc: ReDoc) load their scripts, styles
+# and favicon from this service (``service.server.routes.apidocs``, assets shipped by the
+# fastapi-offline package): nothing from another host. Their CSP allows exactly that, plus
+# each page's own inline script by its hash; ReDoc's and Swagger UI's styles are injected at
+# run time (inline), their icons are data: URLs, and ReDoc searches in a blob: worker.
 API_DOC_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 API_DOC_POLICY = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net{hashes}; "
-    "style-src https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors {ancestors}"
+    "default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; img-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
 )
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 
 def api_doc_policy(html: bytes, frame_ancestors: str) -> str:
-    """The CSP of an API documentation page: its CDN sources and its inline scripts."""
+    """The CSP of an API documentation page: this service's assets and its inline scripts."""
     hashes = "".join(
         f" 'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
         for script in _INLINE_SCRIPT.findall(html)

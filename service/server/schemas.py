@@ -16,8 +16,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from service.answer.followup import MAX_TURN_CHARS, MAX_TURNS, Turn, TurnCitation
-from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K, Engine
+from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K, Engine, clean_question
 from service.errors import InputError
+from service.feedback import FeedbackCitation, FeedbackEntry, FeedbackKind
 from service.index import BuildResult
 from service.records import (
     Answer,
@@ -46,6 +47,9 @@ __all__ = [
     "DocumentSummary",
     "ErrorBody",
     "ErrorDetail",
+    "FeedbackCitationIn",
+    "FeedbackCreated",
+    "FeedbackRequest",
     "FiltersIn",
     "MismatchKind",
     "PassageOut",
@@ -577,3 +581,111 @@ class ErrorBody(BaseModel):
 
     error: ErrorDetail
     errors: list[ErrorDetail]
+
+
+# ----------------------------------------------------------------------------- feedback
+
+MAX_FEEDBACK_CHARS = MAX_QUESTION_CHARS  # question, answer and note each: 2000
+MAX_DOC_ID_CHARS = 200
+MAX_LANGUAGE_CHARS = 35  # a BCP 47 tag
+
+
+def _report_text(value: str) -> str:
+    """At most ``MAX_FEEDBACK_CHARS``, cleaned as a question is (``clean_question``): control
+    characters, such as an escape sequence for the terminal that lists the log, become
+    spaces; outer white space goes."""
+    if len(value) > MAX_FEEDBACK_CHARS:
+        raise ValueError(
+            f"has {len(value)} characters; the limit is {MAX_FEEDBACK_CHARS}: shorten it"
+        )
+    try:
+        return clean_question(value, "text")
+    except InputError:
+        raise ValueError("is empty (once control characters are removed); write it out") from None
+
+
+ReportText = Annotated[
+    str,
+    AfterValidator(_report_text),
+    Field(json_schema_extra={"minLength": 1, "maxLength": MAX_FEEDBACK_CHARS}),
+]
+
+
+class FeedbackCitationIn(BaseModel):
+    """The citation shown with the answer: the document and the cited characters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str = Field(min_length=1, max_length=MAX_DOC_ID_CHARS)
+    char_start: int = Field(ge=0, strict=True)
+    char_end: int = Field(ge=0, strict=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeedbackCitationIn:
+        if self.char_end < self.char_start:
+            raise ValueError(
+                f"char_end ({self.char_end}) is before char_start ({self.char_start}); send "
+                "the citation's char_start and char_end as the answer gave them"
+            )
+        return self
+
+
+class FeedbackRequest(BaseModel):
+    """A reader's report that an answer (or a claim check) is wrong."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "When was the Trilateral Cooperation Secretariat founded?",
+                    "answer": "September 2011",
+                    "citation": {
+                        "doc_id": "000_8e6ebfa50e614d2c",
+                        "char_start": 1027,
+                        "char_end": 1041,
+                    },
+                    "note": "The article says it was agreed in 2010 and opened in 2011.",
+                    "language": "en",
+                    "kind": "answer",
+                }
+            ]
+        },
+    )
+
+    question: ReportText = Field(
+        description=f"The question asked (the claim, for kind 'claim'), at most "
+        f"{MAX_FEEDBACK_CHARS} characters."
+    )
+    answer: ReportText | None = Field(
+        None, description="The answer shown (the verdict, for a claim); null if it abstained."
+    )
+    citation: FeedbackCitationIn | None = Field(
+        None, description="The answer's citation, as the response gave it; null if none."
+    )
+    note: ReportText = Field(
+        description=f"What the reader says is wrong, at most {MAX_FEEDBACK_CHARS} characters."
+    )
+    language: str | None = Field(
+        None, max_length=MAX_LANGUAGE_CHARS, description="The question's language (e.g. en)."
+    )
+    kind: FeedbackKind = Field(
+        "answer", description="'answer' (a POST /ask answer) or 'claim' (a POST /verify check)."
+    )
+
+    def to_entry(self) -> FeedbackEntry:
+        citation = self.citation
+        return FeedbackEntry(
+            kind=self.kind,
+            question=self.question,
+            answer=self.answer,
+            citation=FeedbackCitation(**citation.model_dump()) if citation else None,
+            note=self.note,
+            language=self.language,
+        )
+
+
+class FeedbackCreated(BaseModel):
+    """The stored report's id (``citeqa feedback`` lists it)."""
+
+    id: str = Field(description="The report's id, a UUID.")
