@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from service import __version__
 from service.config import Settings, export_to_workers
-from service.errors import CiteqaError, VectorStoreError
+from service.errors import CiteqaError, InputError, VectorStoreError
 
 DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
 PACKAGED_TUNED = Path("service/tuned.json")  # the tuned constants the package ships
@@ -68,79 +68,136 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend(args: argparse.Namespace) -> Any:
+    """The running service of ``--server`` / ``CITEQA_SERVER``, else the local engine."""
+    from service.client import backend
+
+    settings = _settings(args)
+    if getattr(args, "server", None):
+        settings = settings.model_copy(update={"server": args.server})
+    return backend(settings)
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--doc``, ``--lang``, ``--from``, ``--to`` as the API's ``filters``."""
+    filters = {
+        "doc_ids": args.doc or None,
+        "languages": args.lang or None,
+        "published_from": args.date_from,
+        "published_to": args.date_to,
+    }
+    return {key: value for key, value in filters.items() if value} or None
+
+
+def _inputs(args: argparse.Namespace, name: str) -> list[str]:
+    """The one question or claim of the command line, or each line of ``--file``."""
+    from service.engine import clean_question
+
+    if args.file is None:
+        if getattr(args, name) is None:
+            raise InputError(name, f"give a {name}, or --file with one {name} a line")
+        return [clean_question(getattr(args, name), name)]
+    if getattr(args, name) is not None:
+        raise InputError(name, f"give a {name} or --file, not both")
+    try:
+        lines = args.file.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise InputError("--file", f"cannot read {args.file}: {error.strerror}") from error
+    rows = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not rows:
+        raise InputError("--file", f"{args.file} holds no {name} (one a line; # starts a comment)")
+    return [clean_question(row, name) for row in rows]
+
+
+def _each(items: list[str], quiet: bool, label: str) -> Any:
+    """``items``, with a progress bar on standard error for a batch."""
+    if len(items) == 1:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=label, unit=label.split()[-1], file=sys.stderr, disable=quiet)
+
+
 def _search(args: argparse.Namespace) -> int:
-    from service.engine import Engine, clean_question
-    from service.server.schemas import PassageOut
+    from service.engine import clean_question
 
     query = clean_question(args.query, "query")  # refuse bad input before loading models
-    settings = _settings(args)
-    engine = Engine.from_settings(settings)
-    passages = engine.search(query, top_k=args.k)
+    body = _backend(args).search(query, args.k, _filters(args))
     if args.json:
-        rows = [
-            PassageOut.from_passage(p, engine.documents, settings.public_url).model_dump(
-                mode="json"
-            )
-            for p in passages
-        ]
-        print(json.dumps({"query": query, "hits": rows}, ensure_ascii=False, indent=2))
+        print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
-    _print_hits([passage.hit for passage in passages])
+    _print_passages(body["hits"])
     return 0
 
 
-def _print_hits(hits: Sequence[Any]) -> None:
+def _source(row: dict[str, Any]) -> str:
+    """Title · publisher · date, each or "not stated"."""
+    parts = (row.get("title"), row.get("publisher") or row.get("source"), row.get("published"))
+    return " · ".join(part or "not stated" for part in parts)
+
+
+def _print_passages(hits: Sequence[dict[str, Any]]) -> None:
     if not hits:
         print("no passages found")
     for hit in hits:
-        chunk = hit.chunk
-        ranks = ", ".join(f"{name} #{rank}" for name, rank in sorted(hit.ranks.items()))
-        print(
-            f"{hit.rank}. {chunk.doc_id} [{chunk.char_start}:{chunk.char_end}] "
-            f"{chunk.language}  score {hit.score:.4f}  ({ranks})"
-        )
-        snippet = " ".join(chunk.text.split())
+        print(f"{hit['rank']}. {_source(hit)}  ({hit['language']}, score {hit['score']:.4f})")
+        snippet = " ".join(hit["text"].split())
         print(textwrap.indent(textwrap.shorten(snippet, 300, placeholder=" …"), "   "))
+        print(f"   {hit['url']}")
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from service.engine import MAX_TOP_K, Engine, clean_question
-    from service.server.links import view_url
-    from service.server.schemas import AskResponse
-
-    question = clean_question(args.question)  # refuse bad input before loading the models
-    if args.k > MAX_TOP_K:
-        print(f"citeqa: error: -k must be at most {MAX_TOP_K}", file=sys.stderr)
-        return 2
-    settings = _settings(args)
-    engine = Engine.from_settings(settings)
-    result = engine.ask(question, top_k=args.k)
+    questions = _inputs(args, "question")  # refuse bad input before loading the models
+    backend, filters = _backend(args), _filters(args)
+    bodies = []
+    for question in _each(questions, args.quiet, "asking questions"):
+        bodies.append(backend.ask(question, args.k, filters))
     if args.json:
-        response = AskResponse.from_result(result, engine.documents, settings.public_url)
-        body = response.model_dump(mode="json")
-        print(json.dumps(body, ensure_ascii=False, indent=2))
+        for body in bodies:
+            print(json.dumps(body, ensure_ascii=False, indent=None if args.file else 2))
         return 0
-    answer = result.answer
-    if answer is None:
-        print(f"no answer: {result.abstain_reason}")
-    else:
-        citation = answer.citation
-        start = citation.char_start - answer.sentence_start
-        end = citation.char_end - answer.sentence_start
-        sentence = answer.sentence
-        marked = f"{sentence[:start]}«{sentence[start:end]}»{sentence[end:]}"
-        source = ", ".join(part for part in (citation.title, citation.published) if part)
-        print(f"answer: {answer.text}")
-        print(f"   {answer.answer_type}, {answer.language}, confidence {answer.confidence:.2f}")
-        print(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "   "))
-        print(f"   {citation.doc_id} [{citation.char_start}:{citation.char_end}] {source}")
-        link = view_url(
-            settings.public_url, citation.doc_id, citation.char_start, citation.char_end
-        )
-        print(f"   {link}")
-    print("\npassages:")
-    _print_hits([passage.hit for passage in result.passages])
+    if args.file:
+        _table(("question", "answer", "confidence", "source"), [_answer_row(b) for b in bodies])
+        return 0
+    _print_answer(bodies[0])
     return 0
+
+
+def _answer_row(body: dict[str, Any]) -> tuple[str, ...]:
+    answer = body["answer"]
+    if answer is None:
+        return (body["question"], "(no answer)", "", body["abstain_reason"] or "")
+    citation = answer["citation"]
+    return (body["question"], answer["text"], f"{answer['confidence']:.2f}", citation["url"])
+
+
+def _print_answer(body: dict[str, Any]) -> None:
+    if body.get("assumed_subject"):
+        print(f"(taken as a question about «{body['assumed_subject']}»)")
+    answer = body["answer"]
+    if answer is None:
+        print(f"no answer: {body['abstain_reason']}")
+    else:
+        citation = answer["citation"]
+        start = citation["char_start"] - answer["sentence_start"]
+        end = citation["char_end"] - answer["sentence_start"]
+        sentence = answer["sentence"]
+        marked = f"{sentence[:start]}«{sentence[start:end]}»{sentence[end:]}"
+        print(f"answer: {answer['text']}")
+        kind, language = answer["answer_type"], answer["language"]
+        print(f"   {kind}, {language}, confidence {answer['confidence']:.2f}")
+        print(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "   "))
+        print(f"   {_source(citation)}")
+        print(f"   {citation['url']}")
+    print("\npassages:")
+    _print_passages(body["passages"])
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A tab-separated table: one row a line, cells on one line each."""
+    print("\t".join(header))
+    for row in rows:
+        print("\t".join(" ".join(str(cell).split()) for cell in row))
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -160,32 +217,38 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from service.engine import MAX_TOP_K, Engine, clean_question
-    from service.server.links import view_url
-    from service.server.schemas import VerifyResponse
-    from service.verify.verifier import Verifier
-
-    claim = clean_question(args.claim, "claim")  # refuse bad input before loading models
-    if args.k > MAX_TOP_K:
-        print(f"citeqa: error: -k must be at most {MAX_TOP_K}", file=sys.stderr)
-        return 2
-    settings = _settings(args)
-    engine = Engine.from_settings(settings)
-    check = Verifier(engine).verify(claim, top_k=args.k)
+    claims = _inputs(args, "claim")  # refuse bad input before loading the models
+    backend = _backend(args)
+    bodies = [
+        backend.verify(claim, args.k) for claim in _each(claims, args.quiet, "checking claims")
+    ]
     if args.json:
-        body = VerifyResponse.from_check(check, settings.public_url).model_dump(mode="json")
-        print(json.dumps(body, ensure_ascii=False, indent=2))
+        for body in bodies:
+            print(json.dumps(body, ensure_ascii=False, indent=None if args.file else 2))
         return 0
-    print(f"verdict: {check.verdict} (confidence {check.confidence:.2f})")
-    for evidence in check.evidence:
-        c = evidence.citation
-        source = ", ".join(part for part in (c.title, c.published) if part)
-        print(f"\n[{evidence.stance}] {c.doc_id} [{c.char_start}:{c.char_end}] {source}")
-        print(textwrap.indent(textwrap.fill(" ".join(evidence.quote.split()), 96), "   "))
-        for m in evidence.mismatches:
-            print(f"   {m.kind}: the claim says «{m.claim_text}», the source «{m.evidence_text}»")
-        print(f"   {view_url(settings.public_url, c.doc_id, c.char_start, c.char_end)}")
+    if args.file:
+        _table(("claim", "verdict", "confidence", "evidence"), [_verdict_row(b) for b in bodies])
+        return 0
+    _print_check(bodies[0])
     return 0
+
+
+def _verdict_row(body: dict[str, Any]) -> tuple[str, ...]:
+    evidence = body["evidence"]
+    deciding = evidence[0]["citation"]["url"] if evidence and body["verdict"] != "not_found" else ""
+    return (body["claim"], body["verdict"], f"{body['confidence']:.2f}", deciding)
+
+
+def _print_check(body: dict[str, Any]) -> None:
+    print(f"verdict: {body['verdict']} (confidence {body['confidence']:.2f})")
+    for evidence in body["evidence"]:
+        c = evidence["citation"]
+        print(f"\n[{evidence['stance']}] {_source(c)}")
+        print(textwrap.indent(textwrap.fill(" ".join(evidence["quote"].split()), 96), "   "))
+        for m in evidence["mismatches"]:
+            claimed, found = m["claim_text"], m["evidence_text"]
+            print(f"   {m['kind']}: the claim says «{claimed}», the source «{found}»")
+        print(f"   {c['url']}")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -378,17 +441,47 @@ def _add_live_changes(commands: _Commands) -> None:
 def _add_search_and_ask(commands: _Commands) -> None:
     search = _command(commands, "search", "Print the ranked passages for a query.")
     search.add_argument("query", help="the question or keywords, in any language")
-    search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
-    search.add_argument("--json", action="store_true", help="print JSON")
-    search.add_argument("--fusion", choices=FUSIONS, help="override the fusion")
+    search.add_argument("-k", type=int, default=5, help="how many passages (top_k, default 5)")
+    search.add_argument("--json", action="store_true", help="print the JSON of GET /search")
+    search.add_argument("--fusion", choices=FUSIONS, help="override the fusion (local only)")
+    _add_filters(search)
+    _add_server(search)
     search.set_defaults(handler=_search)
     ask = _command(
         commands, "ask", "Answer a question from the corpus, with its quote and citation."
     )
-    ask.add_argument("question", help="the question, in any language")
-    ask.add_argument("-k", type=int, default=5, help="how many passages to show (default 5)")
+    ask.add_argument("question", nargs="?", help="the question, in any language")
+    ask.add_argument("-k", type=int, default=5, help="how many passages (top_k, default 5)")
     ask.add_argument("--json", action="store_true", help="print the JSON body of POST /ask")
+    ask.add_argument("--file", type=Path, help="ask each line of FILE; print a table or JSON lines")
+    ask.add_argument("--quiet", action="store_true", help="no progress bar with --file")
+    _add_filters(ask)
+    _add_server(ask)
     ask.set_defaults(handler=_ask)
+
+
+def _add_filters(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--doc", action="append", metavar="DOC_ID", help="only this document (repeatable)"
+    )
+    command.add_argument(
+        "--lang", action="append", metavar="LANG",
+        help="only passages in this language: en, zh-Hans, zh-Hant, ja, ko (repeatable)",
+    )  # fmt: skip
+    command.add_argument(
+        "--from", dest="date_from", metavar="YYYY-MM-DD", help="published on or after"
+    )
+    command.add_argument(
+        "--to", dest="date_to", metavar="YYYY-MM-DD", help="published on or before"
+    )
+
+
+def _add_server(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--server", metavar="URL",
+        help="send to the citeqa service at URL "
+        "(default CITEQA_SERVER; unset: load the models here)",
+    )  # fmt: skip
 
 
 def _add_eval(commands: _Commands) -> None:
@@ -454,9 +547,16 @@ def _add_verify(commands: _Commands) -> None:
     verify = _command(
         commands, "verify", "Check a claim: supported, contradicted or not found, with evidence."
     )
-    verify.add_argument("claim", help="the claim, in any language")
-    verify.add_argument("-k", type=int, default=5, help="how many evidence sentences (default 5)")
+    verify.add_argument("claim", nargs="?", help="the claim, in any language")
+    verify.add_argument(
+        "-k", type=int, default=5, help="how many evidence sentences (top_k, default 5)"
+    )
     verify.add_argument("--json", action="store_true", help="print the JSON body of POST /verify")
+    verify.add_argument(
+        "--file", type=Path, help="check each line of FILE; print a table or JSON lines"
+    )
+    verify.add_argument("--quiet", action="store_true", help="no progress bar with --file")
+    _add_server(verify)
     verify.set_defaults(handler=_verify)
 
 
@@ -674,17 +774,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The API's field names as the command line spells them.
+_OPTIONS = {
+    "top_k": "-k (top_k)",
+    "filters.doc_ids": "--doc",
+    "filters.languages": "--lang",
+    "filters.published_from": "--from",
+    "filters.published_to": "--to",
+}
+
+
+def _option(error: InputError) -> str:
+    """An input error's message, naming the option to fix."""
+    option = _OPTIONS.get(error.field)
+    if option is None:
+        return error.message
+    return f"{option}: {error.message.replace('top_k', '-k')}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     if getattr(args, "k", 1) < 1:
-        print("citeqa: error: -k must be at least 1", file=sys.stderr)
+        print("citeqa: error: -k (top_k) must be at least 1", file=sys.stderr)
         return 2
     if (getattr(args, "workers", None) or 1) < 1:
         print("citeqa: error: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
         return int(args.handler(args))
+    except InputError as error:
+        print(f"citeqa: error: {_option(error)}", file=sys.stderr)
+        return 2
     except CiteqaError as error:
         print(f"citeqa: error: {error}", file=sys.stderr)
         return 2

@@ -440,6 +440,14 @@ class ServerSettings(BaseModel):
             "\"'self' https://news.example.org\")."
         ),
     )
+    server: str = Field(
+        "",
+        description=(
+            "A running citeqa service (e.g. http://127.0.0.1:8000) that `citeqa ask`, "
+            "`search` and `verify` send their questions to, instead of loading the models "
+            "themselves (5-10 s a call); `--server URL` sets it for one call. Empty: local."
+        ),
+    )
     cors_origins: tuple[str, ...] = Field(
         (),
         description=(

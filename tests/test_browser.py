@@ -10,6 +10,7 @@ Without chromium these tests are skipped, unless ``CITEQA_REQUIRE_BROWSER=1`` (s
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -132,7 +133,8 @@ def test_copy_citation_puts_the_quote_its_source_and_the_link_on_the_clipboard(
     expect(answer.get_by_role("button", name="Copied")).to_be_visible()
     lines = page.evaluate("() => navigator.clipboard.readText()").split("\n")
     assert lines[0] == f"“{quote}”"
-    assert lines[1].startswith("Interview with Ou Boqian")  # title · publisher · date
+    title, publisher, _date = lines[1].split(" · ")  # each, or "not stated"
+    assert "Interview with Ou Boqian" in title and publisher == "China News Agency"
     assert lines[-1].startswith(f"{service_url}/view/000_8e6ebfa50e614d2c#")
     answer.get_by_role("button", name="Copy quote").click()
     assert page.evaluate("() => navigator.clipboard.readText()") == quote
@@ -227,6 +229,11 @@ def test_usable_at_360_pixels(page: Page, service_url: str) -> None:
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360, part
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "widget-360px.png"))
+    # the answer, then its source card, without scrolling the conversation
+    log = page.locator("citeqa-chat .log").bounding_box()
+    card = page.locator("citeqa-chat .answer a.card").first.bounding_box()  # the source
+    assert log is not None and card is not None
+    assert card["y"] + min(card["height"], 120) <= log["y"] + log["height"], (card, log)
 
 
 def test_a_stopped_service_shows_an_error_with_retry(
@@ -286,3 +293,46 @@ def test_the_verdict_headline_lists_only_its_stances_mismatches(
     assert stances[0] == "支持" and set(stances[1:]) <= {"相關"}, stances
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "widget-claim-zh.png"))
+
+
+def test_a_follow_up_is_answered_about_the_previous_subject_and_kept_across_reloads(
+    page: Page, service_url: str
+) -> None:
+    _open_widget(page, service_url)
+    _ask(page, "What is the China-Japan-Korea Cooperation Secretariat?")
+    expect(page.locator("citeqa-chat .a").last).to_be_visible(timeout=20_000)
+    _ask(page, "When was it officially established?")
+    expect(page.locator("citeqa-chat .a")).to_have_count(2, timeout=20_000)
+    reply = page.locator("citeqa-chat .a").last
+    expect(reply.locator(".assumed")).to_contain_text("China-Japan-Korea Cooperation Secretariat")
+    expect(reply.locator("mark").first).to_contain_text("September 2011")
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-follow-up.png"))
+    page.reload()  # the conversation is kept for the session
+    page.get_by_role("button", name="Ask the sources").click()
+    expect(page.locator("citeqa-chat .q")).to_have_count(2)
+    expect(page.locator("citeqa-chat .assumed")).to_have_count(1)
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("citeqa-chat .q")).to_have_count(0)
+    expect(page.locator("citeqa-chat .empty")).to_be_visible()
+
+
+def test_report_a_wrong_answer_stores_a_record(
+    page: Page, service_url: str, browser_settings: Settings
+) -> None:
+    _open_widget(page, service_url)
+    _ask(page, "When was the China-Japan-Korea Cooperation Secretariat officially established?")
+    answer = page.locator("citeqa-chat .answer").last
+    expect(answer).to_be_visible(timeout=20_000)
+    answer.get_by_role("button", name="Report a wrong answer").click()
+    answer.get_by_role("textbox", name="What is wrong?").fill("the day is missing")
+    answer.get_by_role("button", name="Send").click()
+    expect(answer.get_by_role("status")).to_have_text("Thank you: the newsroom will review it.")
+    records = [
+        json.loads(line)
+        for path in browser_settings.feedback_folder().glob("feedback-*.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    mine = [r for r in records if r["note"] == "the day is missing"]
+    assert len(mine) == 1 and mine[0]["kind"] == "answer"
+    assert mine[0]["citation"]["doc_id"] == "000_8e6ebfa50e614d2c"

@@ -28,8 +28,9 @@ def test_search_prints_ranked_passages(
     assert main(["search", query, *_args(settings), "-k", "3"]) == 0
     out = capsys.readouterr().out
     first = out.splitlines()[0]
-    assert first.startswith("1. 003_94041ec9e2685c6c [") and "score" in first
-    assert "Gyeongsangbuk-do" in out
+    # a passage names its source as a reader would cite it: title · publisher · date
+    assert first.startswith("1. ") and "score" in first and " · " in first
+    assert "Gyeongsangbuk-do" in out and "/view/003_94041ec9e2685c6c#" in out
 
 
 def test_search_json(
@@ -51,7 +52,7 @@ def test_search_without_index_explains(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_bad_k_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "x", "-k", "0"]) == 2
-    assert "-k must be at least 1" in capsys.readouterr().err
+    assert "-k (top_k) must be at least 1" in capsys.readouterr().err
 
 
 def test_python_dash_m_service_has_help() -> None:
@@ -229,3 +230,68 @@ def test_a_refused_setting_is_one_line_naming_it_not_a_traceback(
     assert main(["build", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "CITEQA_CHUNK_OVERLAP" in err and "Traceback" not in err
+
+
+def test_ask_and_verify_a_file_print_a_table_with_a_row_each(
+    settings: Settings,
+    corpus_index: CorpusIndex,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    claims = tmp_path / "claims.txt"
+    claims.write_text(
+        "# a comment line\n中日韓核安全監管高官會目前已舉行六次。\n\n"
+        "The Great Barrier Reef lies off the coast of Queensland.\n",
+        encoding="utf-8",
+    )
+    assert main(["verify", "--file", str(claims), *_args(settings), "--quiet"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == ["claim", "verdict", "confidence", "evidence"]
+    assert [row[1] for row in rows[1:]] == ["contradicted", "not_found"]
+    assert main(["ask", "--file", str(claims), *_args(settings), "--quiet", "--json"]) == 0
+    bodies = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(bodies) == 2 and all("answer" in body for body in bodies)
+
+
+def test_a_file_without_questions_and_a_missing_file_are_explained(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing here\n", encoding="utf-8")
+    assert main(["verify", "--file", str(empty), *_args(settings)]) == 2
+    assert "holds no claim" in capsys.readouterr().err
+    assert main(["ask", "--file", str(tmp_path / "nowhere.txt"), *_args(settings)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["ask", *_args(settings)]) == 2
+    assert "give a question" in capsys.readouterr().err
+
+
+def test_filters_restrict_the_passages_and_name_the_option_when_wrong(
+    settings: Settings, corpus_index: CorpusIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["search", "secretariat", *_args(settings), "--json", "--lang", "zh-Hant"]
+    assert main(argv) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert hits and {hit["language"] for hit in hits} == {"zh-Hant"}
+    assert main(["search", "secretariat", *_args(settings), "--doc", "no_such_doc"]) == 2
+    assert "--doc" in capsys.readouterr().err
+
+
+def test_ask_and_verify_go_to_a_running_server(
+    settings: Settings, corpus_index: CorpusIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.lab.processes import running_server
+
+    question = "When was the China-Japan-Korea Cooperation Secretariat officially established?"
+    with running_server(settings) as url:
+        assert main(["ask", question, "--server", url, "--json"]) == 0
+        remote = json.loads(capsys.readouterr().out)
+        assert main(["verify", "中日韓核安全監管高官會目前已舉行六次。", "--server", url]) == 0
+        assert capsys.readouterr().out.startswith("verdict: contradicted")
+        assert main(["ask", question, "--server", url, "-k", "999"]) == 2
+        assert "-k (top_k)" in capsys.readouterr().err  # the server's refusal, as the option
+    assert main(["ask", question, *_args(settings), "--json"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert remote["answer"]["citation"] == local["answer"]["citation"]  # the same answer
+    assert main(["ask", question, "--server", url]) == 2  # the server has stopped
+    assert "cannot reach the citeqa service" in capsys.readouterr().err

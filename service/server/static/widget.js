@@ -41,12 +41,17 @@
     return traditional > simplified ? "zh-Hant" : "zh-Hans";
   }
 
+  const MAX_TURNS = 5; // the service reads at most five previous turns
+  const MAX_SHOWN = 30; // exchanges kept across reloads
+
   const percent = (value) => `${Math.round(value * 100)}%`;
 
   // The widget's words in each language a reader may ask in.
   const WORDS = {
     en: {
       languages: { en: "English", "zh-Hans": "Simplified Chinese", "zh-Hant": "Traditional Chinese", ja: "Japanese", ko: "Korean" },
+      assumed: (subject) => `Taken as a question about “${subject}”, from your previous question.`,
+      newConversation: "New conversation",
       copyQuote: "Copy quote", copyCitation: "Copy citation", share: "Copy link",
       copied: "Copied", report: "Report a wrong answer", reportNote: "What is wrong?",
       sendReport: "Send", reported: "Thank you: the newsroom will review it.",
@@ -80,6 +85,8 @@
     },
     "zh-Hans": {
       languages: { en: "英文", "zh-Hans": "简体中文", "zh-Hant": "繁体中文", ja: "日文", ko: "韩文" },
+      assumed: (subject) => `按上一个问题理解为关于“${subject}”的提问。`,
+      newConversation: "新对话",
       copyQuote: "复制引文", copyCitation: "复制引用信息", share: "复制链接",
       copied: "已复制", report: "报告错误答案", reportNote: "哪里有错？",
       sendReport: "发送", reported: "谢谢，编辑部会核查。",
@@ -110,6 +117,8 @@
     },
     "zh-Hant": {
       languages: { en: "英文", "zh-Hans": "簡體中文", "zh-Hant": "繁體中文", ja: "日文", ko: "韓文" },
+      assumed: (subject) => `按上一個問題理解為關於「${subject}」的提問。`,
+      newConversation: "新對話",
       copyQuote: "複製引文", copyCitation: "複製引用資訊", share: "複製連結",
       copied: "已複製", report: "回報錯誤答案", reportNote: "哪裡有錯？",
       sendReport: "送出", reported: "謝謝，編輯部會核查。",
@@ -140,6 +149,8 @@
     },
     ja: {
       languages: { en: "英語", "zh-Hans": "中国語（簡体字）", "zh-Hant": "中国語（繁体字）", ja: "日本語", ko: "韓国語" },
+      assumed: (subject) => `前の質問の「${subject}」についての質問として答えています。`,
+      newConversation: "新しい会話",
       copyQuote: "引用をコピー", copyCitation: "出典情報をコピー", share: "リンクをコピー",
       copied: "コピーしました", report: "誤った答えを報告", reportNote: "どこが誤っていますか？",
       sendReport: "送信", reported: "ありがとうございます。編集部が確認します。",
@@ -170,6 +181,8 @@
     },
     ko: {
       languages: { en: "영어", "zh-Hans": "중국어(간체)", "zh-Hant": "중국어(번체)", ja: "일본어", ko: "한국어" },
+      assumed: (subject) => `이전 질문의 ‘${subject}’에 관한 질문으로 답합니다.`,
+      newConversation: "새 대화",
       copyQuote: "인용문 복사", copyCitation: "출처 정보 복사", share: "링크 복사",
       copied: "복사됨", report: "잘못된 답 신고", reportNote: "무엇이 잘못되었나요?",
       sendReport: "보내기", reported: "감사합니다. 편집부가 확인합니다.",
@@ -237,8 +250,14 @@ header {
 }
 header h2 { margin: 0; font-size: 17px; line-height: 1.3; }
 header p { margin: 2px 0 0; font-size: 13px; opacity: .85; }
+header .restart {
+  margin-left: auto; border: 1px solid rgba(255, 255, 255, .5); background: transparent;
+  color: inherit; cursor: pointer; font-size: 12.5px; padding: 3px 10px; border-radius: 999px;
+  white-space: nowrap;
+}
+.assumed { margin: 0 0 6px; font-size: 12.5px; color: var(--muted); font-style: italic; }
 header .close {
-  margin-left: auto; border: 0; background: transparent; color: inherit; cursor: pointer;
+  border: 0; background: transparent; color: inherit; cursor: pointer;
   font-size: 22px; line-height: 1; padding: 2px 6px; border-radius: 6px;
 }
 .log { flex: 1; overflow-y: auto; padding: 14px 16px; background: var(--wash); }
@@ -269,7 +288,8 @@ mark { background: var(--mark); color: inherit; padding: 0 1px; border-radius: 2
   color: inherit; text-decoration: none;
 }
 .card:hover { background: #fbfcfd; border-color: #b9c3cc; border-left-color: var(--accent); }
-.card .title { display: block; font-weight: 650; font-size: 14px; }
+.card .title { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 2;
+  overflow: hidden; font-weight: 650; font-size: 14px; }
 .card .source { display: block; font-size: 12.5px; color: var(--muted); margin-top: 2px; }
 .card blockquote {
   margin: 6px 0 0; font-family: Georgia, "Noto Serif", "Noto Serif CJK SC", serif;
@@ -320,8 +340,9 @@ textarea {
 .verdict.supported { background: #e3f4e8; color: #1d6b34; }
 .verdict.contradicted { background: #fde8e8; color: #a4161a; }
 .verdict.not_found { background: #eceff2; color: #3d4650; }
-.stance { display: inline-block; margin-left: 6px; font-size: 11.5px; font-weight: 700;
+.stance { display: block; margin: 0 0 4px; font-size: 11.5px; font-weight: 700;
   text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+.stance.supports { color: #1d6b34; } .stance.contradicts { color: #a4161a; }
 mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
 .mismatches { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
 .tools { display: flex; flex-wrap: wrap; gap: 6px; margin: 8px 0 0; }
@@ -335,6 +356,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden;
   clip: rect(0 0 0 0); white-space: nowrap; }
 @media (max-width: 480px) {
+  header p { display: none; }
   .panel { right: 8px; left: 8px; width: auto; bottom: 76px; height: calc(100vh - 92px); }
   .launcher { right: 12px; bottom: 12px; }
 }
@@ -400,6 +422,75 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
       this.attachShadow({ mode: "open" });
       this.pending = null;
       this.mode = "ask";
+      this.history = []; // the answered questions, newest last, sent with each question
+      this.transcript = []; // what the panel shows, kept in sessionStorage across reloads
+    }
+
+    get storageKey() {
+      return `citeqa-conversation:${this.api}`;
+    }
+
+    save() {
+      try {
+        sessionStorage.setItem(
+          this.storageKey,
+          JSON.stringify({ history: this.history, transcript: this.transcript.slice(-MAX_SHOWN) })
+        );
+      } catch (error) {
+        // storage full or disabled: the conversation still works, it is just not kept
+      }
+    }
+
+    restore() {
+      let saved = null;
+      try {
+        saved = JSON.parse(sessionStorage.getItem(this.storageKey) || "null");
+      } catch (error) {
+        saved = null;
+      }
+      if (!saved || !Array.isArray(saved.transcript) || !saved.transcript.length) return;
+      this.history = Array.isArray(saved.history) ? saved.history.slice(-MAX_TURNS) : [];
+      this.transcript = saved.transcript;
+      this.log.replaceChildren();
+      for (const item of this.transcript) this.show(item);
+    }
+
+    /** One saved exchange: the question and the reply as it was rendered the first time. */
+    show({ mode, question, body }) {
+      const t = this.words(question);
+      this.log.append(h("p", { class: "q", dir: "auto" }, question));
+      const view = mode === "verify" ? this.verdictView(body) : this.resultView(body, t);
+      this.log.append(h("div", {}, view));
+    }
+
+    newConversation() {
+      this.history = [];
+      this.transcript = [];
+      try {
+        sessionStorage.removeItem(this.storageKey);
+      } catch (error) {
+        // nothing kept
+      }
+      this.log.replaceChildren(this.welcome());
+      this.input.focus();
+    }
+
+    /** Keep an answered question for the next one (its answer and citation, if any). */
+    remember(mode, question, body) {
+      this.transcript.push({ mode, question, body });
+      if (mode === "ask") {
+        const answer = body.answer;
+        this.history.push({
+          question: body.resolved_question || question,
+          answer: answer ? answer.text.slice(0, 2000) : null,
+          citation: answer
+            ? { doc_id: answer.citation.doc_id, char_start: answer.citation.char_start,
+                char_end: answer.citation.char_end }
+            : null,
+        });
+        this.history = this.history.slice(-MAX_TURNS);
+      }
+      this.save();
     }
 
     get api() {
@@ -493,6 +584,11 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
             h("h2", { id: "citeqa-title" }, title),
             h("p", {}, "Quoted answers from the sources, in English and Chinese")
           ),
+          (this.restart = h(
+            "button",
+            { class: "restart", type: "button", onclick: () => this.newConversation() },
+            WORDS.en.newConversation
+          )),
           h(
             "button",
             { class: "close", type: "button", "aria-label": "Close", onclick: () => this.close() },
@@ -514,6 +610,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         )
       );
       this.shadowRoot.append(h("div", { class: "root" }, this.panel, this.launcher));
+      this.restore();
     }
 
     modeButton(mode, label) {
@@ -635,7 +732,10 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
       let problem = null;
       try {
         const path = mode === "verify" ? "/verify" : "/ask";
-        const payload = mode === "verify" ? { claim: question, top_k: 4 } : { question, top_k: 5 };
+        const payload =
+          mode === "verify"
+            ? { claim: question, top_k: 4 }
+            : { question, top_k: 5, history: this.history };
         const response = await fetch(this.api + path, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
@@ -660,6 +760,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
       }
       const view = mode === "verify" ? (b) => this.verdictView(b) : (b) => this.resultView(b, t);
       slot.replaceChildren(problem ? this.errorView(problem, question, slot, mode, t) : view(body));
+      if (!problem) this.remember(mode, question, body);
       this.reveal(bubble);
     }
 
@@ -676,10 +777,14 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
     resultView(body, t) {
       const answer = body.answer;
       const passages = body.passages || [];
+      const assumed = body.assumed_subject
+        ? h("p", { class: "assumed" }, t.assumed(body.assumed_subject))
+        : null;
       if (!answer) {
         return h(
           "div",
           { class: "a noanswer" },
+          assumed,
           h("p", { class: "headline" }, t.noAnswer),
           body.abstain_reason ? h("p", { class: "reason" }, body.abstain_reason) : null,
           passages.length ? h("p", { class: "label" }, t.nearest) : null,
@@ -699,6 +804,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
       return h(
         "div",
         { class: "a answer" },
+        assumed,
         whole ? null : h("p", { class: "answer-text", lang: answer.language }, answer.text),
         h("p", { class: "meta" }, t.answered(answer.confidence, answer.language)),
         h("p", { class: "label" }, t.source),
@@ -808,7 +914,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
 
     evidenceCard(item, t, deciding) {
       const c = item.citation;
-      const ranges = item.mismatches.map((m) => [m.evidence_start, m.evidence_end]);
+      const ranges = deciding ? item.mismatches.map((m) => [m.evidence_start, m.evidence_end]) : [];
       const quote = marked(item.quote, ranges);
       for (const node of quote) if (node instanceof HTMLElement) node.className = "mismatch";
       const stance = deciding ? item.stance : "related";
@@ -822,7 +928,7 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
         cta: t.openQuote,
         t,
       });
-      card.querySelector(".title").append(h("span", { class: "stance" }, t.stances[stance] || stance));
+      card.prepend(h("span", { class: `stance ${stance}` }, t.stances[stance] || stance));
       return card;
     }
 
