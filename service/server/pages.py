@@ -143,14 +143,13 @@ def page_language(asked: str | None, document: Document | None) -> PageLanguage:
     """The language of a page's labels: the one asked for (``?lang=``, the reader's), else
     the document's declared or first language, else English. Chinese without a script
     reads as Simplified; a language the page has no words for reads as English."""
-    for candidate in (
-        asked,
-        document and (document.language or next(iter(document.languages), None)),
-    ):
+    own = (document.language or next(iter(document.languages), None)) if document else None
+    for candidate in (asked, own):
         if not candidate:
             continue
-        if candidate in PAGE_LANGUAGES:
-            return candidate  # type: ignore[return-value]
+        for known in PAGE_LANGUAGES:
+            if candidate == known:
+                return known
         if candidate.split("-")[0] == "zh":
             return (
                 "zh-Hant" if "Hant" in candidate or candidate in {"zh-TW", "zh-HK"} else "zh-Hans"
