@@ -40,7 +40,10 @@ ANSWER_KEYS = {
     "confidence",
     "citation",
 }
-CITATION_KEYS = {"doc_id", "title", "source", "published", "char_start", "char_end", "quote", "url"}
+CITATION_KEYS = {
+    "doc_id", "title", "publisher", "source", "published", "url_original", "char_start",
+    "char_end", "quote", "url",
+}  # fmt: skip
 PASSAGE_KEYS = {
     "url",
     "rank",
