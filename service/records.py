@@ -66,17 +66,26 @@ class Span:
 
 @dataclass(frozen=True)
 class Document:
-    """One source document. ``text`` is the original file, character for character."""
+    """One source document. ``text`` is the original file, character for character.
+
+    Its metadata is what the text states (``service.ingest.documents``) or, winning over
+    it, what its sidecar ``NAME.meta.json`` states (``service.ingest.metadata``); a field
+    neither states is None, never guessed.
+    """
 
     doc_id: str
     path: str
     text: str
     sha256: str
-    title: str | None
-    source: str | None
-    published: str | None  # ISO YYYY-MM-DD, only where the text states a full date
+    title: str | None  # the headline
+    source: str | None  # the publisher
+    published: str | None  # ISO YYYY-MM-DD, only where a full date is stated
     content: tuple[Span, ...]  # what is indexed, one span per run of same-language paragraphs
     boilerplate: tuple[Span, ...]  # what is kept out of the index, with the reason
+    author: str | None = None
+    url: str | None = None  # the original article, as its sidecar states it
+    language: str | None = None  # the language its sidecar declares
+    published_at: str | None = None  # ISO date and time, where a time is stated too
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -145,6 +154,12 @@ class Citation:
     char_end: int
     quote: str
     source: str | None = None  # the publisher, where the document names one
+    url_original: str | None = None  # the original article, where its metadata states it
+
+    @property
+    def publisher(self) -> str | None:
+        """The publisher (the API's name for ``source``)."""
+        return self.source
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,10 @@ ANSWER_KEYS = {
     "confidence",
     "citation",
 }
-CITATION_KEYS = {"doc_id", "title", "source", "published", "char_start", "char_end", "quote", "url"}
+CITATION_KEYS = {
+    "doc_id", "title", "publisher", "source", "published", "url_original", "char_start",
+    "char_end", "quote", "url",
+}  # fmt: skip
 PASSAGE_KEYS = {
     "url",
     "rank",
@@ -61,7 +64,10 @@ PASSAGE_KEYS = {
     "highlights",
     "retriever_ranks",
 }
-SUMMARY_KEYS = {"doc_id", "title", "source", "published", "languages", "length"}
+SUMMARY_KEYS = {
+    "doc_id", "title", "publisher", "source", "author", "published", "published_at", "url",
+    "language", "languages", "length",
+}  # fmt: skip
 
 QUESTIONS = {
     "en": "Who organized the NEAR International Forum 2023?",
@@ -603,7 +609,7 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     view = spec["paths"]["/view/{doc_id}"]["get"]["responses"]
     assert "text/html" in view["200"]["content"]
-    assert list(view["404"]["content"]) == ["application/json"]
+    assert list(view["404"]["content"]) == ["application/json", "text/html"]  # browsers: HTML
 
 
 @pytest.mark.parametrize(

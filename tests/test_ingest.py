@@ -9,7 +9,7 @@ from service.records import Document
 
 EXPECTED = {
     "000_8e6ebfa50e614d2c": {
-        "title_starts": "China News Agency, Seoul, January 26th: Interview with Ou Boqian",
+        "title_starts": "Interview with Ou Boqian",  # its sidecar states it without the dateline
         "source": "China News Agency",
         "published": None,  # "January 26th" has no year: the text does not state the date
         "languages": ("en", "zh-Hans"),
@@ -33,7 +33,7 @@ EXPECTED = {
         "languages": ("en",),
     },
     "004_f0aa982511d8ddb1": {
-        "title_starts": "二、政治安全領域",
+        "title_starts": None,  # it opens with a section heading, «二、政治安全領域»: no headline
         "source": None,
         "published": None,
         "languages": ("zh-Hant",),
@@ -65,11 +65,33 @@ def test_every_seed_is_read(documents: dict[str, Document]) -> None:
 @pytest.mark.parametrize("doc_id", sorted(EXPECTED))
 def test_metadata(documents: dict[str, Document], doc_id: str) -> None:
     document, expected = documents[doc_id], EXPECTED[doc_id]
-    assert document.title is not None
-    assert document.title.startswith(expected["title_starts"])
+    if expected["title_starts"] is None:
+        assert document.title is None
+    else:
+        assert document.title is not None
+        assert document.title.startswith(expected["title_starts"])
     assert document.source == expected["source"]
     assert document.published == expected["published"]
     assert document.languages == expected["languages"]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "title"),
+    [
+        ("二、政治安全領域", None),
+        ("(一)伙伴關系", None),
+        ("第三章 合作機制", None),
+        ("2. Scope of the agreement", None),
+        ("II. Political security", None),
+        ("Chapter 4 Outlook", None),
+        ("2024 summit revives trilateral talks", "2024 summit revives trilateral talks"),
+        ("10 things the summit agreed", "10 things the summit agreed"),
+    ],
+    ids=["zh-ordinal", "zh-bracket", "zh-chapter", "decimal", "roman", "chapter", "year", "count"],
+)
+def test_a_numbered_section_heading_is_no_title(first_line: str, title: str | None) -> None:
+    text = f"{first_line}\n\nThe three countries agreed to meet again next year.\n"
+    assert parse_document("d", text, path="d.txt").title == title
 
 
 def test_title_drops_a_glued_date(documents: dict[str, Document]) -> None:

@@ -436,6 +436,7 @@ class Extractor:
                 char_start=start,
                 char_end=end,
                 quote=document.text[start:end],
+                url_original=document.url,
             ),
             confidence=round(best.confidence, 4),
             language=chunk.language,

@@ -6,7 +6,8 @@ An index is a directory of plainly named files::
       CURRENT                 name of the generation being served (replaced atomically)
       gen-<time>-<hash>/
         manifest.json         format, versions, models, dims, chunking, corpus hash, checksums
-        documents.jsonl       one document a line: metadata, spans and the original text
+        documents.jsonl       one document a line: metadata (its sidecar's included),
+                              spans and the original text
         chunks.jsonl          one chunk a line, in the row order of every index below
         <encoder>.faiss       each encoder's chunk vectors (FAISS, inner product):
                               dense.faiss (sentence-transformers), multilingual.faiss (USE),
@@ -43,10 +44,11 @@ from service.config import Settings
 from service.encode.e5 import vectors_kind
 from service.errors import IndexCorruptError
 from service.ingest.chunk import SEGMENTER_VERSION, ChunkingParams
+from service.ingest.metadata import sidecar_of
 from service.records import Document, Span
 from service.text.tokenize import TOKENIZER_VERSION
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: documents carry author, url, language, published_at
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
@@ -106,12 +108,15 @@ def config_of(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def corpus_hash(files: Iterable[Path]) -> str:
-    """Hash of the corpus: every file's name and bytes."""
+    """Hash of the corpus: every file's name and bytes, and its sidecar's (a changed
+    sidecar is a changed corpus)."""
     digest = hashlib.sha256()
     for path in sorted(files):
-        digest.update(path.name.encode())
-        digest.update(b"\x00")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        for part in (path, sidecar_of(path)):
+            if part is path or part.is_file():
+                digest.update(part.name.encode())
+                digest.update(b"\x00")
+                digest.update(hashlib.sha256(part.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -220,6 +225,9 @@ def document_row(document: Document) -> dict[str, Any]:
 
 
 def _document_from_row(row: dict[str, Any]) -> Document:
+    """A document of ``documents.jsonl``. Rows of format 3 lack the sidecar's fields: they
+    read as unknown, so a build can still reuse that generation's annotations (loading it
+    to serve is refused by its format: ``load._check_config`` asks for a rebuild)."""
     return Document(
         **{
             **row,

@@ -29,6 +29,7 @@ from service.errors import CorpusError, InputError, UnknownDocumentError
 from service.index.build import BuildResult, build_index
 from service.index.layout import fsync_path, live_corpus
 from service.ingest.documents import SUFFIXES, corpus_files, parse_document
+from service.ingest.metadata import Metadata, read_sidecar, sidecar_bytes, sidecar_of
 from service.records import Document
 
 __all__ = ["add_files", "add_text", "rebuild", "remove_documents", "write_lock"]
@@ -59,6 +60,22 @@ def _write_atomic(path: Path, data: bytes) -> None:
     fsync_path(path.parent)
 
 
+def _place(folder: Path, doc_id: str, suffix: str, text: str, metadata: Metadata | None) -> None:
+    """Write document ``doc_id`` into the corpus ``folder``, replacing one of that id (its
+    other suffix, and its sidecar: metadata not sent again is not kept for new text)."""
+    old = _existing(folder).get(doc_id)
+    target = folder / f"{doc_id}{suffix}"
+    _write_atomic(target, text.encode("utf-8"))
+    if old is not None and old != target:
+        old.unlink()  # same id, other suffix: the new file replaces it
+    sidecar = sidecar_of(target)
+    if metadata is not None and metadata.as_dict():
+        _write_atomic(sidecar, sidecar_bytes(metadata))
+    elif sidecar.is_file():
+        sidecar.unlink()
+        fsync_path(folder)
+
+
 def _existing(folder: Path) -> dict[str, Path]:
     try:
         return {path.stem: path for path in corpus_files(folder)}
@@ -77,8 +94,9 @@ def check_doc_id(doc_id: str) -> str:
 
 
 def add_files(settings: Settings, paths: Sequence[Path]) -> BuildResult:
-    """Copy text or markdown files into the corpus (replacing same-named documents) and
-    publish the new generation. The document id is the file name without its suffix."""
+    """Copy text or markdown files into the corpus (replacing same-named documents), each
+    with its sidecar ``NAME.meta.json`` if one lies beside it, and publish the new
+    generation. The document id is the file name without its suffix."""
     payloads = []
     for path in paths:
         if path.suffix not in SUFFIXES:
@@ -90,16 +108,11 @@ def add_files(settings: Settings, paths: Sequence[Path]) -> BuildResult:
         except UnicodeDecodeError as error:
             raise CorpusError(f"{path} is not UTF-8 text; convert it first.") from error
         check_doc_id(path.stem)
-        payloads.append((path.stem, path.suffix, text))
+        payloads.append((path.stem, path.suffix, text, read_sidecar(path)))  # checked now
     with write_lock(settings):
         folder = live_corpus(settings)
-        existing = _existing(folder)
-        for doc_id, suffix, text in payloads:
-            old = existing.get(doc_id)
-            target = folder / f"{doc_id}{suffix}"
-            _write_atomic(target, text.encode("utf-8"))
-            if old is not None and old != target:
-                old.unlink()  # same id, other suffix: the new file replaces it
+        for doc_id, suffix, text, metadata in payloads:
+            _place(folder, doc_id, suffix, text, metadata)
         return build_index(settings, progress=False)
 
 
@@ -157,27 +170,49 @@ def add_text(
     source: str | None = None,
     published: str | None = None,
     markdown: bool = False,
+    metadata: Metadata | None = None,
 ) -> tuple[str, BuildResult]:
-    """Add one document given as text (the admin API); returns its id and the build."""
+    """Add one document given as text (the admin API); returns its id and the build.
+
+    ``title``, ``source`` and ``published`` are written into the text as its header lines;
+    ``metadata`` is written beside it as its sidecar (``NAME.meta.json``), the text left
+    as sent. A field may come one way or the other, not both."""
     if not text.strip():
         raise InputError("text", "text is empty; send the document's text.")
+    _check_one_way(metadata, title=title, source=source, published=published)
     body = compose(text, title=title, source=source, published=published)
     if doc_id is None:
         digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
-        doc_id = f"{_slug(title, text)}_{digest}"
+        named = title or (metadata.title if metadata else None)
+        doc_id = f"{_slug(named, text)}_{digest}"
     check_doc_id(doc_id)
     suffix = ".md" if markdown else ".txt"
     parsed = parse_document(doc_id, body, path=f"{doc_id}{suffix}")  # fails here, not mid-build
     _check_metadata(parsed, title=title, source=source, published=published)
     with write_lock(settings):
-        folder = live_corpus(settings)
-        existing = _existing(folder)
-        target = folder / f"{doc_id}{suffix}"
-        _write_atomic(target, body.encode("utf-8"))
-        old = existing.get(doc_id)
-        if old is not None and old != target:
-            old.unlink()
+        _place(live_corpus(settings), doc_id, suffix, body, metadata)
         return doc_id, build_index(settings, progress=False)
+
+
+def _check_one_way(
+    metadata: Metadata | None, *, title: str | None, source: str | None, published: str | None
+) -> None:
+    """Refuse a field sent both as a header line and in ``metadata``: which would count?"""
+    if metadata is None:
+        return
+    pairs = [
+        ("title", title, metadata.title),
+        ("source", source, metadata.publisher),
+        ("published", published, metadata.published),
+    ]
+    for name, line, stated in pairs:
+        if line is not None and stated is not None:
+            field = "publisher" if name == "source" else name
+            raise InputError(
+                name,
+                f"{name} is sent twice, as {name!r} and as metadata.{field}; send it once "
+                "(metadata, which leaves the text as sent, is the better place).",
+            )
 
 
 def remove_documents(settings: Settings, doc_ids: Sequence[str]) -> BuildResult:
@@ -195,6 +230,7 @@ def remove_documents(settings: Settings, doc_ids: Sequence[str]) -> BuildResult:
             )
         for doc_id in doc_ids:
             existing[doc_id].unlink()
+            sidecar_of(existing[doc_id]).unlink(missing_ok=True)
         fsync_path(folder)
         return build_index(settings, progress=False, removed=doc_ids)
 

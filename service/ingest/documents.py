@@ -3,7 +3,9 @@
 A document's ``text`` is the file exactly as written (decoded UTF-8, newlines untouched), so
 offsets into it are citations. What ingestion adds is a description of that text:
 
-- metadata: title, source/publisher and publication date, where the text states them;
+- metadata: title, source/publisher, author and publication date, where the text states
+  them, and what the document's sidecar ``NAME.meta.json`` states (it wins; see
+  ``service.ingest.metadata``); a field neither states is left unknown;
 - *content* spans: the passages worth indexing, grouped into runs of one language;
 - *boilerplate* spans: page chrome kept out of the index (skip links, menus, breadcrumbs,
   CMS buttons, attachment lines, copyright and reprint notices, sidebar headings such as
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.errors import CorpusError
+from service.ingest.metadata import SIDECAR_SUFFIX, Metadata, read_sidecar
 from service.records import Document, Span
 from service.text.language import detect_language
 
@@ -170,6 +173,20 @@ _META_LINE = re.compile(
 )
 # The label of a "Source: Xinhua | 2024-06-12" field; its value runs to the next bar.
 _SOURCE_LABEL = re.compile(r"(?:^|[\s|])(?:source|来源|來源)\s*[:：]", re.I)
+# And of an "Author: GONG Qian" field, on the same header lines.
+_AUTHOR_LABEL = re.compile(r"(?:^|[\s|])(?:author|作者)\s*[:：]", re.I)
+# A numbered section heading ("二、政治安全領域", "(一)伙伴關系", "第三章", "2. Scope",
+# "II. Scope", "Chapter 3") names a part of a longer work, not the document: a page that
+# opens with one states no headline. Each alternative is a plain run, linear in the line.
+_SECTION_HEADING = re.compile(
+    r"^(?:[一二三四五六七八九十百零〇]+\s*[、.．]"
+    r"|[(（]\s*[一二三四五六七八九十百零〇\d]+\s*[)）]"
+    r"|第\s*[一二三四五六七八九十百零〇\d]+\s*[章节節部篇卷条條]"
+    r"|\d+(?:\.\d+)*\s*[.、．]\s"
+    r"|[IVXLC]+\.\s"
+    r"|(?:chapter|section|part)\s+[\dIVXLC]+\b)",
+    re.I,
+)
 _AGENCY_DATELINE = re.compile(
     r"^(?P<source>[A-Z][\w.&' -]{1,50}?\b(?:News Agency|News Service|News Network|Agency|Press|"
     r"News|Daily|Times|Post|Herald)),\s+\S",
@@ -289,15 +306,15 @@ def _is_menu_item(line: str) -> bool:
     return len(line) <= _SHAPE_MAX and _MENU_ITEM.match(line) is not None
 
 
-def _source_field(line: str) -> str | None:
-    """The value of the line's first "Source: ..." field, up to the next bar, stripped;
-    ``None`` without one or if it is blank. A label with nothing at all after it
-    ("Source:|") is no field, and a later one on the line may be.
+def _source_field(line: str, labels: re.Pattern[str] = _SOURCE_LABEL) -> str | None:
+    """The value of the line's first "Source: ..." field (or another of ``labels``), up to
+    the next bar, stripped; ``None`` without one or if it is blank. A label with nothing at
+    all after it ("Source:|") is no field, and a later one on the line may be.
 
     Plain code rather than a lazy group before optional spaces, which took time quadratic
     in a long run of spaces. Each label that yields nothing is followed by a bar or the end,
     so the scan is linear."""
-    for label in _SOURCE_LABEL.finditer(line):
+    for label in labels.finditer(line):
         bar = line.find("|", label.end())
         value = line[label.end() : bar if bar >= 0 else len(line)]
         if value:
@@ -341,27 +358,41 @@ def _locate_title(lines: list[_Line], skip: set[int]) -> tuple[int | None, str |
     return candidates[0], None
 
 
-def _metadata(
-    lines: list[_Line], title_index: int | None, skip: set[int]
-) -> tuple[str | None, str | None]:
-    """Source and publication date, read from the title and the few lines below it."""
+def _metadata(lines: list[_Line], title_index: int | None, skip: set[int]) -> Metadata:
+    """Source, author and publication date, read from the title and the few lines below it
+    (only these fields: the title is found apart)."""
     if title_index is None:
-        return None, None
+        return Metadata()
     header = [
         lines[i].text
         for i in range(title_index, len(lines))
         if not lines[i].blank and i not in skip
     ][: _HEADER_LINES + 1]
-    published = None
-    source = None
+    published = source = author = None
     for text in header:
         if published is None and (date := find_date(text)):
             published = date[0]
-        if source is None:
-            source = _source_field(text)
+        source = source or _source_field(text)
+        author = author or _source_field(text, _AUTHOR_LABEL)
     if source is None and header and (dateline := _AGENCY_DATELINE.match(header[0])):
         source = dateline["source"]
-    return source, published
+    return Metadata(publisher=source, author=author, published=published)
+
+
+def _title(
+    lines: list[_Line], reasons: dict[int, str], markdown: bool
+) -> tuple[int | None, str | None]:
+    """Index of the headline's line and the headline; the title is None where the text
+    states none (it opens with a numbered section heading)."""
+    if markdown:
+        index = _markdown_title(lines)
+        return index, lines[index].text.lstrip("# ").strip() if index is not None else None
+    index, title = _locate_title(lines, set(reasons))
+    if index is not None and title is None:
+        title = lines[index].text
+    if title is not None and _SECTION_HEADING.match(title):
+        title = None
+    return index, title
 
 
 def _sidebar_start(lines: list[_Line]) -> int:
@@ -448,40 +479,46 @@ def _merge_reasons(lines: list[_Line], reasons: dict[int, str]) -> tuple[Span, .
     return tuple(spans)
 
 
-def parse_document(doc_id: str, text: str, *, path: str = "") -> Document:
-    """Describe one document: metadata, content spans and boilerplate spans."""
+def parse_document(
+    doc_id: str, text: str, *, path: str = "", metadata: Metadata | None = None
+) -> Document:
+    """Describe one document: metadata, content spans and boilerplate spans.
+
+    Args:
+        metadata: what the document's sidecar states; each field it states wins over
+            what the text states.
+    """
     lines = _lines(text)
     reasons = _boilerplate_lines(lines)
-
-    if path.endswith(".md"):
-        title_index = _markdown_title(lines)
-        title = lines[title_index].text.lstrip("# ").strip() if title_index is not None else None
-    else:
-        title_index, title = _locate_title(lines, set(reasons))
-        if title_index is not None and title is None:
-            title = lines[title_index].text
+    title_index, title = _title(lines, reasons, path.endswith(".md"))
     if title_index is not None:
         # Short lines above the headline are the site's header: logo text, taglines.
         for index in range(title_index):
             if not lines[index].blank and not _looks_like_body(lines[index].text):
                 reasons.setdefault(index, "header")
-
-    source, published = _metadata(lines, title_index, set(reasons))
+    stated = _metadata(lines, title_index, set(reasons))
+    given = metadata or Metadata()
+    published_at = given.published if given.published and len(given.published) > 10 else None
     return Document(
         doc_id=doc_id,
         path=path,
         text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        title=title,
-        source=source,
-        published=published,
+        title=given.title or title,
+        source=given.publisher or stated.publisher,
+        published=given.published[:10] if given.published else stated.published,
         content=_content_spans(lines, reasons),
         boilerplate=_merge_reasons(lines, reasons),
+        author=given.author or stated.author,
+        url=given.url,
+        language=given.language,
+        published_at=published_at,
     )
 
 
 def read_document(path: Path) -> Document:
-    """Read one file as UTF-8 without translating newlines, and describe it."""
+    """Read one file as UTF-8 without translating newlines, with its sidecar
+    (``NAME.meta.json``) if it has one, and describe it."""
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
@@ -489,7 +526,7 @@ def read_document(path: Path) -> Document:
             f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); "
             "convert it to UTF-8 or remove it from the corpus folder."
         ) from error
-    return parse_document(path.stem, text, path=path.name)
+    return parse_document(path.stem, text, path=path.name, metadata=read_sidecar(path))
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -508,6 +545,17 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
         raise CorpusError(
             f"two files share the document id(s) {', '.join(duplicates)} (the file name "
             "without its extension); rename one of each pair."
+        )
+    orphans = sorted(
+        p.name
+        for p in corpus_dir.glob(f"*{SIDECAR_SUFFIX}")
+        if p.name.removesuffix(SIDECAR_SUFFIX) not in stems
+    )
+    if orphans:
+        raise CorpusError(
+            f"{corpus_dir / orphans[0]} describes no document: there is no "
+            f"{orphans[0].removesuffix(SIDECAR_SUFFIX)}.txt or .md beside it; rename it to "
+            "match its document or remove it."
         )
     return files
 

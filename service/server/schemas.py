@@ -20,6 +20,7 @@ from service.engine import MAX_QUESTION_CHARS, MAX_TOP_K, Engine, clean_question
 from service.errors import InputError
 from service.feedback import FeedbackCitation, FeedbackEntry, FeedbackKind
 from service.index import BuildResult
+from service.ingest.metadata import Metadata, check_field
 from service.records import (
     Answer,
     AnswerType,
@@ -51,6 +52,7 @@ __all__ = [
     "FeedbackCreated",
     "FeedbackRequest",
     "FiltersIn",
+    "MetadataIn",
     "MismatchKind",
     "PassageOut",
     "Published",
@@ -246,9 +248,13 @@ class CitationOut(BaseModel):
     """Where the answer comes from: ``document.text[char_start:char_end] == quote``."""
 
     doc_id: str
-    title: str | None
-    source: str | None = Field(description="The publisher, where the document names one.")
-    published: str | None
+    title: str | None = Field(description="The headline; null where no source states it.")
+    publisher: str | None = Field(description="Who published it; null where not stated.")
+    source: str | None = Field(description="The publisher (the older name of `publisher`).")
+    published: str | None = Field(description="Its date, YYYY-MM-DD; null where not stated.")
+    url_original: str | None = Field(
+        None, description="The original article, where the document's metadata states it."
+    )
     char_start: int
     char_end: int
     quote: str
@@ -258,7 +264,7 @@ class CitationOut(BaseModel):
     def from_citation(cls, citation: Citation, base_url: str) -> CitationOut:
         """The citation with its link (``base_url``: ``CITEQA_PUBLIC_URL``, may be empty)."""
         link = view_url(base_url, citation.doc_id, citation.char_start, citation.char_end)
-        return cls(**asdict(citation), url=link)
+        return cls(**asdict(citation), publisher=citation.publisher, url=link)
 
 
 class AnswerOut(BaseModel):
@@ -450,11 +456,20 @@ class VerifyResponse(BaseModel):
 
 
 class DocumentSummary(BaseModel):
+    """A document as it is cited; a field no source states is null (never guessed)."""
+
     doc_id: str
-    title: str | None
-    source: str | None
-    published: str | None
-    languages: list[str]
+    title: str | None = Field(description="The headline.")
+    publisher: str | None
+    source: str | None = Field(description="The publisher (the older name of `publisher`).")
+    author: str | None
+    published: str | None = Field(description="Its date, YYYY-MM-DD.")
+    published_at: str | None = Field(
+        description="Its date and time (ISO 8601), where a time is stated too."
+    )
+    url: str | None = Field(description="The original article.")
+    language: str | None = Field(description="The language its metadata declares.")
+    languages: list[str] = Field(description="The languages of its indexed passages.")
     length: int = Field(description="Characters in the original text.")
 
     @classmethod
@@ -462,8 +477,13 @@ class DocumentSummary(BaseModel):
         return cls(
             doc_id=document.doc_id,
             title=document.title,
+            publisher=document.source,
             source=document.source,
+            author=document.author,
             published=document.published,
+            published_at=document.published_at,
+            url=document.url,
+            language=document.language,
             languages=list(document.languages),
             length=len(document.text),
         )
@@ -514,8 +534,36 @@ class DocumentOut(DocumentSummary):
         )
 
 
+def _metadata_field(name: str) -> AfterValidator:
+    """The core's rule for metadata field ``name`` (``service.ingest.metadata``)."""
+    return AfterValidator(lambda value: check_field(name, value))
+
+
+class MetadataIn(BaseModel):
+    """What to cite the document as; stored beside its text as ``NAME.meta.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str | None, _metadata_field("title")] = Field(None, description="Headline.")
+    publisher: Annotated[str | None, _metadata_field("publisher")] = None
+    author: Annotated[str | None, _metadata_field("author")] = None
+    published: Annotated[str | None, _metadata_field("published")] = Field(
+        None, description="ISO date or date and time: 2024-05-25 or 2024-05-25T15:23."
+    )
+    url: Annotated[str | None, _metadata_field("url")] = Field(
+        None, description="The original article (http or https)."
+    )
+    language: Annotated[str | None, _metadata_field("language")] = Field(
+        None, description="Language tag: en, zh-Hans, zh-Hant, ko, ja."
+    )
+
+    def to_metadata(self) -> Metadata:
+        return Metadata(**self.model_dump())
+
+
 class DocumentIn(BaseModel):
-    """A document to add; ``text`` is stored as sent, under the title and source lines."""
+    """A document to add; ``text`` is stored as sent, under the title and source lines
+    (``metadata`` leaves it as sent and is stored beside it)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -527,6 +575,9 @@ class DocumentIn(BaseModel):
         None, description="Its id (a new one is made from the title if absent); same id: replaced."
     )
     markdown: bool = Field(False, description="Store as .md rather than .txt.")
+    metadata: MetadataIn | None = Field(
+        None, description="Title, publisher, author, date, original URL, language to cite."
+    )
 
 
 class Published(BaseModel):

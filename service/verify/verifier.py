@@ -251,6 +251,7 @@ class Verifier:
             char_start=scored.start,
             char_end=scored.end,
             quote=text,
+            url_original=document.url,
         )
         return Evidence(text, citation, stance, mismatches, match.matched, round(event, 4))
 

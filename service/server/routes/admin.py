@@ -42,6 +42,7 @@ async def add_document(
         source=body.source,
         published=body.published,
         markdown=body.markdown,
+        metadata=body.metadata.to_metadata() if body.metadata else None,
     )
     await run_in_threadpool(serve_generation, request, result.path)  # off the loop
     return Published.from_build(result, doc_id)
