@@ -70,7 +70,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _backend(args: argparse.Namespace) -> Any:
     """The running service of ``--server`` / ``CITEQA_SERVER``, else the local engine."""
-    from service.client import backend
+    from service.server.client import backend
 
     settings = _settings(args)
     if getattr(args, "server", None):

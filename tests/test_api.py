@@ -618,7 +618,7 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
         ("AnswerOut", "answer_type", ANSWER_TYPES),
         ("VerifyResponse", "verdict", {"supported", "contradicted", "not_found"}),
         ("EvidenceOut", "stance", {"supports", "contradicts", "related"}),
-        ("MismatchOut", "kind", {"number", "date", "person", "place", "organization"}),
+        ("MismatchOut", "kind", {"number", "date", "ordinal", "person", "place", "organization"}),
     ],
 )
 def test_openapi_lists_every_closed_kind(
