@@ -55,6 +55,7 @@ __all__ = [
     "chinese_kind",
     "english_kind",
     "english_tagger",
+    "han_tokens",
     "noun_kind",
     "numbers_in",
 ]
@@ -495,7 +496,7 @@ _GENERIC_CLASSIFIERS = frozenset("个")
 _PLURAL_HAN_RE = re.compile("哪(?:些|[两二三四五六七八九十几])")
 
 
-def _han_tokens(text: str) -> list[tuple[str, str, int]]:
+def han_tokens(text: str) -> list[tuple[str, str, int]]:
     """jieba's (word, tag, start) over the Han runs of ``text`` (on its Simplified folding,
     kanji in their Chinese forms), with starts into ``text``."""
     import jieba.posseg
@@ -687,7 +688,7 @@ def _han_predicate(
 
 
 def _chinese(query: Query) -> Analysis:
-    tokens = _han_tokens(query.text)
+    tokens = han_tokens(query.text)
     reading = _read_chinese(query.text, tokens)
     entities, spans = _han_entities(query.text, tokens)
     words = _han_predicate(tokens, spans, {reading.focus, reading.counted})
@@ -742,13 +743,13 @@ def _last_word(run: str | None) -> str | None:
     if not CJK_RE.search(run):
         return run
     tail = _HAN_RE.findall(run)[-1]
-    words = [word for word, _, _ in _han_tokens(tail + "の")]  # kana marks it Japanese
+    words = [word for word, _, _ in han_tokens(tail + "の")]  # kana marks it Japanese
     length = len(words[-1]) if words else len(tail)
     return tail[-length:]
 
 
 def _japanese(query: Query) -> Analysis:
-    tokens = _han_tokens(query.text)
+    tokens = han_tokens(query.text)
     reading = _read_japanese(query.text)
     entities, spans = _han_entities(query.text, tokens)
     words = _han_predicate(tokens, spans, {reading.focus, reading.counted})
@@ -807,7 +808,7 @@ def _read_korean(text: str) -> _Reading:
 
 def _korean(query: Query) -> Analysis:
     reading = _read_korean(query.text)
-    tokens = _han_tokens(query.text)
+    tokens = han_tokens(query.text)
     entities, spans = _han_entities(query.text, tokens)
     words = [
         stem

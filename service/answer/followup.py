@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from service.answer.analysis import _han_tokens, analyse_question, noun_kind
+from service.answer.analysis import analyse_question, han_tokens, noun_kind
 from service.encode.query import analyse
 from service.errors import InputError
 from service.ingest.chunk import sentence_spans
@@ -146,7 +146,7 @@ def _parser() -> Language:
     """The build's English pipeline (tagger, parser, entities), loaded once."""
     from service.ingest.annotate import Annotator
 
-    return Annotator()._model()
+    return Annotator().model()
 
 
 def _parse(text: str) -> Doc:
@@ -260,7 +260,7 @@ _ZH_TIME_ASKED = re.compile("^(?:什么时候|什么时间|何时|哪一年|哪�
 
 
 def _chinese_reference(text: str) -> _Reference | None:
-    tokens = _han_tokens(text)
+    tokens = han_tokens(text)
     for i, (word, flag, start) in enumerate(tokens):
         if flag != "r" or _ZH_NOT_BACK.match(word):
             continue
@@ -300,7 +300,7 @@ def _chinese_missing(text: str, tokens: list[tuple[str, str, int]]) -> _Referenc
 
 def _chinese_candidates(text: str) -> list[_Candidate]:
     """jieba's noun runs (中日韩合作秘书处) and the Latin names beside them, in order."""
-    tokens = _han_tokens(text)
+    tokens = han_tokens(text)
     spans: list[list[int]] = []  # [start, end, named]
     for i, (word, flag, start) in enumerate(tokens):
         between = (  # 高官 + 会 + 机制: a one-character verb inside a noun run

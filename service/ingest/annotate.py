@@ -150,7 +150,8 @@ class Annotator:
         self._nlp: Language | None = None
         self._lock = threading.Lock()
 
-    def _model(self) -> Language:
+    def model(self) -> Language:
+        """The English pipeline (tagger, parser, entities), loaded on first use."""
         with self._lock:
             if self._nlp is None:
                 self._nlp = _load_model()
@@ -190,7 +191,7 @@ class Annotator:
                     english.append((i, offset, piece))
             found[i].update(_titles(sentence))
         if english:
-            docs = self._model().pipe((piece for _, _, piece in english), batch_size=_BATCH)
+            docs = self.model().pipe((piece for _, _, piece in english), batch_size=_BATCH)
             for (i, offset, _), doc in zip(english, docs, strict=True):
                 found[i].update(_shift(_english(doc), offset))
         return [_tidy(sentence, spans) for sentence, spans in zip(sentences, found, strict=True)]
