@@ -230,6 +230,8 @@ class Evidence:
     mismatches: tuple[Mismatch, ...]
     matched: int  # how many of the claim's facts it states the same way
     closeness: float  # P(the sentence is about the claim's event), fitted on the train split
+    # the values it states as the claim does (a Mismatch's fields: the same value twice)
+    agreements: tuple[Mismatch, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -690,17 +690,24 @@ def test_verify_contract(client: TestClient) -> None:
     response = client.post("/verify", json={"claim": claim, "top_k": 3})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"claim", "verdict", "confidence", "evidence", "timings_ms"}
+    assert set(body) == {"claim", "verdict", "confidence", "evidence", "timings_ms", "claim_review"}
     assert body["claim"] == claim and body["verdict"] == "contradicted"
+    review = body["claim_review"]  # schema.org JSON-LD a fact-check article can embed
+    assert (review["@context"], review["@type"]) == ("https://schema.org", "ClaimReview")
+    assert review["claimReviewed"] == claim
+    assert review["reviewRating"]["alternateName"] == "Contradicted by the sources"
+    appearance = review["itemReviewed"]["appearance"][0]
+    assert appearance["url"] in (body["evidence"][0]["citation"]["url_original"],
+                                 body["evidence"][0]["citation"]["url"])  # fmt: skip
     assert 0 <= body["confidence"] <= 1 and 1 <= len(body["evidence"]) <= 3
     for evidence in body["evidence"]:
-        assert set(evidence) == {"quote", "citation", "stance", "mismatches"}
+        assert set(evidence) == {"quote", "citation", "stance", "mismatches", "matches"}
         assert set(evidence["citation"]) == CITATION_KEYS
         assert evidence["stance"] in ("supports", "contradicts", "related")
         c = evidence["citation"]
         text = client.get(f"/documents/{c['doc_id']}").json()["text"]
         assert text[c["char_start"] : c["char_end"]] == evidence["quote"]
-        for m in evidence["mismatches"]:
+        for m in evidence["mismatches"] + evidence["matches"]:
             assert set(m) == {
                 "kind", "claim_text", "evidence_text", "evidence_start", "evidence_end"
             }  # fmt: skip

@@ -272,6 +272,12 @@ def test_check_a_claim_shows_the_verdict_and_the_mismatch(page: Page, service_ur
     deciding = reply.locator("a.card").first
     expect(deciding.locator(".stance")).to_have_text("contradicts")
     expect(deciding.locator("mark.mismatch")).to_have_text("September 2011")
+    reply.get_by_role("button", name="ClaimReview JSON-LD").click()
+    expect(reply.get_by_role("button", name="Copied")).to_be_visible()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.startswith('<script type="application/ld+json">')
+    review = json.loads(copied.split("\n", 1)[1].rsplit("\n", 1)[0])
+    assert review["@type"] == "ClaimReview" and "September 2013" in review["claimReviewed"]
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "widget-claim.png"))
 
@@ -289,6 +295,7 @@ def test_the_verdict_headline_lists_only_its_stances_mismatches(
     expect(reply.locator(".verdict")).to_have_text("資料支持這一說法")  # in the claim's script
     expect(reply.locator(".mismatches")).to_have_count(0)  # supported: nothing differs
     expect(reply.locator("mark.mismatch")).to_have_count(0)
+    expect(reply.locator("a.card").first.locator("mark.match").first).to_have_text("四")  # agrees
     stances = reply.locator("a.card .stance").all_inner_texts()
     assert stances[0] == "支持" and set(stances[1:]) <= {"相關"}, stances
     OUTPUT.mkdir(exist_ok=True)

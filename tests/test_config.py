@@ -19,6 +19,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # Every variable, a value other than the default as the environment spells it, and the
 # attribute's value once read. The names are the contract: deployments set them.
 ENVIRONMENT: list[tuple[str, str, Any]] = [
+    ("CITEQA_FEEDBACK_DIR", "/srv/feedback", Path("/srv/feedback")),
+    ("CITEQA_FEEDBACK_RATE_PER_MINUTE", "3", 3),
+    ("CITEQA_FEEDBACK_RATE_BURST", "4", 4),
+    ("CITEQA_FEEDBACK_MAX_DAY_BYTES", "1000000", 1_000_000),
+    ("CITEQA_SERVER", "http://127.0.0.1:9000", "http://127.0.0.1:9000"),
     ("CITEQA_CORPUS_DIR", "/srv/corpus", Path("/srv/corpus")),
     ("CITEQA_INDEX_DIR", "/srv/index", Path("/srv/index")),
     ("CITEQA_DATA_DIR", "/srv/data", Path("/srv/data")),

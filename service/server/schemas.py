@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -31,6 +31,7 @@ from service.records import (
     Evidence,
     FactKind,
     Filters,
+    Mismatch,
     Passage,
     Stance,
     Verdict,
@@ -401,7 +402,7 @@ class VerifyRequest(BaseModel):
 
 
 class MismatchOut(BaseModel):
-    kind: MismatchKind = Field(description="What kind of fact differs.")
+    kind: MismatchKind = Field(description="What kind of value it is.")
     claim_text: str = Field(description="The value as the claim states it.")
     evidence_text: str = Field(description="The value as the evidence states it (in its quote).")
     evidence_start: int = Field(description="Where evidence_text starts in the quote.")
@@ -413,6 +414,10 @@ class EvidenceOut(BaseModel):
     citation: CitationOut
     stance: Stance = Field(description="What this sentence says of the claim.")
     mismatches: list[MismatchOut]
+    matches: list[MismatchOut] = Field(
+        description="For a deciding sentence, the values it states as the claim does "
+        "(numbers, dates, ranks), with their offsets in the quote."
+    )
 
     @classmethod
     def from_evidence(cls, evidence: Evidence, base_url: str) -> EvidenceOut:
@@ -420,17 +425,19 @@ class EvidenceOut(BaseModel):
             quote=evidence.quote,
             citation=CitationOut.from_citation(evidence.citation, base_url),
             stance=evidence.stance,
-            mismatches=[
-                MismatchOut(
-                    kind=m.kind,
-                    claim_text=m.claim_text,
-                    evidence_text=m.evidence_text,
-                    evidence_start=m.evidence_start,
-                    evidence_end=m.evidence_end,
-                )
-                for m in evidence.mismatches
-            ],
+            mismatches=[_value(m) for m in evidence.mismatches],
+            matches=[_value(m) for m in evidence.agreements],
         )
+
+
+def _value(m: Mismatch) -> MismatchOut:
+    return MismatchOut(
+        kind=m.kind,
+        claim_text=m.claim_text,
+        evidence_text=m.evidence_text,
+        evidence_start=m.evidence_start,
+        evidence_end=m.evidence_end,
+    )
 
 
 class VerifyResponse(BaseModel):
@@ -443,16 +450,58 @@ class VerifyResponse(BaseModel):
     confidence: float
     evidence: list[EvidenceOut]
     timings_ms: dict[str, float]
+    claim_review: dict[str, Any] = Field(
+        description="The check as schema.org ClaimReview JSON-LD, for a fact-check article to "
+        'embed in a <script type="application/ld+json"> tag.'
+    )
 
     @classmethod
     def from_check(cls, check: ClaimCheck, base_url: str) -> VerifyResponse:
+        evidence = [EvidenceOut.from_evidence(e, base_url) for e in check.evidence]
         return cls(
             claim=check.claim,
             verdict=check.verdict,
             confidence=check.confidence,
-            evidence=[EvidenceOut.from_evidence(e, base_url) for e in check.evidence],
+            evidence=evidence,
             timings_ms=dict(check.timings_ms),
+            claim_review=claim_review(check, evidence),
         )
+
+
+# How a verdict reads in a ClaimReview: its rating (1 to 5) and the words shown.
+_RATINGS: dict[str, tuple[int | None, str]] = {
+    "supported": (5, "Supported by the sources"),
+    "contradicted": (1, "Contradicted by the sources"),
+    "not_found": (None, "Not found in the sources"),
+}
+
+
+def claim_review(check: ClaimCheck, evidence: list[EvidenceOut]) -> dict[str, Any]:
+    """schema.org ClaimReview of a check: the claim, the rating, and the deciding source
+    (the first evidence sentence, unless nothing decided)."""
+    value, words = _RATINGS[check.verdict]
+    rating: dict[str, Any] = {"@type": "Rating", "alternateName": words}
+    if value is not None:
+        rating |= {"ratingValue": value, "bestRating": 5, "worstRating": 1}
+    review: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "ClaimReview",
+        "claimReviewed": check.claim,
+        "reviewRating": rating,
+        "author": {"@type": "Organization", "name": "citeqa"},
+        "datePublished": dt.datetime.now(dt.UTC).date().isoformat(),
+    }
+    if check.verdict != "not_found" and evidence:
+        source = evidence[0].citation
+        work: dict[str, Any] = {"@type": "CreativeWork", "url": source.url_original or source.url}
+        if source.title:
+            work["headline"] = source.title
+        if source.publisher:
+            work["publisher"] = {"@type": "Organization", "name": source.publisher}
+        if source.published:
+            work["datePublished"] = source.published
+        review["itemReviewed"] = {"@type": "Claim", "appearance": [work]}
+    return review
 
 
 class DocumentSummary(BaseModel):

@@ -260,7 +260,7 @@ class Aligned:
 
     slot: Slot
     status: str  # matched, context, mismatch, unknown, unverifiable
-    found: Fact | None = None
+    found: Fact | None = None  # the sentence's value: the differing one, or the same one
 
 
 def align(
@@ -283,8 +283,9 @@ def align(
     for slot in claim_slots:
         same_kind = [s.fact for s in sentence_slots if s.kind == slot.kind]
         ranks = [s.fact for s in sentence_slots if s.kind in ("number", "ordinal")]
-        if slot.kind in ("number", "ordinal") and any(_same_value(slot.fact, f) for f in ranks):
-            aligned.append(Aligned(slot, "matched"))  # 25週年 is the 25th anniversary
+        same = next((f for f in ranks if _same_value(slot.fact, f)), None)
+        if slot.kind in ("number", "ordinal") and same is not None:
+            aligned.append(Aligned(slot, "matched", same))  # 25週年 is the 25th anniversary
         elif slot.kind == "number":
             aligned.append(_number(slot, same_kind))
         elif slot.kind == "date":
@@ -315,10 +316,11 @@ def _same_value(claim: Fact, evidence: Fact) -> bool:
 def _number(slot: Slot, found: list[Fact]) -> Aligned:
     fact = slot.fact
     comparable = [f for f in found if fact.unit and f.unit and fact.unit & f.unit]
-    if any(same_number(fact, f) for f in comparable):
-        return Aligned(slot, "matched")
-    if not fact.unit and any(same_number(fact, f) for f in found):
-        return Aligned(slot, "matched")
+    same = next((f for f in comparable if same_number(fact, f)), None)
+    if same is None and not fact.unit:
+        same = next((f for f in found if same_number(fact, f)), None)
+    if same is not None:
+        return Aligned(slot, "matched", same)
     if comparable:
         return Aligned(slot, "mismatch", comparable[0])
     return Aligned(slot, "unknown")
@@ -326,8 +328,9 @@ def _number(slot: Slot, found: list[Fact]) -> Aligned:
 
 def _date(slot: Slot, found: list[Fact]) -> Aligned:
     verdicts = [(dates_agree(slot.fact, f), f) for f in found]
-    if any(agree is True and _covers(f, slot.fact) for agree, f in verdicts):
-        return Aligned(slot, "matched")
+    same = next((f for agree, f in verdicts if agree is True and _covers(f, slot.fact)), None)
+    if same is not None:
+        return Aligned(slot, "matched", same)
     differing = next((f for agree, f in verdicts if agree is False), None)
     return Aligned(slot, "unknown") if differing is None else Aligned(slot, "mismatch", differing)
 
@@ -339,8 +342,9 @@ def _covers(evidence: Fact, claim: Fact) -> bool:
 
 
 def _ordinal(slot: Slot, found: list[Fact]) -> Aligned:
-    if any(f.value == slot.fact.value for f in found):
-        return Aligned(slot, "matched")
+    same = next((f for f in found if f.value == slot.fact.value), None)
+    if same is not None:
+        return Aligned(slot, "matched", same)
     return Aligned(slot, "mismatch", found[0]) if found else Aligned(slot, "unknown")
 
 

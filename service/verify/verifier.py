@@ -78,6 +78,16 @@ class Match:
         }
 
     @property
+    def agreements(self) -> tuple[Mismatch, ...]:
+        """The values the sentence states as the claim does (numbers, dates, ranks), with
+        their offsets in the sentence: what a supporting quote marks."""
+        return tuple(
+            Mismatch(a.slot.kind, a.slot.fact.text, a.found.text, a.found.start, a.found.end)
+            for a in self.aligned
+            if a.status == "matched" and a.found is not None
+        )
+
+    @property
     def mismatches(self) -> tuple[Mismatch, ...]:
         return tuple(
             Mismatch(a.slot.kind, a.slot.fact.text, a.found.text, a.found.start, a.found.end)
@@ -236,10 +246,16 @@ class Verifier:
         event = float(tuning.event.probabilities(tuning.event.row(match.features()))[0])
         stance = _stance(match, event, tuning)
         mismatches = match.mismatches if stance == "contradicts" else ()
-        return self._evidence(match, stance, mismatches, event)
+        agreements = match.agreements if stance != "related" else ()
+        return self._evidence(match, stance, mismatches, event, agreements)
 
     def _evidence(
-        self, match: Match, stance: Stance, mismatches: tuple[Mismatch, ...], event: float
+        self,
+        match: Match,
+        stance: Stance,
+        mismatches: tuple[Mismatch, ...],
+        event: float,
+        agreements: tuple[Mismatch, ...] = (),
     ) -> Evidence:
         scored, text = match.scored, match.text
         document = self.engine.document(scored.chunk.doc_id)
@@ -253,7 +269,9 @@ class Verifier:
             quote=text,
             url_original=document.url,
         )
-        return Evidence(text, citation, stance, mismatches, match.matched, round(event, 4))
+        return Evidence(
+            text, citation, stance, mismatches, match.matched, round(event, 4), agreements
+        )
 
     # -- deciding ------------------------------------------------------------------------
 

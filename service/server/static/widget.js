@@ -344,6 +344,7 @@ textarea {
   text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 .stance.supports { color: #1d6b34; } .stance.contradicts { color: #a4161a; }
 mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
+mark.match { background: #d3f0da; }
 .mismatches { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
 .tools { display: flex; flex-wrap: wrap; gap: 6px; margin: 8px 0 0; }
 .tool { padding: 4px 10px; border: 1px solid var(--line); border-radius: 999px;
@@ -907,16 +908,33 @@ mark.mismatch { background: #ffc9c9; text-decoration: underline wavy #a4161a; }
               mismatches.map((m) => h("li", {}, t.mismatch(m)))
             )
           : null,
+        body.claim_review ? this.reviewTools(body, t) : null,
         evidence.length ? h("p", { class: "label" }, t.evidence) : null,
         evidence.map((item) => this.evidenceCard(item, t, item === deciding))
       );
     }
 
+    /** Copy the check as schema.org ClaimReview JSON-LD, for a fact-check article. */
+    reviewTools(body, t) {
+      const label = "ClaimReview JSON-LD";
+      const button = h("button", { type: "button", class: "tool" }, label);
+      button.addEventListener("click", async () => {
+        // "<" escaped: a claim holding </script> cannot end the tag early
+        const json = JSON.stringify(body.claim_review, null, 2).replace(/</g, "\\u003c");
+        await navigator.clipboard.writeText(`<script type="application/ld+json">\n${json}\n</script>`);
+        button.textContent = t.copied;
+        setTimeout(() => { button.textContent = label; }, 1500);
+      });
+      return h("div", { class: "tools" }, button);
+    }
+
     evidenceCard(item, t, deciding) {
       const c = item.citation;
-      const ranges = deciding ? item.mismatches.map((m) => [m.evidence_start, m.evidence_end]) : [];
-      const quote = marked(item.quote, ranges);
-      for (const node of quote) if (node instanceof HTMLElement) node.className = "mismatch";
+      // the deciding sentence marks the values that differ, or, supporting, those that agree
+      const values = !deciding ? [] : item.stance === "contradicts" ? item.mismatches : item.matches || [];
+      const quote = marked(item.quote, values.map((m) => [m.evidence_start, m.evidence_end]));
+      const marking = item.stance === "contradicts" ? "mismatch" : "match";
+      for (const node of quote) if (node instanceof HTMLElement) node.className = marking;
       const stance = deciding ? item.stance : "related";
       const card = this.card({
         title: c.title || c.doc_id,
