@@ -194,3 +194,9 @@ def test_the_reader_reads_every_candidate_with_its_exact_offsets(engine: Engine)
         )
     best = engine.extractor.choose(reading)
     assert best is not None and 0 < best.confidence < 1 and 0 < best.answerable < 1
+
+
+def test_a_reason_for_not_answering_is_in_the_readers_language(engine: Engine) -> None:
+    result = engine.ask("2022年世界杯冠军是哪个国家？")
+    assert result.answer is None and result.abstain_reason is not None
+    assert result.abstain_reason.startswith("资料中") and "«世界杯»" in result.abstain_reason

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.answer import reasons
 from service.answer.analysis import Analysis, analyse_question, numbers_in
 from service.answer.candidates import EXPECTED, OPEN_TYPES, SENTENCE, Candidate, candidates_of
 from service.answer.features import (
@@ -400,21 +401,15 @@ class Extractor:
             if fold(written).strip()
             and not Mention(fold(written), self._translated(written)).found(evidence, terms)
         ]
+        language = reading.query.language
         if missing:
-            named = ", ".join(f"«{m}»" for m in missing)
-            return f"The sources do not mention {named} in the passages closest to the question."
+            return reasons.missing_names(missing, language)
         unstated = _unstated_words(reading.query.text, analysis.predicate, evidence)
         if unstated and features["same_script"]:
-            return (
-                "The sources mention what the question is about but not what it asks: the "
-                f"closest passage says nothing of {', '.join(unstated[:4])}."
-            )
+            return reasons.unstated(unstated[:4], language)
         if analysis.answer_type not in OPEN_TYPES and not features["type_match"]:
-            return (
-                f"The closest passages are about the question but give no "
-                f"{_TYPE_WORDS.get(analysis.answer_type, analysis.answer_type)}."
-            )
-        return "The sources do not seem to answer this question."
+            return reasons.no_type(analysis.answer_type, language)
+        return reasons.no_answer(language)
 
     def quote(self, reading: Reading, best: Best) -> Answer:
         """The answer record: the span (or the whole sentence) with its citation."""
@@ -521,19 +516,6 @@ def _columns(rows: np.ndarray, model: LinearModel) -> np.ndarray:
 def _log_sum_exp(values: np.ndarray) -> float:
     top = float(values.max())
     return top + float(np.log(np.exp(values - top).sum()))
-
-
-_TYPE_WORDS = {
-    "person": "person's name",
-    "organisation": "organisation",
-    "place": "place",
-    "date": "date or time",
-    "number": "number",
-    "frequency": "frequency",
-    "duration": "duration",
-    "title": "title or name",
-    "list": "list",
-}
 
 
 def _unstated_words(question: str, predicate: frozenset[str], evidence: str) -> list[str]:
