@@ -41,6 +41,7 @@
     return traditional > simplified ? "zh-Hant" : "zh-Hans";
   }
 
+  const VIEW_LANGUAGES = ["en", "zh-Hans", "zh-Hant"]; // the /view page's labels
   const MAX_TURNS = 5; // the service reads at most five previous turns
   const MAX_SHOWN = 30; // exchanges kept across reloads
 
@@ -505,14 +506,18 @@ mark.match { background: #d3f0da; }
       return Number.isFinite(value) && value > 0 ? value : 15000;
     }
 
-    link(path) {
-      return new URL(path, this.api + "/").href;
+    link(path, language) {
+      const url = new URL(path, this.api + "/");
+      // the document page speaks the reader's language where it can (English and Chinese)
+      if (VIEW_LANGUAGES.includes(language)) url.searchParams.set("lang", language);
+      return url.href;
     }
 
     /** The widget's words in the language ``text`` (the reader's question) is written in. */
     words(text) {
-      const t = WORDS[readerLanguage(text || "")] || WORDS.en;
-      return { ...t, mismatch: (m) => t.mismatch(m, t.kinds[m.kind] || m.kind) };
+      const code = readerLanguage(text || "");
+      const t = WORDS[code] || WORDS.en;
+      return { ...t, code, mismatch: (m) => t.mismatch(m, t.kinds[m.kind] || m.kind) };
     }
 
     connectedCallback() {
@@ -815,7 +820,7 @@ mark.match { background: #d3f0da; }
           published: citation.published,
           language: answer.language,
           quote: marked(answer.sentence, [[start, end]]),
-          href: this.link(citation.url),
+          href: this.link(citation.url, t.code),
           cta: t.openQuote,
           t,
         }),
@@ -942,7 +947,7 @@ mark.match { background: #d3f0da; }
         published: c.published,
         language: null,
         quote,
-        href: this.link(c.url),
+        href: this.link(c.url, t.code),
         cta: t.openQuote,
         t,
       });
@@ -958,7 +963,7 @@ mark.match { background: #d3f0da; }
         published: passage.published,
         language: passage.language,
         quote: marked(cut.text, cut.ranges),
-        href: this.link(passage.url),
+        href: this.link(passage.url, t.code),
         cta: t.openPassage,
         t,
       });
