@@ -53,10 +53,7 @@ def test_answers_cite_exact_offsets(engine: Engine, question: str) -> None:
     "question",
     [
         "What is the capital of Australia?",
-        pytest.param(
-            "When did the Trilateral Cooperation Secretariat move to a new office?",
-            marks=known_miss("a near-topic date question answered by another date"),
-        ),
+        "When did the Trilateral Cooperation Secretariat move to a new office?",
         "首都是哪个城市的天气最好？",
     ],
     ids=["off-topic", "near-topic", "chinese-off-topic"],

@@ -137,6 +137,8 @@ def test_eval_claims_json(
     summary = printed["claims"]
     assert set(summary) == {
         "label_accuracy",
+        "supported_wrongly",
+        "mismatch_named",
         "evidence_recall",
         "ece",
         "confusion",
