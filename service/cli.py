@@ -30,6 +30,7 @@ DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
 PACKAGED_TUNED = Path("service/tuned.json")  # the tuned constants the package ships
 DEFAULT_CLAIMS = Path("eval/claims.jsonl")
 DEFAULT_FOLLOWUPS = Path("eval/followups.jsonl")
+DEFAULT_QUOTES = Path("eval/quotes.jsonl")
 REPORTS = Path("eval/reports")  # the generated reports; `make reports` rewrites them
 EVAL_REPORT = REPORTS / "eval.md"  # its charts go in eval/reports/eval/
 BENCH_OUT = REPORTS / "bench"
@@ -233,6 +234,46 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cite(args: argparse.Namespace) -> int:
+    quotes = _inputs(args, "quote")  # refuse bad input before loading the models
+    backend = _backend(args)
+    bodies = [backend.cite(quote, args.k) for quote in _each(quotes, args.quiet, "tracing quotes")]
+    if args.json:
+        for body in bodies:
+            print(json.dumps(body, ensure_ascii=False, indent=None if args.file else 2))
+        return 0
+    if args.file:
+        rows = [_cite_row(body) for body in bodies]
+        _table(("quote", "match", "similarity", "source", "differences"), rows)
+        return 0
+    _print_cite(bodies[0])
+    return 0
+
+
+def _cite_row(body: dict[str, Any]) -> tuple[str, ...]:
+    if not body["matches"]:
+        return (body["quote"], "none", "", "", "")
+    best = body["matches"][0]
+    changed = "; ".join(_difference(d) for d in best["differences"])
+    return (body["quote"], best["match"], f"{best['similarity']:.2f}", best["url"], changed)
+
+
+def _difference(d: dict[str, Any]) -> str:
+    kind = f" ({d['type']})" if d["type"] else ""
+    return f"{d['operation']}{kind}: «{d['quote_text']}» / «{d['source_text']}»"
+
+
+def _print_cite(body: dict[str, Any]) -> None:
+    if not body["matches"]:
+        print("no source says this (match: none)")
+    for m in body["matches"]:
+        print(f"{m['match']} (similarity {m['similarity']:.2f}): {_source(m)}")
+        print(textwrap.indent(textwrap.fill(" ".join(m["source_text"].split()), 96), "   "))
+        for d in m["differences"]:
+            print(f"   {_difference(d)}")
+        print(f"   {m['doc_id']} [{m['char_start']}:{m['char_end']}]  {m['url']}")
+
+
 def _verdict_row(body: dict[str, Any]) -> tuple[str, ...]:
     evidence = body["evidence"]
     deciding = evidence[0]["citation"]["url"] if evidence and body["verdict"] != "not_found" else ""
@@ -256,12 +297,13 @@ def _eval(args: argparse.Namespace) -> int:
 
     # No file named: the defaults (the follow-up pairs when that file exists). Some
     # named: only those.
-    named = bool(args.questions or args.claims or args.followups)
+    named = bool(args.questions or args.claims or args.followups or args.quotes)
     questions = args.questions or (None if named else DEFAULT_QUESTIONS)
     claims = args.claims or (None if named else DEFAULT_CLAIMS)
     followups = args.followups or (
         DEFAULT_FOLLOWUPS if not named and DEFAULT_FOLLOWUPS.is_file() else None
     )
+    quotes = args.quotes or (DEFAULT_QUOTES if not named and DEFAULT_QUOTES.is_file() else None)
     if args.fit is not None:
         from service.lab.commands import fit_command
 
@@ -272,12 +314,14 @@ def _eval(args: argparse.Namespace) -> int:
             out=args.fit,
             folds=args.folds,
             quiet=args.quiet,
+            quotes_file=args.quotes or (DEFAULT_QUOTES if DEFAULT_QUOTES.is_file() else None),
         )
     return evaluate_command(
         _settings(args),
         questions_file=questions,
         claims_file=claims,
         followups_file=followups,
+        quotes_file=quotes,
         report_path=args.report,
         fusions=args.compare_fusion or (),
         as_json=args.json,
@@ -511,6 +555,13 @@ def _add_eval(commands: _Commands) -> None:
         "each follow-up asked after its first question, with and without that history "
         f"(default {DEFAULT_FOLLOWUPS} when it exists and no other file is named)",
     )
+    evaluate.add_argument(
+        "--quotes",
+        type=Path,
+        help="JSON-lines file of {id, split, kind, quote, doc_id, char_start, char_end, "
+        "changed}: each quote traced by POST /cite "
+        f"(default {DEFAULT_QUOTES} when it exists and no other file is named)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument(
         "--report",
@@ -558,6 +609,21 @@ def _add_verify(commands: _Commands) -> None:
     verify.add_argument("--quiet", action="store_true", help="no progress bar with --file")
     _add_server(verify)
     verify.set_defaults(handler=_verify)
+
+
+def _add_cite(commands: _Commands) -> None:
+    cite = _command(
+        commands, "cite", "Trace a quote to its source: the exact span, and what differs."
+    )
+    cite.add_argument("quote", nargs="?", help="the quote, in any language")
+    cite.add_argument("-k", type=int, default=3, help="how many matches (top_k, default 3)")
+    cite.add_argument("--json", action="store_true", help="print the JSON body of POST /cite")
+    cite.add_argument(
+        "--file", type=Path, help="trace each line of FILE; print a table or JSON lines"
+    )
+    cite.add_argument("--quiet", action="store_true", help="no progress bar with --file")
+    _add_server(cite)
+    cite.set_defaults(handler=_cite)
 
 
 def _add_bench(commands: _Commands) -> None:
@@ -767,7 +833,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"citeqa {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
-        _add_build, _add_live_changes, _add_search_and_ask, _add_eval, _add_verify, _add_bench,
+        _add_build, _add_live_changes, _add_search_and_ask, _add_eval, _add_verify, _add_cite,
+        _add_bench,
         _add_load, _add_serve, _add_feedback,
     ):  # fmt: skip
         add(commands)

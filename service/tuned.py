@@ -29,7 +29,7 @@ __all__ = [
     "query_group",
 ]
 
-FORMAT = "citeqa-tuned/4"
+FORMAT = "citeqa-tuned/5"
 PACKAGED = Path(__file__).with_name("tuned.json")
 
 
@@ -108,12 +108,32 @@ class ClaimTuning:
 
 
 @dataclass(frozen=True)
+class CiteTuning:
+    """Citation retrieval's constants (``service.cite.matcher.Citer``)."""
+
+    passages_read: int  # the retrieved passages a quote is looked for in
+    near: float  # partial-ratio similarity from which a window is a near match
+    translated: float  # sentence similarity from which another script's sentence matches
+    closeness: tuple[float, float, float, float]  # how sentences are ranked (as for claims)
+
+
+@dataclass(frozen=True)
 class Tuned:
     fusion: FusionTuning
     reader: ReaderTuning
     claims: ClaimTuning
+    cite: CiteTuning
     provenance: dict[str, Any]
     path: Path
+
+
+def _cite(raw: dict[str, Any]) -> CiteTuning:
+    return CiteTuning(
+        passages_read=int(raw["passages_read"]),
+        near=float(raw["near"]),
+        translated=float(raw["translated"]),
+        closeness=_closeness(raw["closeness"]),
+    )
 
 
 def _fusion(raw: dict[str, Any]) -> FusionTuning:
@@ -185,6 +205,7 @@ def load_tuned(path: Path | None = None) -> Tuned:
             _fusion(raw["fusion"]),
             _reader(raw["reader"]),
             _claims(raw["claims"]),
+            _cite(raw["cite"]),
             raw["provenance"],
             path,
         )

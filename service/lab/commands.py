@@ -218,12 +218,41 @@ def _print_followups(summary: dict[str, Any], path: Path) -> None:
         )
 
 
+def _run_quotes(settings: Settings, quotes: Sequence[Any], progress: bool) -> dict[str, Any]:
+    """The quotes traced by the product's /cite: their figures."""
+    from service.cite.matcher import Citer
+    from service.engine import Engine
+    from service.lab.quotes import quote_metrics, trace_quotes
+    from service.server.schemas import CiteResponse
+
+    if progress:
+        print(f"tracing {len(quotes)} quotes ...", file=sys.stderr)
+    citer = Citer(Engine.from_settings(settings))
+
+    def cite(quote: str) -> dict[str, Any]:
+        result = citer.cite(quote)
+        return CiteResponse.from_result(result, citer.engine.documents, "").model_dump(mode="json")
+
+    return quote_metrics(trace_quotes(cite, quotes))
+
+
+def _print_quotes(summary: dict[str, Any], path: Path) -> None:
+    print(f"\nquotes from {path}")
+    print(f"{'split':<8} {'n':>4} {'span':>6} {'kind':>6} {'changed':>8} {'false':>6}")
+    for split, row in summary["by_split"].items():
+        print(
+            f"{split:<8} {row['n']:>4} {row['span_accuracy']:>6.3f} {row['kind_accuracy']:>6.3f} "
+            f"{row['changed_recall']:>8.3f} {row['false_matches_on_absent']:>6}"
+        )
+
+
 def evaluate_command(
     settings: Settings,
     *,
     questions_file: Path | None,
     claims_file: Path | None,
     followups_file: Path | None = None,
+    quotes_file: Path | None = None,
     report_path: Path | None = None,
     fusions: Sequence[str] = (),
     as_json: bool = False,
@@ -235,6 +264,7 @@ def evaluate_command(
     Args:
         questions_file, claims_file: the question and claim files (None: not run).
         followups_file: the follow-up pairs, asked as conversations (None: not run).
+        quotes_file: quotes traced to their sources by POST /cite (None: not run).
         report_path: the markdown report to write, its charts in a folder beside it.
         fusions: more fusions to run the product with, side by side.
         as_json: print the metrics as JSON instead of tables.
@@ -247,6 +277,7 @@ def evaluate_command(
         load_followups,
         load_questions,
     )
+    from service.lab.quotes import load_quotes
 
     if report_path is not None and missing_extra("citeqa eval --report", CHARTS):
         return 2
@@ -254,6 +285,7 @@ def evaluate_command(
         questions = load_questions(questions_file) if questions_file else []
         claims = load_claims(claims_file) if claims_file else []
         pairs = load_followups(followups_file) if followups_file else []
+        quotes = load_quotes(quotes_file) if quotes_file else []
     except (OSError, ValueError) as error:
         print(f"citeqa eval: error: {error}", file=sys.stderr)
         return 2
@@ -265,6 +297,8 @@ def evaluate_command(
     followed: list[Any] = []
     if pairs:
         report["followups"], followed = _run_followups(settings, pairs, not (as_json or quiet))
+    if quotes:
+        report["quotes"] = _run_quotes(settings, quotes, not (as_json or quiet))
     if report_path is not None and questions_file is not None:
         from service.lab.report import write_report
 
@@ -277,6 +311,7 @@ def evaluate_command(
             min_confidence=settings.min_confidence,
             claims=(report.get("claims"), done.checks, claims_file),
             followups=(report.get("followups"), followed, followups_file),
+            quotes=(report.get("quotes"), quotes_file),
         )
         print(f"wrote {written[0]} and {len(written) - 1} charts", file=sys.stderr)
     if as_json:
@@ -292,6 +327,8 @@ def evaluate_command(
         _print_claims(report["claims"], claims_file)
     if pairs and followups_file is not None:
         _print_followups(report["followups"], followups_file)
+    if quotes and quotes_file is not None:
+        _print_quotes(report["quotes"], quotes_file)
     return 0
 
 
@@ -303,12 +340,15 @@ def fit_command(
     out: Path,
     folds: int = 5,
     quiet: bool = False,
+    quotes_file: Path | None = None,
 ) -> int:
-    """``citeqa eval --fit``: fit the tuned constants on the train split of both files
-    (``service.lab.fit``), write them to ``out`` and print what the fit measured."""
+    """``citeqa eval --fit``: fit the tuned constants on the train split of the files
+    (``service.lab.fit``; the quotes' thresholds too when ``quotes_file`` is given), write
+    them to ``out`` and print what the fit measured."""
     from service.engine import Engine
     from service.lab.evaluate import load_claims, load_questions
     from service.lab.fit import fit
+    from service.lab.quotes import load_quotes
 
     if folds < 2:
         print("citeqa eval --fit: error: --folds must be at least 2", file=sys.stderr)
@@ -316,6 +356,7 @@ def fit_command(
     try:
         questions = [q for q in load_questions(questions_file) if q.split == "train"]
         claims = [c for c in load_claims(claims_file) if c.split == "train"]
+        quotes = [q for q in load_quotes(quotes_file) if q.split == "train"] if quotes_file else []
     except (OSError, ValueError) as error:
         print(f"citeqa eval --fit: error: {error}", file=sys.stderr)
         return 2
@@ -329,7 +370,13 @@ def fit_command(
             return 2
     engine = Engine.from_settings(settings)
     text, provenance = fit(
-        engine, questions, claims, (questions_file, claims_file), folds=folds, progress=not quiet
+        engine,
+        questions,
+        claims,
+        (questions_file, claims_file),
+        folds=folds,
+        progress=not quiet,
+        quotes=quotes,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")

@@ -51,6 +51,7 @@ from service.text.tokenize import content_terms
 from service.tuned import (
     DEFAULT_GROUP,
     FORMAT,
+    CiteTuning,
     ClaimTuning,
     FusionTuning,
     ReaderTuning,
@@ -526,7 +527,11 @@ _CLOSENESS_KEYS = ("similarity", "coverage", "prior", "cross_script")
 
 
 def tuned_json(
-    fusion: FusionTuning, reader: ReaderTuning, claims: ClaimTuning, provenance: dict[str, Any]
+    fusion: FusionTuning,
+    reader: ReaderTuning,
+    claims: ClaimTuning,
+    provenance: dict[str, Any],
+    cite: CiteTuning,
 ) -> str:
     """The tuned file's text (``service.tuned`` reads it back)."""
     data = {
@@ -557,6 +562,12 @@ def tuned_json(
             "confidence_found": vars(claims.confidence_found),
             "confidence_not_found": vars(claims.confidence_not_found),
         },
+        "cite": {
+            "passages_read": cite.passages_read,
+            "near": cite.near,
+            "translated": cite.translated,
+            "closeness": dict(zip(_CLOSENESS_KEYS, cite.closeness, strict=True)),
+        },
     }
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
@@ -575,6 +586,7 @@ def fit(
     folds: int = FOLDS,
     progress: bool = True,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    quotes: Sequence[Any] = (),
 ) -> tuple[str, dict[str, Any]]:
     """Fit both stages on the train rows given; the new tuned file's text and the
     provenance it records."""
@@ -586,6 +598,14 @@ def fit(
     reader, reader_record = fit_reader(engine, questions, split, progress=progress)
     engine.extractor = engine.extractor.with_tuning(reader)  # the claims read with it
     claim_tuning, claims_record = fit_claims(engine, claims, folds=folds, progress=progress)
+    cite, cite_record = tuned.cite, {"kept": "no quotes given"}
+    if quotes:
+        from service.lab.quotes import fit_cite
+
+        kinds = [q.kind for q in quotes]
+        cite, cite_record = fit_cite(
+            engine, quotes, stratified_folds([q.id for q in quotes], kinds, folds)
+        )
     provenance = {
         "how": "fusion, reader and claim check fitted by `citeqa eval --fit` on the train "
         f"split only, {folds}-fold cross-validated (service/lab/fit.py); "
@@ -597,5 +617,6 @@ def fit(
         "fusion": fusion_record,
         "reader": reader_record,
         "claims": claims_record,
+        "cite": cite_record,
     }
-    return tuned_json(fusion, reader, claim_tuning, provenance), provenance
+    return tuned_json(fusion, reader, claim_tuning, provenance, cite), provenance

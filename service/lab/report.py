@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from service.lab.evaluate import METRICS, Outcome
+from service.lab.quotes import quotes_section
 
 __all__ = ["TARGETS", "write_report"]
 
@@ -510,6 +511,7 @@ def write_report(
     min_confidence: float,
     claims: tuple[dict[str, Any] | None, Sequence[Any], Path | None] = (None, (), None),
     followups: tuple[dict[str, Any] | None, Sequence[Any], Path | None] = (None, (), None),
+    quotes: tuple[dict[str, Any] | None, Path | None] = (None, None),
 ) -> list[Path]:
     """Write the page and its charts (in ``<stem>/`` beside it).
 
@@ -521,6 +523,7 @@ def write_report(
         min_confidence: the configured confidence floor, marked on the trade-off.
         claims: the claim check's summary, its (claim, check) pairs and its file, if run.
         followups: the follow-up pairs' figures, their outcomes and their file, if run.
+        quotes: the quotes' figures and their file, if traced.
 
     Returns:
         The page's path, then the charts'.
@@ -558,6 +561,7 @@ def write_report(
         *_abstention(curve, min_confidence, f"{charts.name}/{abstention_png.name}"),
         *_claims_section(*claims),
         *_followups_section(*followups),
+        *quotes_section(*quotes),
         *_systems(report, by_split_png),
         "## Where the product is wrong (train split)",
         "",

@@ -49,6 +49,7 @@ from service.server.routes import (
     admin,
     apidocs,
     ask,
+    cite,
     documents,
     feedback,
     ops,
@@ -167,7 +168,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _add_middleware(app, settings)
     install_error_handlers(app)
-    for module in (ask, verify, search, documents, view, ops, widget, admin, feedback, apidocs):
+    for module in (
+        ask,
+        verify,
+        cite,
+        search,
+        documents,
+        view,
+        ops,
+        widget,
+        admin,
+        feedback,
+        apidocs,
+    ):
         app.include_router(module.router)
     # before /static, which would otherwise take these paths
     app.mount(apidocs.ASSETS_URL, StaticFiles(directory=apidocs.assets_dir()), name="apidocs")

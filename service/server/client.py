@@ -1,6 +1,6 @@
 """Where the CLI's questions go: the engine loaded in this process, or a running service.
 
-``citeqa ask``, ``search`` and ``verify`` print the API's JSON bodies (``POST /ask``,
+``citeqa ask``, ``search``, ``verify`` and ``cite`` print the API's JSON bodies (``POST /ask``,
 ``GET /search``, ``POST /verify``), whichever answers them: a ``Remote`` sends the request to
 the service at ``CITEQA_SERVER`` (or ``--server``) and returns its body; a ``Local`` loads
 the models once and builds the same body in process. A batch (``--file``) pays for loading
@@ -31,6 +31,7 @@ class Backend(Protocol):
     def ask(self, question: str, top_k: int, filters: Body | None) -> Body: ...
     def search(self, query: str, top_k: int, filters: Body | None) -> Body: ...
     def verify(self, claim: str, top_k: int) -> Body: ...
+    def cite(self, quote: str, top_k: int) -> Body: ...
 
 
 class Local:
@@ -40,6 +41,7 @@ class Local:
         self.settings = settings
         self._engine: Any = None
         self._verifier: Any = None
+        self._citer: Any = None
 
     @property
     def engine(self) -> Any:
@@ -74,6 +76,16 @@ class Local:
             self._verifier = Verifier(self.engine)
         check = self._verifier.verify(claim, top_k=top_k)
         return VerifyResponse.from_check(check, self.settings.public_url).model_dump(mode="json")
+
+    def cite(self, quote: str, top_k: int) -> Body:
+        from service.cite.matcher import Citer
+        from service.server.schemas import CiteResponse
+
+        if self._citer is None:
+            self._citer = Citer(self.engine)
+        result = self._citer.cite(quote, top_k=top_k)
+        response = CiteResponse.from_result(result, self.engine.documents, self.settings.public_url)
+        return response.model_dump(mode="json")
 
 
 def _filters(filters: Body | None) -> Any:
@@ -110,6 +122,9 @@ class Remote:
 
     def verify(self, claim: str, top_k: int) -> Body:
         return self._send("POST", "/verify", {"claim": claim, "top_k": top_k})
+
+    def cite(self, quote: str, top_k: int) -> Body:
+        return self._send("POST", "/cite", {"quote": quote, "top_k": top_k})
 
     def _send(self, method: str, path: str, payload: Body | None) -> Any:
         data = None if payload is None else json.dumps(payload).encode()

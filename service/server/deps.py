@@ -22,6 +22,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
+from service.cite.matcher import Citer
 from service.config import Settings
 from service.engine import Engine
 from service.errors import IndexCorruptError
@@ -31,6 +32,7 @@ from service.verify.verifier import Verifier
 __all__ = [
     "ADMIN_PREFIX",
     "AdminSettingsDep",
+    "CiterDep",
     "EngineDep",
     "PublicUrlDep",
     "SettingsDep",
@@ -131,6 +133,18 @@ def get_verifier(request: Request, engine: EngineDep) -> Verifier:
 
 
 VerifierDep = Annotated[Verifier, Depends(get_verifier)]
+
+
+def get_citer(request: Request, engine: EngineDep) -> Citer:
+    """Citation retrieval over the app's engine (made once per engine)."""
+    citer: Citer | None = getattr(request.app.state, "citer", None)
+    if citer is None or citer.engine is not engine:
+        citer = Citer(engine)
+        request.app.state.citer = citer
+    return citer
+
+
+CiterDep = Annotated[Citer, Depends(get_citer)]
 
 
 def app_settings(request: Request) -> Settings:

@@ -44,6 +44,8 @@ __all__ = [
     "AskRequest",
     "AskResponse",
     "CitationOut",
+    "CiteRequest",
+    "CiteResponse",
     "DocumentIn",
     "DocumentOut",
     "DocumentSummary",
@@ -789,3 +791,92 @@ class FeedbackCreated(BaseModel):
     """The stored report's id (``citeqa feedback`` lists it)."""
 
     id: str = Field(description="The report's id, a UUID.")
+
+
+# ----------------------------------------------------------------------------- /cite
+
+
+class CiteRequest(BaseModel):
+    """A quote to trace to its source."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"quote": "the Secretariat was officially established in Seoul"},
+                {"quote": "中日韓核安全監管高官會目前已舉行五次", "top_k": 1},
+            ]
+        },
+    )
+
+    quote: str = Field(
+        description=f"The quote, in any language: 1 to {MAX_QUESTION_CHARS} characters once "
+        "control characters are removed, with at least one word or character."
+    )
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K, strict=True, description="How many matches.")
+
+
+class DifferenceOut(BaseModel):
+    operation: Literal["insert", "delete", "replace"] = Field(
+        description="What the quote does to the source: inserts, deletes or replaces words."
+    )
+    quote_text: str
+    quote_start: int = Field(description="Offsets of quote_text in the quote as sent.")
+    quote_end: int
+    source_text: str
+    source_start: int = Field(description="Offsets of source_text in the document.")
+    source_end: int
+    type: Literal["number", "date", "negation", "qualifier", "name"] | None = Field(
+        description="What kind of value differs, where it can be told."
+    )
+
+
+class CiteMatchOut(BaseModel):
+    doc_id: str
+    title: str | None
+    publisher: str | None
+    published: str | None
+    char_start: int = Field(description="The source span: document.text[char_start:char_end].")
+    char_end: int
+    source_text: str
+    match: Literal["exact", "normalised", "near", "translated", "none"] = Field(
+        description="exact: verbatim; normalised: equal once case, width, white space, quote "
+        "marks, dashes and the Chinese scripts are folded; near: small edits (listed under "
+        "differences); translated: the same sentence in the other language."
+    )
+    similarity: float = Field(description="In [0, 1].")
+    differences: list[DifferenceOut]
+    url: str = Field(description="The document page with the source span highlighted.")
+    url_original: str | None
+
+
+class CiteResponse(BaseModel):
+    """Where a quote comes from; `matches` is empty when nothing corresponds (`match`
+    none)."""
+
+    quote: str
+    match: Literal["exact", "normalised", "near", "translated", "none"] = Field(
+        description="The best match's kind, or none."
+    )
+    matches: list[CiteMatchOut]
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def from_result(
+        cls, result: Any, documents: dict[str, Document], base_url: str
+    ) -> CiteResponse:
+        matches = []
+        for m in result.matches:
+            document = documents[m.doc_id]
+            matches.append(
+                CiteMatchOut(
+                    doc_id=m.doc_id, title=document.title, publisher=document.source,
+                    published=document.published, char_start=m.char_start, char_end=m.char_end,
+                    source_text=m.source_text, match=m.match, similarity=m.similarity,
+                    differences=[DifferenceOut(**asdict(d)) for d in m.differences],
+                    url=view_url(base_url, m.doc_id, m.char_start, m.char_end),
+                    url_original=document.url,
+                )
+            )  # fmt: skip
+        best = matches[0].match if matches else "none"
+        return cls(quote=result.quote, match=best, matches=matches, timings_ms=result.timings_ms)
