@@ -271,7 +271,6 @@ def evaluate_command(
         quiet: no progress messages.
     """
     from service.lab.evaluate import (
-        METRICS,
         abstention_curve,
         load_claims,
         load_followups,
@@ -317,19 +316,27 @@ def evaluate_command(
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
-    if questions:
-        print(f"{len(questions)} questions from {questions_file}\n")
+    files = {"questions": questions_file, "claims": claims_file, "followups": followups_file}
+    _print_report(report, files | {"quotes": quotes_file})
+    return 0
+
+
+def _print_report(report: dict[str, Any], files: dict[str, Path | None]) -> None:
+    """The evaluation's tables, for what ran."""
+    from service.lab.evaluate import METRICS
+
+    if "systems" in report:
+        print(f"{report['overall']['n']} questions from {files['questions']}\n")
         print(_table(report["systems"], "overall", METRICS))
         print("\nhybrid (the product) by category")
         print(_table(report["by_category"], None, METRICS))
         _print_splits(report, METRICS)
-    if claims and claims_file is not None:
-        _print_claims(report["claims"], claims_file)
-    if pairs and followups_file is not None:
-        _print_followups(report["followups"], followups_file)
-    if quotes and quotes_file is not None:
-        _print_quotes(report["quotes"], quotes_file)
-    return 0
+    if report.get("claims") and files["claims"] is not None:
+        _print_claims(report["claims"], files["claims"])
+    if report.get("followups") and files["followups"] is not None:
+        _print_followups(report["followups"], files["followups"])
+    if report.get("quotes") and files["quotes"] is not None:
+        _print_quotes(report["quotes"], files["quotes"])
 
 
 def fit_command(

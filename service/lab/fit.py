@@ -520,6 +520,43 @@ def _curve(a: float, b: float, fallback: Any) -> Any:
     return type(fallback)(slope=round(a, 4), center=round(-b / a, 4))
 
 
+# ----------------------------------------------------------------------------- the quotes
+
+
+def fit_cite(
+    engine: Any, quotes: Sequence[Any], folds: np.ndarray
+) -> tuple[CiteTuning, dict[str, Any]]:
+    """The near and translated thresholds chosen on the train quotes (``choose``: the best
+    point, and the k-fold estimate of choosing it)."""
+    from service.cite.matcher import Citer
+    from service.lab.quotes import NEAR_GRID, TRANSLATED_GRID, quote_score, trace_quotes
+    from service.server.schemas import CiteResponse
+
+    citer = Citer(engine)
+    base = citer.tuning
+    points = [(n, t) for n in NEAR_GRID for t in TRANSLATED_GRID]
+    rows = []
+    for near, translated in points:
+        citer.tuning = replace(base, near=near, translated=translated)
+
+        def cite(quote: str) -> dict[str, Any]:
+            result = citer.cite(quote)
+            return CiteResponse.from_result(result, engine.documents, "").model_dump(mode="json")
+
+        rows.append([quote_score(o) for o in trace_quotes(cite, quotes)])
+    choice = choose(np.asarray(rows), folds)
+    near, translated = points[choice.index]
+    record = {
+        "objective": "span found and kind right (an absent quote: nothing found; a false match -1)",
+        "grid": {"near": list(NEAR_GRID), "translated": list(TRANSLATED_GRID)},
+        "chosen": {"near": near, "translated": translated},
+        "objective_train": choice.train,
+        "objective_cross_validated": choice.cross_validated,
+        "quotes": len(quotes),
+    }
+    return replace(base, near=near, translated=translated), record
+
+
 # ----------------------------------------------------------------------------- the file
 
 
@@ -600,14 +637,11 @@ def fit(
     claim_tuning, claims_record = fit_claims(engine, claims, folds=folds, progress=progress)
     cite, cite_record = tuned.cite, {"kept": "no quotes given"}
     if quotes:
-        from service.lab.quotes import fit_cite
-
-        kinds = [q.kind for q in quotes]
-        cite, cite_record = fit_cite(
-            engine, quotes, stratified_folds([q.id for q in quotes], kinds, folds)
-        )
+        quote_folds = stratified_folds([q.id for q in quotes], [q.kind for q in quotes], folds)
+        cite, cite_record = fit_cite(engine, quotes, quote_folds)
     provenance = {
-        "how": "fusion, reader and claim check fitted by `citeqa eval --fit` on the train "
+        "how": "fusion, reader, claim check and citation retrieval fitted by `citeqa eval "
+        "--fit` on the train "
         f"split only, {folds}-fold cross-validated (service/lab/fit.py); "
         "the test split is never read",
         "fitted_at": now().strftime("%Y-%m-%dT%H:%M:%SZ"),

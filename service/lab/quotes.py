@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,9 @@ __all__ = [
     "TRANSLATED_GRID",
     "Quote",
     "QuoteOutcome",
-    "fit_cite",
     "load_quotes",
     "quote_metrics",
+    "quote_score",
     "quotes_section",
     "trace_quotes",
 ]
@@ -147,44 +147,12 @@ def quote_metrics(outcomes: Sequence[QuoteOutcome]) -> dict[str, Any]:
     }
 
 
-def _score(outcome: QuoteOutcome) -> float:
+def quote_score(outcome: QuoteOutcome) -> float:
     """The fit's objective for one quote: the span found (or nothing, for an absent
     quote) and the kind right; a false match on an absent quote costs one."""
     if outcome.quote.kind == "absent":
         return 1.0 if outcome.match == "none" else -1.0
     return float(outcome.span_right) * (0.5 + 0.5 * float(outcome.kind_right))
-
-
-def fit_cite(engine: Any, quotes: Sequence[Quote], folds: np.ndarray) -> tuple[Any, dict[str, Any]]:
-    """The near and translated thresholds chosen on the train quotes (``choose``: the best
-    point, and the k-fold estimate of choosing it)."""
-    from service.cite.matcher import Citer
-    from service.lab.fit import choose
-    from service.server.schemas import CiteResponse
-
-    citer = Citer(engine)
-    base = citer.tuning
-    points = [(n, t) for n in NEAR_GRID for t in TRANSLATED_GRID]
-    rows = []
-    for near, translated in points:
-        citer.tuning = replace(base, near=near, translated=translated)
-
-        def cite(quote: str) -> dict[str, Any]:
-            result = citer.cite(quote)
-            return CiteResponse.from_result(result, engine.documents, "").model_dump(mode="json")
-
-        rows.append([_score(o) for o in trace_quotes(cite, quotes)])
-    choice = choose(np.asarray(rows), folds)
-    near, translated = points[choice.index]
-    record = {
-        "objective": "span found and kind right (an absent quote: nothing found; a false match -1)",
-        "grid": {"near": list(NEAR_GRID), "translated": list(TRANSLATED_GRID)},
-        "chosen": {"near": near, "translated": translated},
-        "objective_train": choice.train,
-        "objective_cross_validated": choice.cross_validated,
-        "quotes": len(quotes),
-    }
-    return replace(base, near=near, translated=translated), record
 
 
 def quotes_section(summary: dict[str, Any] | None, path: Path | None) -> list[str]:
