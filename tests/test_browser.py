@@ -344,3 +344,21 @@ def test_report_a_wrong_answer_stores_a_record(
     mine = [r for r in records if r["note"] == "the day is missing"]
     assert len(mine) == 1 and mine[0]["kind"] == "answer"
     assert mine[0]["citation"]["doc_id"] == "000_8e6ebfa50e614d2c"
+
+
+def test_a_claim_in_quotation_marks_is_checked_as_a_quote(page: Page, service_url: str) -> None:
+    _open_widget(page, service_url)
+    page.get_by_role("button", name="Check a claim").click()
+    box = page.get_by_role("textbox", name="Claim to check")
+    box.fill(
+        "“In September 2013, the China-Japan-Korea Cooperation Secretariat was officially "
+        "established in Seoul, South Korea.”"
+    )
+    box.press("Enter")
+    reply = page.locator("citeqa-chat .quote").last
+    expect(reply).to_be_visible(timeout=20_000)
+    expect(reply.locator(".verdict")).to_have_text("Quoted with changes")
+    expect(reply.locator(".mismatches")).to_contain_text("“2013”, the source “2011”")
+    expect(reply.locator("a.card mark.mismatch").first).to_have_text("2011")
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-quote.png"))

@@ -45,12 +45,24 @@
   const MAX_TURNS = 5; // the service reads at most five previous turns
   const MAX_SHOWN = 30; // exchanges kept across reloads
 
+  /** A claim written in quotation marks is a quote to trace ("check as a quote"). */
+  function isQuoted(text) {
+    return /^\s*["“”「『«].+["“”」』»]\s*$/su.test(text);
+  }
+
+  function unquoted(text) {
+    return text.trim().replace(/^["“”「『«]/u, "").replace(/["“”」』»]$/u, "");
+  }
+
   const percent = (value) => `${Math.round(value * 100)}%`;
 
   // The widget's words in each language a reader may ask in.
   const WORDS = {
     en: {
       languages: { en: "English", "zh-Hans": "Simplified Chinese", "zh-Hant": "Traditional Chinese", ja: "Japanese", ko: "Korean" },
+      quoteKinds: { exact: "Quoted exactly", normalised: "Quoted exactly (punctuation or script aside)",
+        near: "Quoted with changes", translated: "A translation of the source", none: "No source says this" },
+      changed: (quote, source) => `the quote says “${quote}”, the source “${source}”`,
       assumed: (subject) => `Taken as a question about “${subject}”, from your previous question.`,
       newConversation: "New conversation",
       copyQuote: "Copy quote", copyCitation: "Copy citation", share: "Copy link",
@@ -86,6 +98,9 @@
     },
     "zh-Hans": {
       languages: { en: "英文", "zh-Hans": "简体中文", "zh-Hant": "繁体中文", ja: "日文", ko: "韩文" },
+      quoteKinds: { exact: "引文与原文一致", normalised: "引文与原文一致（标点或字体不同）",
+        near: "引文有改动", translated: "原文的译文", none: "没有找到出处" },
+      changed: (quote, source) => `引文为“${quote}”，原文为“${source}”`,
       assumed: (subject) => `按上一个问题理解为关于“${subject}”的提问。`,
       newConversation: "新对话",
       copyQuote: "复制引文", copyCitation: "复制引用信息", share: "复制链接",
@@ -118,6 +133,9 @@
     },
     "zh-Hant": {
       languages: { en: "英文", "zh-Hans": "簡體中文", "zh-Hant": "繁體中文", ja: "日文", ko: "韓文" },
+      quoteKinds: { exact: "引文與原文一致", normalised: "引文與原文一致（標點或字體不同）",
+        near: "引文有改動", translated: "原文的譯文", none: "沒有找到出處" },
+      changed: (quote, source) => `引文為「${quote}」，原文為「${source}」`,
       assumed: (subject) => `按上一個問題理解為關於「${subject}」的提問。`,
       newConversation: "新對話",
       copyQuote: "複製引文", copyCitation: "複製引用資訊", share: "複製連結",
@@ -150,6 +168,9 @@
     },
     ja: {
       languages: { en: "英語", "zh-Hans": "中国語（簡体字）", "zh-Hant": "中国語（繁体字）", ja: "日本語", ko: "韓国語" },
+      quoteKinds: { exact: "原文どおりの引用", normalised: "原文どおりの引用（句読点・字体の違いのみ）",
+        near: "改変のある引用", translated: "原文の翻訳", none: "出典が見つかりません" },
+      changed: (quote, source) => `引用は「${quote}」、原文は「${source}」`,
       assumed: (subject) => `前の質問の「${subject}」についての質問として答えています。`,
       newConversation: "新しい会話",
       copyQuote: "引用をコピー", copyCitation: "出典情報をコピー", share: "リンクをコピー",
@@ -182,6 +203,9 @@
     },
     ko: {
       languages: { en: "영어", "zh-Hans": "중국어(간체)", "zh-Hant": "중국어(번체)", ja: "일본어", ko: "한국어" },
+      quoteKinds: { exact: "원문 그대로의 인용", normalised: "원문 그대로의 인용(문장부호·자체 차이만)",
+        near: "바뀐 곳이 있는 인용", translated: "원문의 번역", none: "출처를 찾지 못했습니다" },
+      changed: (quote, source) => `인용은 “${quote}”, 원문은 “${source}”`,
       assumed: (subject) => `이전 질문의 ‘${subject}’에 관한 질문으로 답합니다.`,
       newConversation: "새 대화",
       copyQuote: "인용문 복사", copyCitation: "출처 정보 복사", share: "링크 복사",
@@ -461,7 +485,12 @@ mark.match { background: #d3f0da; }
     show({ mode, question, body }) {
       const t = this.words(question);
       this.log.append(h("p", { class: "q", dir: "auto" }, question));
-      const view = mode === "verify" ? this.verdictView(body) : this.resultView(body, t);
+      const view =
+        mode === "verify"
+          ? this.verdictView(body)
+          : mode === "cite"
+            ? this.quoteView(body, t)
+            : this.resultView(body, t);
       this.log.append(h("div", {}, view));
     }
 
@@ -711,6 +740,7 @@ mark.match { background: #d3f0da; }
 
     async ask(question, retryOf, mode) {
       mode = mode || this.mode;
+      if (mode === "verify" && isQuoted(question)) mode = "cite"; // "check as a quote"
       if (this.pending) return;
       const t = this.words(question);
       if (this.panel.hidden) this.open();
@@ -737,11 +767,13 @@ mark.match { background: #d3f0da; }
       let body = null;
       let problem = null;
       try {
-        const path = mode === "verify" ? "/verify" : "/ask";
+        const path = { verify: "/verify", cite: "/cite" }[mode] || "/ask";
         const payload =
           mode === "verify"
             ? { claim: question, top_k: 4 }
-            : { question, top_k: 5, history: this.history };
+            : mode === "cite"
+              ? { quote: unquoted(question), top_k: 3 }
+              : { question, top_k: 5, history: this.history };
         const response = await fetch(this.api + path, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
@@ -764,7 +796,12 @@ mark.match { background: #d3f0da; }
         this.send.disabled = false;
         this.log.removeAttribute("aria-busy");
       }
-      const view = mode === "verify" ? (b) => this.verdictView(b) : (b) => this.resultView(b, t);
+      const view =
+        mode === "verify"
+          ? (b) => this.verdictView(b)
+          : mode === "cite"
+            ? (b) => this.quoteView(b, t)
+            : (b) => this.resultView(b, t);
       slot.replaceChildren(problem ? this.errorView(problem, question, slot, mode, t) : view(body));
       if (!problem) this.remember(mode, question, body);
       this.reveal(bubble);
@@ -916,6 +953,39 @@ mark.match { background: #d3f0da; }
         body.claim_review ? this.reviewTools(body, t) : null,
         evidence.length ? h("p", { class: "label" }, t.evidence) : null,
         evidence.map((item) => this.evidenceCard(item, t, item === deciding))
+      );
+    }
+
+    /** Where a quote comes from: the source span, how it matches, and what differs. */
+    quoteView(body, t) {
+      const best = (body.matches || [])[0];
+      const kinds = t.quoteKinds;
+      if (!best) {
+        return h("div", { class: "a quote noanswer" }, h("p", { class: "headline" }, kinds.none));
+      }
+      const quote = marked(best.source_text, best.differences
+        .filter((d) => d.source_end > d.source_start)
+        .map((d) => [d.source_start - best.char_start, d.source_end - best.char_start]));
+      for (const node of quote) if (node instanceof HTMLElement) node.className = "mismatch";
+      return h(
+        "div",
+        { class: "a quote" },
+        h("p", { class: `verdict ${best.match === "near" ? "contradicted" : "supported"}` },
+          kinds[best.match] || best.match),
+        best.differences.length
+          ? h("ul", { class: "mismatches" }, best.differences.map((d) =>
+              h("li", {}, t.changed(d.quote_text, d.source_text))))
+          : null,
+        this.card({
+          title: best.title || best.doc_id,
+          source: best.publisher,
+          published: best.published,
+          language: null,
+          quote,
+          href: this.link(best.url, t.code),
+          cta: t.openQuote,
+          t,
+        })
       );
     }
 
