@@ -16,7 +16,8 @@ import re
 import sys
 import textwrap
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,21 +148,51 @@ def _print_passages(hits: Sequence[dict[str, Any]]) -> None:
         print(f"   {hit['url']}")
 
 
-def _ask(args: argparse.Namespace) -> int:
-    questions = _inputs(args, "question")  # refuse bad input before loading the models
-    backend, filters = _backend(args), _filters(args)
-    bodies = []
-    for question in _each(questions, args.quiet, "asking questions"):
-        bodies.append(backend.ask(question, args.k, filters))
+@dataclass(frozen=True)
+class _Batch:
+    """How one of ask, verify and cite reads its inputs and shows what came back."""
+
+    field: str  # the request's field: question, claim, quote
+    label: str  # the progress bar's
+    header: tuple[str, ...]  # the --file table's columns
+    row: Callable[[dict[str, Any]], tuple[str, ...]]
+    show: Callable[[dict[str, Any]], None]  # one body, for a person
+
+
+def _run_batch(args: argparse.Namespace, batch: _Batch, send: Callable[[str], Any]) -> int:
+    """Each input (the command line's, or each line of ``--file``) sent to the backend's
+    ``send``; the bodies printed as JSON, a table (``--file``) or for a person."""
+    inputs = _inputs(args, batch.field)  # refuse bad input before loading the models
+    bodies = [send(text) for text in _each(inputs, args.quiet, batch.label)]
     if args.json:
         for body in bodies:
             print(json.dumps(body, ensure_ascii=False, indent=None if args.file else 2))
-        return 0
-    if args.file:
-        _table(("question", "answer", "confidence", "source"), [_answer_row(b) for b in bodies])
-        return 0
-    _print_answer(bodies[0])
+    elif args.file:
+        _table(batch.header, [batch.row(body) for body in bodies])
+    else:
+        batch.show(bodies[0])
     return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    backend, filters = _backend(args), _filters(args)
+    header = ("question", "answer", "confidence", "source")
+    batch = _Batch("question", "asking questions", header, _answer_row, _print_answer)
+    return _run_batch(args, batch, lambda q: backend.ask(q, args.k, filters))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    header = ("claim", "verdict", "confidence", "evidence")
+    batch = _Batch("claim", "checking claims", header, _verdict_row, _print_check)
+    return _run_batch(args, batch, lambda c: backend.verify(c, args.k))
+
+
+def _cite(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    header = ("quote", "match", "similarity", "source", "differences")
+    batch = _Batch("quote", "tracing quotes", header, _cite_row, _print_cite)
+    return _run_batch(args, batch, lambda q: backend.cite(q, args.k))
 
 
 def _answer_row(body: dict[str, Any]) -> tuple[str, ...]:
@@ -214,39 +245,6 @@ def _remove(args: argparse.Namespace) -> int:
 
     result = remove_documents(_settings(args), args.doc_ids)
     print(f"published {result.path.name}: {result.documents} documents, {result.chunks} chunks")
-    return 0
-
-
-def _verify(args: argparse.Namespace) -> int:
-    claims = _inputs(args, "claim")  # refuse bad input before loading the models
-    backend = _backend(args)
-    bodies = [
-        backend.verify(claim, args.k) for claim in _each(claims, args.quiet, "checking claims")
-    ]
-    if args.json:
-        for body in bodies:
-            print(json.dumps(body, ensure_ascii=False, indent=None if args.file else 2))
-        return 0
-    if args.file:
-        _table(("claim", "verdict", "confidence", "evidence"), [_verdict_row(b) for b in bodies])
-        return 0
-    _print_check(bodies[0])
-    return 0
-
-
-def _cite(args: argparse.Namespace) -> int:
-    quotes = _inputs(args, "quote")  # refuse bad input before loading the models
-    backend = _backend(args)
-    bodies = [backend.cite(quote, args.k) for quote in _each(quotes, args.quiet, "tracing quotes")]
-    if args.json:
-        for body in bodies:
-            print(json.dumps(body, ensure_ascii=False, indent=None if args.file else 2))
-        return 0
-    if args.file:
-        rows = [_cite_row(body) for body in bodies]
-        _table(("quote", "match", "similarity", "source", "differences"), rows)
-        return 0
-    _print_cite(bodies[0])
     return 0
 
 

@@ -82,6 +82,7 @@ class Reading:
     sentences: tuple[SentenceFacts, ...]
     candidates: tuple[Candidate, ...]
     rows: np.ndarray  # (candidates, CANDIDATE_FEATURES)
+    asked: Asked  # what every sentence was compared with (the abstention reads it again)
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,9 @@ class Extractor:
         matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(CANDIDATE_FEATURES))
         _sentence_holds(matrix, candidates)
         _lists_of_type(matrix, candidates, EXPECTED.get(analysis.answer_type, frozenset()))
-        return Reading(query, analysis, tuple(chunks), tuple(sentences), tuple(candidates), matrix)
+        return Reading(
+            query, analysis, tuple(chunks), tuple(sentences), tuple(candidates), matrix, asked
+        )
 
     def _text(self, chunks: list[Chunk] | tuple[Chunk, ...], candidate: Candidate) -> str:
         document = self.index.documents[chunks[candidate.sentence].doc_id]
@@ -334,7 +337,7 @@ class Extractor:
             typed_in_reach=any(c.label in wanted for c in reading.candidates),
         )
         return question | evidence_features(
-            self._asked(reading.query, reading.analysis),
+            reading.asked,
             self._reach(reading, reading.candidates[best].sentence),
             [s.features for s in reading.sentences],
             features,

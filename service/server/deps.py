@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
@@ -123,25 +123,31 @@ async def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
+_Over = TypeVar("_Over", Verifier, Citer)
+
+
+def _over_engine(request: Request, engine: Engine, kind: type[_Over]) -> _Over:
+    """One ``kind`` (a claim checker, a quote tracer) over the app's engine: made once per
+    engine and kept, as each caches what it learns of the corpus."""
+    name = kind.__name__.lower()
+    made = getattr(request.app.state, name, None)
+    if not isinstance(made, kind) or made.engine is not engine:
+        made = kind(engine)
+        setattr(request.app.state, name, made)
+    return made
+
+
 def get_verifier(request: Request, engine: EngineDep) -> Verifier:
-    """The claim checker over the app's engine (made once, it caches name statistics)."""
-    verifier: Verifier | None = getattr(request.app.state, "verifier", None)
-    if verifier is None or verifier.engine is not engine:
-        verifier = Verifier(engine)
-        request.app.state.verifier = verifier
-    return verifier
+    """The claim checker over the app's engine."""
+    return _over_engine(request, engine, Verifier)
 
 
 VerifierDep = Annotated[Verifier, Depends(get_verifier)]
 
 
 def get_citer(request: Request, engine: EngineDep) -> Citer:
-    """Citation retrieval over the app's engine (made once per engine)."""
-    citer: Citer | None = getattr(request.app.state, "citer", None)
-    if citer is None or citer.engine is not engine:
-        citer = Citer(engine)
-        request.app.state.citer = citer
-    return citer
+    """Citation retrieval over the app's engine."""
+    return _over_engine(request, engine, Citer)
 
 
 CiterDep = Annotated[Citer, Depends(get_citer)]
