@@ -116,3 +116,8 @@ def test_the_quote_figures_count_spans_kinds_and_changes() -> None:
     figures = quote_metrics(trace_quotes(lambda _: next(bodies), quotes))["by_split"]["test"]
     assert figures["span_accuracy"] == 0.5 and figures["changed_recall"] == 1.0
     assert figures["false_matches_on_absent"] == 1
+
+
+def test_a_korean_quote_of_english_text_is_a_translation(client: TestClient) -> None:
+    best = _cite(client, "한중일 협력사무국은 2011년 9월 서울에서 공식 출범했다.")["matches"][0]
+    assert best["match"] == "translated" and best["source_text"] == SEOUL

@@ -25,8 +25,8 @@ from rapidfuzz.distance import Levenshtein
 
 from service.cite.normalise import Normalised, normalise, tokens
 from service.engine import Engine, clean_question
-from service.records import Hit
-from service.text.language import CJK_RE
+from service.records import Hit, Query
+from service.text.language import shares_script
 from service.verify.facts import dates, numbers, ordinals
 
 __all__ = ["CiteMatch", "CiteResult", "Citer", "Difference"]
@@ -155,14 +155,14 @@ class Citer:
             doc_id, start, end, text[start:end], kind, round(similarity, 4), differences
         )
 
-    def _translated(self, quote: str, query: object, hits: list[Hit]) -> list[CiteMatch]:
+    def _translated(self, quote: str, query: Query, hits: list[Hit]) -> list[CiteMatch]:
         """Sentences in another script than the quote's, as close as the multilingual
         encoders find them (``translated``)."""
-        han = bool(CJK_RE.search(quote))
-        other = [h for h in hits if bool(CJK_RE.search(h.chunk.text)) != han]
+        language = query.language
+        other = [h for h in hits if not shares_script(h.chunk.language, language)]
         if not other:
             return []
-        ranked = self.engine.extractor.rank_sentences(query, other, self.tuning.closeness)  # type: ignore[arg-type]
+        ranked = self.engine.extractor.rank_sentences(query, other, self.tuning.closeness)
         found = []
         for scored in ranked[:3]:
             if scored.similarity < self.tuning.translated:
