@@ -146,7 +146,9 @@ class Engine:
                     f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}.",
                 )
 
-    def _allowed(self, chunk: Chunk, filters: Filters | None) -> bool:
+    def allowed(self, chunk: Chunk, filters: Filters | None = None) -> bool:
+        """Whether ``chunk`` may be read: its document is still served and it passes
+        ``filters``."""
         if chunk.doc_id in self.index.hidden:  # removed since the generation served
             return False
         if filters is None:
@@ -201,7 +203,7 @@ class Engine:
         started = time.perf_counter()
         if filters is not None or self.index.hidden:
             runs = {
-                name: [h for h in hits if self._allowed(h.chunk, filters)]
+                name: [h for h in hits if self.allowed(h.chunk, filters)]
                 for name, hits in runs.items()
             }
         hits = self.retriever.fuse(query, runs, top_k)

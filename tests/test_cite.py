@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.cite.differences import differences
 from service.cite.normalise import normalise
 from service.cli import main
 from service.config import Settings
@@ -66,10 +67,31 @@ def test_a_requoted_or_other_script_quote_is_normalised(client: TestClient) -> N
 def test_a_changed_number_is_a_near_match_that_names_the_change(client: TestClient) -> None:
     best = _cite(client, SEOUL.replace("2011", "2013"))["matches"][0]
     assert best["match"] == "near" and best["doc_id"] == DOC
-    (change,) = best["differences"]
-    assert (change["quote_text"], change["source_text"], change["type"]) == ("2013", "2011", "date")
+    (change,) = best["differences"]  # the whole date, as a reader names it
+    expected = ("September 2013", "September 2011", "date")
+    assert (change["quote_text"], change["source_text"], change["type"]) == expected
     text = _text(client, DOC)
-    assert text[change["source_start"] : change["source_end"]] == "2011"
+    assert text[change["source_start"] : change["source_end"]] == "September 2011"
+
+
+@pytest.mark.parametrize(
+    ("source", "quote", "expected"),
+    [  # a change is named by its whole word and its whole value, not the edited characters
+        ("逐步增進國民感情,鞏固", "逐步增進民眾感情,鞏固", ("民眾", "國民", None)),
+        ("磋商有助于加強三方", "磋商無助于加強三方", ("無助于", "有助于", "negation")),
+        ("and more than 70 working", "and fewer than 70 working", ("fewer than 70", "more than 70", "qualifier")),
+        ("discussions ensued, featuring", "discussions took place, featuring", ("took place", "ensued", None)),
+        ("on May 27, leaders", "on May 28, leaders", ("May 28", "May 27", "date")),
+    ],
+)  # fmt: skip
+def test_differences_are_whole_words_and_values(
+    source: str, quote: str, expected: tuple[str, str, str | None]
+) -> None:
+    padded = "x " + source
+    (change,) = differences(quote, padded, 2, len(padded), 100)
+    assert (change.quote_text, change.source_text, change.type) == expected
+    assert quote[change.quote_start : change.quote_end] == change.quote_text
+    assert padded[change.source_start - 100 : change.source_end - 100] == change.source_text
 
 
 def test_a_quote_found_nowhere_matches_nothing(client: TestClient) -> None:

@@ -135,8 +135,14 @@ def test_admin_add_is_served_at_once_and_delete_answers_410(client: TestClient) 
     passages = answer.json()["passages"]  # what the reader then quotes is the eval's business
     assert passages and passages[0]["doc_id"] == "920_kites" and "412" in passages[0]["text"]
 
+    quote = {"quote": "The Riverside Kite Contest drew 412 entrants"}
+    cited = client.post("/cite", json=quote).json()
+    assert cited["match"] == "exact" and cited["matches"][0]["doc_id"] == "920_kites"
+
     removed = client.delete("/admin/documents/920_kites", headers=headers)
     assert removed.status_code == 200
+    after = client.post("/cite", json=quote)
+    assert after.status_code == 200 and after.json()["match"] == "none", after.text
     for path in ("/documents/920_kites", "/view/920_kites"):
         gone = client.get(path)
         assert gone.status_code == 410 and "removed" in gone.json()["error"]["message"]

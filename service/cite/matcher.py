@@ -1,7 +1,10 @@
 """Citation retrieval: where does a quote come from, and does it say what the source says?
 
-1. **Candidates**: the quote is searched like a question; the top passages (lexical, dense
-   and dictionary-bridged, fused) are the only text compared, never the whole corpus.
+1. **Candidates**, in two stages, never the whole corpus: first BM25's top passages alone
+   (a quote in the source's own words shares them; no encoder runs); only when none of
+   those holds the quote, the fused top passages of every retriever (lexical, dense,
+   dictionary-bridged), and for a translation the other script's passages each
+   multilingual retriever ranks first.
 2. **Exact / normalised**: the quote is found verbatim in a passage, or after folding both
    (``service.cite.normalise``: case, width, white space, quote marks, dashes, the two
    Chinese scripts); the offsets are exact into the document.
@@ -21,43 +24,17 @@ import time
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
-from rapidfuzz.distance import Levenshtein
 
-from service.cite.normalise import Normalised, normalise, tokens
+from service.cite.differences import Difference, differences
+from service.cite.normalise import normalise
+from service.encode.query import analyse
 from service.engine import Engine, clean_question
 from service.records import Hit, Query
 from service.text.language import shares_script
-from service.verify.facts import dates, numbers, ordinals
 
 __all__ = ["CiteMatch", "CiteResult", "Citer", "Difference"]
 
 MATCH_KINDS = ("exact", "normalised", "near", "translated", "none")
-# Grammar words that turn or bound a statement, in both languages.
-_NEGATIONS = frozenset(
-    ("not", "no", "never", "none", "nor", "n't", "without",
-     "不", "没", "沒", "未", "非", "无", "無", "别", "別", "勿", "否")
-)  # fmt: skip
-_QUALIFIERS = frozenset(
-    ("more", "less", "fewer", "over", "under", "above", "below", "about", "around", "nearly",
-     "almost", "least", "most", "approximately", "roughly",
-     "超过", "超過", "逾", "以上", "多", "不到", "不足", "少于", "少於", "近", "将近", "將近",
-     "约", "約", "左右")
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Difference:
-    """A word the quote inserts, deletes or changes, with offsets in both (quote offsets
-    into the quote as given, source offsets into the document)."""
-
-    operation: str  # insert, delete, replace
-    quote_text: str
-    quote_start: int
-    quote_end: int
-    source_text: str
-    source_start: int
-    source_end: int
-    type: str | None  # number, date, negation, qualifier, name, or None
 
 
 @dataclass(frozen=True)
@@ -93,19 +70,49 @@ class Citer:
             raise_input("quote", "the quote holds no word or character to look for")
         self.engine.check_top_k(top_k)
         started = time.perf_counter()
-        query = self.engine.query(quote)
-        hits = self.engine.retriever.search(query, self.tuning.passages_read)
-        retrieved = time.perf_counter()
-        found = [m for m in (self._in(quote, hit) for hit in hits) if m is not None]
-        if not any(m.match in ("exact", "normalised", "near") for m in found):
-            found += self._translated(quote, query, hits)
+        timings: dict[str, float] = {}
+        read = self.tuning.passages_read
+        query = analyse(quote)
+        hits = self._readable(self._lexical(query, read))
+        found = self._verbatim(quote, hits)
+        timings["lexical"] = (time.perf_counter() - started) * 1000
+        if not found:
+            found = self._every_retriever(quote, hits, timings)
         found = _best_first(found)[:top_k]
-        timings = {
-            "retrieve": (retrieved - started) * 1000,
-            "match": (time.perf_counter() - retrieved) * 1000,
-        }
-        timings["total"] = timings["retrieve"] + timings["match"]
+        timings["total"] = (time.perf_counter() - started) * 1000
         return CiteResult(quote, tuple(found), {k: round(v, 3) for k, v in timings.items()})
+
+    def _lexical(self, query: Query, k: int) -> list[Hit]:
+        retriever = self.engine.retriever.retrievers.get("bm25")
+        return retriever.search(query, k) if retriever is not None else []
+
+    def _readable(self, hits: list[Hit]) -> list[Hit]:
+        return [hit for hit in hits if self.engine.allowed(hit.chunk)]
+
+    def _verbatim(self, quote: str, hits: list[Hit]) -> list[CiteMatch]:
+        """The quote's exact, normalised or near matches in ``hits``."""
+        return [m for m in (self._in(quote, hit) for hit in hits) if m is not None]
+
+    def _every_retriever(
+        self, quote: str, read: list[Hit], timings: dict[str, float]
+    ) -> list[CiteMatch]:
+        """The second stage: the quote encoded and searched by every retriever; its
+        matches in the fused passages not read yet, else its translations."""
+        started = time.perf_counter()
+        retriever = self.engine.retriever
+        query = self.engine.query(quote, timings)
+        runs = {name: self._readable(hits) for name, hits in retriever.runs(query, timings).items()}
+        fused = retriever.fuse(query, runs, self.tuning.passages_read)
+        seen = {hit.chunk.chunk_id for hit in read}
+        found = self._verbatim(quote, [h for h in fused if h.chunk.chunk_id not in seen])
+        timings["retrieve"] = (time.perf_counter() - started) * 1000
+        if not found:
+            started = time.perf_counter()
+            found = self._translated(
+                query, _other_script(query, fused, runs, self.tuning.passages_read)
+            )
+            timings["translate"] = (time.perf_counter() - started) * 1000
+        return found
 
     def _text(self, hit: Hit) -> str:
         return self.engine.index.documents[hit.chunk.doc_id].text
@@ -134,9 +141,9 @@ class Citer:
             return None
         start, end = source.span(aligned.dest_start, aligned.dest_end)
         start, end = _whole_words(passage, start, end)
-        differences = _differences(quote, asked, passage, start, end, chunk.char_start)
+        found = differences(quote, passage, start, end, chunk.char_start)
         return self._match(
-            chunk.doc_id, chunk.char_start, text, start, end, "near", similarity, differences
+            chunk.doc_id, chunk.char_start, text, start, end, "near", similarity, found
         )
 
     @staticmethod
@@ -155,11 +162,9 @@ class Citer:
             doc_id, start, end, text[start:end], kind, round(similarity, 4), differences
         )
 
-    def _translated(self, quote: str, query: Query, hits: list[Hit]) -> list[CiteMatch]:
-        """Sentences in another script than the quote's, as close as the multilingual
-        encoders find them (``translated``)."""
-        language = query.language
-        other = [h for h in hits if not shares_script(h.chunk.language, language)]
+    def _translated(self, query: Query, other: list[Hit]) -> list[CiteMatch]:
+        """Sentences of ``other`` (passages in another script than the quote's), as close
+        as the multilingual encoders find them (``translated``)."""
         if not other:
             return []
         ranked = self.engine.extractor.rank_sentences(query, other, self.tuning.closeness)
@@ -175,6 +180,19 @@ class Citer:
                 )
             )  # fmt: skip
         return found
+
+
+def _other_script(query: Query, fused: list[Hit], runs: dict[str, list[Hit]], k: int) -> list[Hit]:
+    """The passages a translation of the quote may be in: those in another script than
+    the quote's among the fused ones, then each retriever's first ``k`` such passages (an
+    English quote's fused passages can all be English while a Chinese source waits lower
+    in the multilingual rankings)."""
+    chosen: dict[str, Hit] = {}
+    for hits in (fused, *runs.values()):
+        other = [h for h in hits if not shares_script(h.chunk.language, query.language)]
+        for hit in other[:k]:
+            chosen.setdefault(hit.chunk.chunk_id, hit)
+    return list(chosen.values())
 
 
 def raise_input(field: str, message: str) -> None:
@@ -209,55 +227,3 @@ def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
     ):
         end += 1
     return start, end
-
-
-def _differences(
-    quote: str, asked: Normalised, passage: str, start: int, end: int, offset: int
-) -> tuple[Difference, ...]:
-    """What the quote inserts, deletes or changes against ``passage[start:end]``, word by
-    word (folded), each with offsets in the quote and in the document."""
-    mine = tokens(quote)
-    theirs = [(w, a + start, b + start) for w, a, b in tokens(passage[start:end])]
-    fold = lambda word: normalise(word).text  # noqa: E731
-    ops = Levenshtein.opcodes([fold(w) for w, _, _ in mine], [fold(w) for w, _, _ in theirs])
-    found = []
-    for op in ops:
-        if op.tag == "equal":
-            continue
-        q = mine[op.src_start : op.src_end]
-        s = theirs[op.dest_start : op.dest_end]
-        q_text = quote[q[0][1] : q[-1][2]] if q else ""
-        s_text = passage[s[0][1] : s[-1][2]] if s else ""
-        q_at = (q[0][1], q[-1][2]) if q else (_edge(mine, op.src_start), _edge(mine, op.src_start))
-        s_at = (s[0][1], s[-1][2]) if s else (_edge(theirs, op.dest_start),) * 2
-        found.append(
-            Difference(
-                {"insert": "delete", "delete": "insert"}.get(op.tag, op.tag),
-                q_text, q_at[0], q_at[1], s_text, offset + s_at[0], offset + s_at[1],
-                _kind(q_text, s_text),
-            )
-        )  # fmt: skip
-    return tuple(found)
-
-
-def _edge(words: list[tuple[str, int, int]], index: int) -> int:
-    if not words:
-        return 0
-    return words[index][1] if index < len(words) else words[-1][2]
-
-
-def _kind(quote_text: str, source_text: str) -> str | None:
-    """What kind of value differs, where the claim check's parsers can tell."""
-    both = f"{quote_text} {source_text}"
-    words = {normalise(w).text for w, _, _ in tokens(both)}
-    if words & _NEGATIONS:
-        return "negation"
-    if words & _QUALIFIERS:
-        return "qualifier"
-    if dates(quote_text) or dates(source_text):
-        return "date"
-    if numbers(quote_text) or numbers(source_text) or ordinals(quote_text) or ordinals(source_text):
-        return "number"
-    if any(w[:1].isupper() for w in re.findall(r"[A-Za-z][\w-]*", both)):
-        return "name"
-    return None

@@ -42,6 +42,7 @@ class Fact:
     value: tuple[float | int | None, ...] = ()  # number: (value,); date: (year, month, day)
     unit: frozenset[str] = frozenset()  # number: unit concepts; date: the days of a range
     qualifier: str = ""  # number: "more", "less", "about" or ""
+    lead: int = 0  # number: characters of its qualifier before ``start`` ("more than ")
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -203,13 +204,17 @@ def numbers(text: str) -> list[Fact]:
                 else _ZH_LARGE[scale.group("zh")]
             )
             end += scale.end()
-        before = _QUALIFIER_BEFORE.search(text[max(0, start - 14) : start])
+        window = max(0, start - 14)
+        before = _QUALIFIER_BEFORE.search(text[window:start])
         after_qualifier = re.match(r"^\s*(?:多|余|餘|以上|\+)", text[end:])
         qualifier = next(
             (name for name, _ in _QUALIFIERS if before and before.group(name)), ""
         ) or ("more" if after_qualifier else "")
         unit = _units(text[end + (after_qualifier.end() if after_qualifier else 0) :])
-        found.append(Fact("number", text[start:end], start, end, (value,), unit, qualifier))
+        lead = start - window - before.start() if before and qualifier else 0
+        found.append(
+            Fact("number", text[start:end], start, end, (value,), unit, qualifier, lead)
+        )
     return found
 
 
