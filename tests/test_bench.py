@@ -89,13 +89,14 @@ def _run(clients: int, requests_per_s: float, p50: float, p99: float, ratio: flo
 
 def test_targets_compare_in_the_right_direction() -> None:
     fast, slow = _run(1, 40, 29.0, 50.0, 1.2), _run(1, 30, 31.0, 60.0, 1.2)  # /verify
+    quick, late = _run(1, 40, 19.0, 30.0, 1.2), _run(1, 30, 21.0, 40.0, 1.2)  # /cite
     met = {
         t.name: t.met
-        for t in _targets([_run(1, 80, 14.0, 39.0, 1.2), _run(8, 151, 0, 0, 0)], [], fast)
+        for t in _targets([_run(1, 80, 14.0, 39.0, 1.2), _run(8, 151, 0, 0, 0)], [], fast, quick)
     }
-    assert all(met.values()) and len(met) == 5
-    missed = _targets([_run(1, 60, 16.0, 41.0, 1.31), _run(8, 149, 0, 0, 0)], [], slow)
-    assert [t.met for t in missed] == [False] * 5
+    assert all(met.values()) and len(met) == 6
+    missed = _targets([_run(1, 60, 16.0, 41.0, 1.31), _run(8, 149, 0, 0, 0)], [], slow, late)
+    assert [t.met for t in missed] == [False] * 6
     absent = {t.name: t for t in _targets([_run(1, 60, 10.0, 20.0, 1.1)], [])}
     assert absent["throughput, 8 clients"].met is None
 
@@ -174,11 +175,14 @@ def test_tiny_bench_writes_consistent_figures(
     assert ingest["LexicalIndex.build"]["ratio"] is None
 
     targets = {t["name"]: t for t in report["targets"]}
-    assert len(targets) == 8  # the 5 HTTP ones and an ingest ratio per encoder
+    assert len(targets) == 9  # the 6 HTTP ones and an ingest ratio per encoder
     one = report["load"][0]
     verify = report["verify"]  # the claims file beside the questions: one client
     assert verify["clients"] == 1 and verify["errors"] == 0 and verify["requests"] > 0
     assert targets["HTTP /verify p50, 1 client"]["value"] == verify["latency"]["p50_ms"]
+    cite = report["cite"]  # the quotes file beside the questions: one client, each quote once
+    assert cite["clients"] == 1 and cite["errors"] == 0 and cite["requests"] > 0
+    assert targets["HTTP /cite p50, 1 client"]["value"] == cite["latency"]["p50_ms"]
     assert targets["HTTP /ask p50, 1 client"]["value"] == one["latency"]["p50_ms"]
     assert targets["throughput, 8 clients"]["met"] is None  # 8 clients were not measured
     for target in targets.values():
@@ -209,7 +213,7 @@ def test_bench_refuses_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
 # The fields of ``asdict(service.lab.scale.ScaleResult)`` the summary and the chart read.
 SCALE_FIELDS = {
     "chunks", "skipped", "seconds", "bytes_on_disk", "rss_build_peak_bytes",
-    "rss_service_bytes", "dense", "bm25_p50_ms", "bm25_p99_ms",
+    "rss_service_bytes", "dense", "bm25_p50_ms", "bm25_p99_ms", "cite",
 }  # fmt: skip
 DENSE_FIELDS = {"p50_ms", "p99_ms", "recall_at_10"}
 
@@ -232,6 +236,7 @@ def _scale_row(n: int) -> dict[str, Any]:
         "dense": {"multilingual": dense},
         "bm25_p50_ms": 0.1 * n,
         "bm25_p99_ms": 0.2 * n,
+        "cite": {"p50_ms": 0.3, "p99_ms": 0.6, "exact": {"found": 1.0}, "near": {"found": 0.98}},
     }
     assert set(row) == SCALE_FIELDS and set(dense) == DENSE_FIELDS
     return row
@@ -247,6 +252,7 @@ def test_scale_results_reach_the_table_and_the_chart(tmp_path: Path) -> None:
     sample = _sample_report(rows)
     text = markdown(sample)
     assert "## Scale" in text and "| 10000 | 2.5 | 3 | 10000 | 1024 | 0.50 / 0.90" in text
+    assert "| 1000.00 / 2000.00 | 0.30 / 0.60 | 1.00, 0.98 |" in text  # BM25, then /cite
     assert "Not measured at 10,000 chunks: dense (all-MiniLM-L6-v2): not encoded above 5000" in text
     chart(sample, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 10_000

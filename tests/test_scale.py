@@ -124,6 +124,10 @@ def test_run_scale_measures_every_part(
     assert dense.theoretical_bytes > 0 and dense.memory_bytes >= 0
     assert result.rss_service_bytes > result.rss_service_anon_bytes > 0
     assert result.bm25_p50_ms > 0
+    cite = result.cite  # /cite's BM25 stage: quotes drawn from the chunks, found again
+    assert cite["exact"]["quotes"] == cite["near"]["quotes"] > 50
+    assert cite["exact"]["found"] >= 0.95 and cite["near"]["found"] >= 0.9
+    assert 0 < cite["p50_ms"] <= cite["p99_ms"]
     json.dumps(asdict(result))  # JSON-ready for `citeqa bench --scale`
 
 

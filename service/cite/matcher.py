@@ -19,8 +19,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -32,7 +34,10 @@ from service.engine import Engine, clean_question
 from service.records import Hit, Query
 from service.text.language import shares_script
 
-__all__ = ["CiteMatch", "CiteResult", "Citer", "Difference"]
+__all__ = [
+    "CiteMatch", "CiteResult", "Citer", "Difference", "Passage", "find_in", "in_passages",
+    "with_differences",
+]  # fmt: skip
 
 MATCH_KINDS = ("exact", "normalised", "near", "translated", "none")
 
@@ -46,6 +51,9 @@ class CiteMatch:
     match: str  # one of MATCH_KINDS
     similarity: float
     differences: tuple[Difference, ...]
+
+
+Passage = tuple[str, str, int, int]  # doc_id, the document's text, the passage's start, end
 
 
 @dataclass(frozen=True)
@@ -73,12 +81,13 @@ class Citer:
         timings: dict[str, float] = {}
         read = self.tuning.passages_read
         query = analyse(quote)
-        hits = self._readable(self._lexical(query, read))
-        found = self._verbatim(quote, hits)
+        deep = self._readable(self._lexical(query, max(read, self.engine.retriever.depth)))
+        hits = deep[:read]
+        found = in_passages(quote, [self._passage(h) for h in deep], read, self.tuning.near)
         timings["lexical"] = (time.perf_counter() - started) * 1000
         if not found:
             found = self._every_retriever(quote, hits, timings)
-        found = _best_first(found)[:top_k]
+        found = [self._listed(quote, m) for m in _best_first(found)[:top_k]]
         timings["total"] = (time.perf_counter() - started) * 1000
         return CiteResult(quote, tuple(found), {k: round(v, 3) for k, v in timings.items()})
 
@@ -89,9 +98,8 @@ class Citer:
     def _readable(self, hits: list[Hit]) -> list[Hit]:
         return [hit for hit in hits if self.engine.allowed(hit.chunk)]
 
-    def _verbatim(self, quote: str, hits: list[Hit]) -> list[CiteMatch]:
-        """The quote's exact, normalised or near matches in ``hits``."""
-        return [m for m in (self._in(quote, hit) for hit in hits) if m is not None]
+    def _passage(self, hit: Hit) -> Passage:
+        return hit.chunk.doc_id, self._text(hit), hit.chunk.char_start, hit.chunk.char_end
 
     def _every_retriever(
         self, quote: str, read: list[Hit], timings: dict[str, float]
@@ -104,7 +112,8 @@ class Citer:
         runs = {name: self._readable(hits) for name, hits in retriever.runs(query, timings).items()}
         fused = retriever.fuse(query, runs, self.tuning.passages_read)
         seen = {hit.chunk.chunk_id for hit in read}
-        found = self._verbatim(quote, [h for h in fused if h.chunk.chunk_id not in seen])
+        unread = [self._passage(h) for h in fused if h.chunk.chunk_id not in seen]
+        found = in_passages(quote, unread, len(unread), self.tuning.near)
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         if not found:
             started = time.perf_counter()
@@ -117,50 +126,13 @@ class Citer:
     def _text(self, hit: Hit) -> str:
         return self.engine.index.documents[hit.chunk.doc_id].text
 
-    def _in(self, quote: str, hit: Hit) -> CiteMatch | None:
-        """The quote in one passage: exact, normalised or near, or None."""
-        chunk, text = hit.chunk, self._text(hit)
-        passage = text[chunk.char_start : chunk.char_end]
-        stripped = quote.strip()
-        at = passage.find(stripped)
-        if at >= 0:
-            start = chunk.char_start + at
-            return CiteMatch(chunk.doc_id, start, start + len(stripped), stripped, "exact", 1.0, ())
-        asked, source = normalise(quote), normalise(passage)
-        if not asked.text:
-            return None
-        at = source.text.find(asked.text)
-        if at >= 0:
-            start, end = source.span(at, at + len(asked.text))
-            return self._match(chunk.doc_id, chunk.char_start, text, start, end, "normalised", 1.0)
-        aligned = fuzz.partial_ratio_alignment(asked.text, source.text)
-        if aligned is None or aligned.dest_end <= aligned.dest_start:
-            return None
-        similarity = aligned.score / 100
-        if similarity < self.tuning.near:
-            return None
-        start, end = source.span(aligned.dest_start, aligned.dest_end)
-        start, end = _whole_words(passage, start, end)
-        found = differences(quote, passage, start, end, chunk.char_start)
-        return self._match(
-            chunk.doc_id, chunk.char_start, text, start, end, "near", similarity, found
-        )
-
-    @staticmethod
-    def _match(
-        doc_id: str,
-        offset: int,
-        text: str,
-        start: int,
-        end: int,
-        kind: str,
-        similarity: float,
-        differences: tuple[Difference, ...] = (),
-    ) -> CiteMatch:
-        start, end = offset + start, offset + end
-        return CiteMatch(
-            doc_id, start, end, text[start:end], kind, round(similarity, 4), differences
-        )
+    def _listed(self, quote: str, match: CiteMatch) -> CiteMatch:
+        """A near match with what the quote changed listed (only for the matches returned:
+        the listing costs more than the match)."""
+        if match.match != "near":
+            return match
+        text = self.engine.index.documents[match.doc_id].text
+        return with_differences(quote, text, match)
 
     def _translated(self, query: Query, other: list[Hit]) -> list[CiteMatch]:
         """Sentences of ``other`` (passages in another script than the quote's), as close
@@ -193,6 +165,56 @@ def _other_script(query: Query, fused: list[Hit], runs: dict[str, list[Hit]], k:
         for hit in other[:k]:
             chosen.setdefault(hit.chunk.chunk_id, hit)
     return list(chosen.values())
+
+
+def find_in(
+    quote: str, doc_id: str, text: str, start: int, end: int, near: float
+) -> CiteMatch | None:
+    """``quote`` in the passage ``text[start:end]`` of document ``doc_id``: exact,
+    normalised, or near (``rapidfuzz``'s partial-ratio alignment at least ``near``), with
+    offsets into ``text``; or None."""
+    passage = text[start:end]
+    stripped = quote.strip()
+    at = passage.find(stripped)
+    if at >= 0:
+        return CiteMatch(doc_id, start + at, start + at + len(stripped), stripped, "exact", 1.0, ())
+    asked, source = normalise(quote), normalise(passage)
+    if not asked.text:
+        return None
+    at = source.text.find(asked.text)
+    if at >= 0:
+        a, b = source.span(at, at + len(asked.text))
+        return CiteMatch(
+            doc_id, start + a, start + b, text[start + a : start + b], "normalised", 1.0, ()
+        )
+    aligned = fuzz.partial_ratio_alignment(asked.text, source.text)
+    if aligned is None or aligned.dest_end <= aligned.dest_start or aligned.score / 100 < near:
+        return None
+    a, b = _whole_words(passage, *source.span(aligned.dest_start, aligned.dest_end))
+    similarity = round(aligned.score / 100, 4)
+    return CiteMatch(
+        doc_id, start + a, start + b, text[start + a : start + b], "near", similarity, ()
+    )
+
+
+def with_differences(quote: str, text: str, match: CiteMatch) -> CiteMatch:
+    """``match`` (a near match in the document ``text``) with the quote's changes listed."""
+    found = differences(quote, text, match.char_start, match.char_end, 0)
+    return dataclasses.replace(match, differences=found)
+
+
+def in_passages(quote: str, passages: Sequence[Passage], read: int, near: float) -> list[CiteMatch]:
+    """The quote's matches in ``passages`` (best ranked first): exact, normalised or near in
+    the first ``read``, and letter for letter (a plain substring search, cheap enough to
+    look deeper) in the rest: a quote among many near copies of its sentence may rank
+    below them."""
+    found = [find_in(quote, *passage, near) for passage in passages[:read]]
+    stripped = quote.strip()
+    for doc_id, text, start, end in passages[read:]:
+        at = text.find(stripped, start, end)
+        if at >= 0:
+            found.append(CiteMatch(doc_id, at, at + len(stripped), stripped, "exact", 1.0, ()))
+    return [m for m in found if m is not None]
 
 
 def raise_input(field: str, message: str) -> None:

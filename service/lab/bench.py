@@ -58,6 +58,7 @@ from service.lab.processes import (
     serve,
     tree_rss,
 )
+from service.lab.quotes import load_quotes
 from service.lab.stats import Latency, latency
 from service.lab.stores import STORES, StoreFigures, compare_stores
 from service.store.bm25 import LexicalIndex
@@ -81,6 +82,7 @@ TARGETS = {  # name: (limit, at_most, unit)
     "HTTP /ask p50, 1 client": (15.0, True, "ms"),
     "HTTP /ask p99, 1 client": (40.0, True, "ms"),
     "HTTP /verify p50, 1 client": (30.0, True, "ms"),
+    "HTTP /cite p50, 1 client": (20.0, True, "ms"),
     "throughput, 8 clients": (150.0, False, "requests/s"),
     "end-to-end / sum of stages (p50, 1 client)": (1.3, True, ""),
 }
@@ -156,6 +158,7 @@ class BenchReport:
     # where the scale rows come from, when an earlier run measured them (they take hours)
     scale_from: str | None = None
     verify: LoadRun | None = None  # POST /verify, one client, the claims file's claims
+    cite: LoadRun | None = None  # POST /cite, one client, the quotes file's quotes
 
     def run(self, clients: int) -> LoadRun | None:
         return next((run for run in self.load if run.clients == clients), None)
@@ -215,9 +218,9 @@ _Done = list[tuple[float, dict[str, float]]]  # (end-to-end ms, the server's tim
 
 def _client(url: str, share: Sequence[str], endpoint: str = "/ask") -> tuple[_Done, list[str]]:
     """One keep-alive client sending ``share`` in turn (questions to ``/ask``, claims to
-    ``/verify``): the answered requests, and the kind of each failure (reconnecting after a
-    failed connection)."""
-    field = "claim" if endpoint == "/verify" else "question"
+    ``/verify``, quotes to ``/cite``): the answered requests, and the kind of each failure
+    (reconnecting after a failed connection)."""
+    field = {"/verify": "claim", "/cite": "quote"}.get(endpoint, "question")
     host, port = url.removeprefix("http://").split(":")
     done: _Done = []
     errors: list[str] = []
@@ -422,17 +425,23 @@ def _target(name: str, value: float | None, limit: float, at_most: bool, unit: s
     return Target(name, value, limit, at_most, unit, met)
 
 
+def _p50(run: LoadRun | None) -> float | None:
+    return run.latency.p50_ms if run and run.latency else None
+
+
 def _targets(
-    load: Sequence[LoadRun], ingest: Sequence[IngestRate], verify: LoadRun | None = None
+    load: Sequence[LoadRun],
+    ingest: Sequence[IngestRate],
+    verify: LoadRun | None = None,
+    cite: LoadRun | None = None,
 ) -> list[Target]:
     one = next((run for run in load if run.clients == 1), None)
     eight = next((run for run in load if run.clients == 8), None)
     values = {
         "HTTP /ask p50, 1 client": one.latency.p50_ms if one and one.latency else None,
         "HTTP /ask p99, 1 client": one.latency.p99_ms if one and one.latency else None,
-        "HTTP /verify p50, 1 client": (
-            verify.latency.p50_ms if verify and verify.latency else None
-        ),
+        "HTTP /verify p50, 1 client": _p50(verify),
+        "HTTP /cite p50, 1 client": _p50(cite),
         "throughput, 8 clients": eight.requests_per_s if eight else None,
         "end-to-end / sum of stages (p50, 1 client)": one.e2e_over_stages if one else None,
     }
@@ -456,6 +465,7 @@ class _Http:
     runs: list[LoadRun]
     server_rss_bytes: int | None  # the largest server process after the runs
     verify: LoadRun | None  # one client checking the claims file's claims
+    cite: LoadRun | None  # one client tracing the quotes file's quotes
 
 
 def _claims(questions_file: Path, count: int) -> list[str]:
@@ -466,6 +476,25 @@ def _claims(questions_file: Path, count: int) -> list[str]:
         return []
     claims = [c.claim for c in load_claims(path)]
     return (claims * 2)[:count]
+
+
+def _quotes(questions_file: Path, count: int) -> list[str]:
+    """Up to ``count`` quotes of the quotes file beside the questions file (none if absent),
+    each sent once: a second request for a quote would find its vectors cached."""
+    path = questions_file.with_name("quotes.jsonl")
+    return [q.quote for q in load_quotes(path)][:count] if path.is_file() else []
+
+
+def _one_client(
+    url: str, pids: Sequence[int], endpoint: str, texts: Sequence[str], progress: bool
+) -> LoadRun | None:
+    """``texts`` sent to ``endpoint`` by one client after a warm-up on 20 of them altered
+    (so the warm-up leaves no vector in the cache for the measured requests)."""
+    if not texts:
+        return None
+    _say(progress, f"HTTP: {len(texts)} requests to {endpoint} from 1 client ...")
+    _load_run(url, [f"{t} (warm-up)" for t in texts[:20]], 1, pids, endpoint)
+    return _load_run(url, texts, 1, pids, endpoint)
 
 
 def _over_http(
@@ -489,14 +518,12 @@ def _over_http(
             _say(progress, f"HTTP: {requests} requests from {count} clients ...")
             part = questions[i * requests : (i + 1) * requests]
             runs.append(_load_run(server.url, part, count, pids))
-        claims = _claims(questions_file, requests)
-        verify = None
-        if claims:
-            _say(progress, f"HTTP: {len(claims)} claim checks from 1 client ...")
-            _load_run(server.url, [f"{c} (warm-up)" for c in claims[:20]], 1, pids, "/verify")
-            verify = _load_run(server.url, claims, 1, pids, "/verify")
+        verify = _one_client(
+            server.url, pids, "/verify", _claims(questions_file, requests), progress
+        )
+        cite = _one_client(server.url, pids, "/cite", _quotes(questions_file, requests), progress)
         sizes = [tree_rss([pid])[0] for pid in pids]
-    return _Http(runs, max(sizes) if any(sizes) else None, verify)
+    return _Http(runs, max(sizes) if any(sizes) else None, verify, cite)
 
 
 def _at_scale(
@@ -572,7 +599,8 @@ def run_bench(
         ingest=rates,
         build_seconds=build_seconds,
         scale=scale_rows,
-        targets=_targets(http.runs, rates, http.verify),
+        targets=_targets(http.runs, rates, http.verify, http.cite),
         stores=store_rows,
         verify=http.verify,
+        cite=http.cite,
     )

@@ -70,6 +70,7 @@ def _scale_points(rows: Sequence[Mapping[str, Any]]) -> _Series:
             add(f"{name} search p99", n, figures.get("p99_ms"))
         add("BM25 search p50", n, row.get("bm25_p50_ms"))
         add("BM25 search p99", n, row.get("bm25_p99_ms"))
+        add("/cite BM25 stage p50", n, (row.get("cite") or {}).get("p50_ms"))
         for key in ("rss_service_bytes", "rss_build_peak_bytes"):
             value = row.get(key)
             add(f"RSS {key.removeprefix('rss_').removesuffix('_bytes')}", n, value)
@@ -81,7 +82,7 @@ def _scale_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     header = ["chunks", "build s", "disk MiB", "serving RSS MiB", "build peak RSS MiB"]
     for name in names:
         header += [f"{name} p50/p99 ms", f"{name} recall@10"]
-    header.append("BM25 p50/p99 ms")
+    header += ["BM25 p50/p99 ms", "/cite BM25 stage p50/p99 ms", "/cite found (verbatim, changed)"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
         seconds = row.get("seconds") or {}
@@ -99,6 +100,7 @@ def _scale_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             recall = figures.get("recall_at_10") or {}
             cells.append(", ".join(f"{k} {v:.3f}" for k, v in recall.items()) or "–")
         cells.append(f"{_figure(row.get('bm25_p50_ms'))} / {_figure(row.get('bm25_p99_ms'))}")
+        cells += _cite_cells(row.get("cite") or {})
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         f"\nNot measured at {row['chunks']:,} chunks: {note}."
@@ -106,6 +108,15 @@ def _scale_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         for note in row.get("skipped") or ()
     ]
     return lines
+
+
+def _cite_cells(cite: Mapping[str, Any]) -> list[str]:
+    """/cite's first stage at this size (``service.lab.scale.cite``), or dashes for a row
+    measured before it was."""
+    if not cite:
+        return ["–", "–"]
+    found = ", ".join(f"{cite[k]['found']:.2f}" for k in ("exact", "near") if k in cite)
+    return [f"{_figure(cite.get('p50_ms'))} / {_figure(cite.get('p99_ms'))}", found or "–"]
 
 
 def _spec_text(spec: Mapping[str, Any]) -> str:
@@ -222,25 +233,36 @@ def _http(report: BenchReport) -> list[str]:
         "whole `Engine.ask` (the rest is HTTP, the framework and the client). With more "
         "clients both include queueing. Largest server process after the runs: "
         f"{_mib(report.server_rss_bytes)} MiB resident.",
-        *_verify(report),
+        *_one_client(
+            report.verify,
+            "/verify",
+            "One client checking the claims of `eval/claims.jsonl` in turn (each claim is "
+            "retrieved, tagged, and its slots aligned with the close sentences).",
+        ),
+        *_one_client(
+            report.cite,
+            "/cite",
+            "One client tracing the quotes of `eval/quotes.jsonl` in turn, each once (BM25's "
+            "passages first; the encoders only for a quote they do not hold: translated or "
+            "found nowhere).",
+        ),
     ]
 
 
-def _verify(report: BenchReport) -> list[str]:
-    if report.verify is None:
+def _one_client(run: LoadRun | None, endpoint: str, what: str) -> list[str]:
+    if run is None:
         return []
     return [
         "",
-        "## HTTP `POST /verify` over loopback",
+        f"## HTTP `POST {endpoint}` over loopback",
         "",
-        "One client checking the claims of `eval/claims.jsonl` in turn (each claim is "
-        "retrieved, tagged, and its slots aligned with the close sentences).",
+        what,
         "",
         "| clients | requests | errors | requests/s | p50 ms | p99 ms | server `total` p50 ms "
         "| server sum of stages p50 ms | end-to-end / stages | end-to-end / `total` "
         "| server CPU ms/request | client CPU ms/request |",
         "|" + " --- |" * 12,
-        _load_line(report.verify),
+        _load_line(run),
     ]
 
 
@@ -458,6 +480,7 @@ def read(path: Path) -> BenchReport:
         stores=[_store(row) for row in data.get("stores", [])],
         scale_from=data.get("scale_from"),
         verify=_load_run_from(data["verify"]) if data.get("verify") else None,
+        cite=_load_run_from(data["cite"]) if data.get("cite") else None,
     )
 
 

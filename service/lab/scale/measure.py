@@ -13,7 +13,10 @@ dense indexes of the kind ``service.store.faiss_store`` picks for N, BM25) and s
   own p50/p99 beside it;
 - each dense index's memory (RSS growth when it is read into memory without mmap) against
   its theoretical bytes (``service.store.faiss_store.theoretical_bytes``);
-- BM25 query p50/p99 (``LexicalIndex.search``, same depth).
+- BM25 query p50/p99 (``LexicalIndex.search``, same depth);
+- ``/cite``'s first stage (``service.lab.scale.cite``): quotes drawn from the chunks,
+  verbatim and with a word changed, searched by BM25 and matched by the service's matcher
+  in the passages found: p50/p99 and the share found with the right kind.
 
 The English encoder is skipped above ``dense_encoder_limit`` chunks, and above
 ``multilingual_encoder_limit`` the multilingual vectors are approximated
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from service.config import Settings
 from service.encode.encoders import set_threads
 from service.ingest.chunk import ChunkingParams
 from service.lab.processes import in_fresh_process, load_average, status_bytes
+from service.lab.scale.cite import ScaleQuote, cite_probe, scale_quotes
 from service.lab.scale.metrics import (
     bytes_under,
     exact_search,
@@ -56,6 +60,7 @@ from service.lab.stats import p50_p99
 from service.store.base import DenseParams
 from service.store.bm25 import LexicalIndex
 from service.store.faiss_store import DenseIndex, theoretical_bytes
+from service.tuned import load_tuned
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class ScaleResult:
     bm25_p99_ms: float
     threads: int
     load_average: tuple[float, float, float]  # of the machine when the measurement began
+    cite: dict[str, Any] = field(default_factory=dict)  # /cite's BM25 stage (``cite_probe``)
 
 
 @dataclass(frozen=True)
@@ -163,10 +169,16 @@ def _build(plan: _Plan) -> dict[str, Any]:
         "dims": dims,
         "rss_build_peak_bytes": status_bytes("VmHWM"),
         "query_sets": {name: held_out(qs, texts) for name, qs in plan.query_sets.items()},
+        "quotes": scale_quotes(texts, CITE_QUOTES, plan.seed),
     }
 
 
-def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+CITE_QUOTES = 100  # of each kind (verbatim, a word changed)
+
+
+def _probe(
+    plan: _Plan, specs: dict[str, dict[str, Any]], quotes: Sequence[ScaleQuote]
+) -> dict[str, Any]:
     """Load the built files as the server does and query them (own process)."""
     settings = plan.settings
     threads = min(settings.query_threads, settings.effective_threads())
@@ -200,6 +212,7 @@ def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     figures["bm25_p50_ms"], figures["bm25_p99_ms"] = p50_p99(times)
     figures["rss_service_bytes"] = status_bytes("VmRSS")
     figures["rss_service_anon_bytes"] = status_bytes("RssAnon")
+    figures["cite"] = _cite(plan, lexical, quotes)
     del dense, lexical
 
     # exact search over the same vectors, for recall and as the baseline
@@ -216,6 +229,19 @@ def _probe(plan: _Plan, specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         }
         del vectors
     return figures
+
+
+def _cite(plan: _Plan, lexical: LexicalIndex, quotes: Sequence[ScaleQuote]) -> dict[str, Any]:
+    """/cite's BM25 stage over this corpus, with the service's fitted constants (after the
+    memory figures: the chunk texts, made again here, are the candidates' text)."""
+    settings = plan.settings
+    pool = seed_pool(
+        settings.corpus_dir, ChunkingParams(settings.chunk_size, settings.chunk_overlap)
+    )
+    texts = synthetic_texts(pool, plan.n, plan.seed)
+    tuning = load_tuned(settings.tuned_file).cite
+    depth = max(tuning.passages_read, settings.retriever_depth)
+    return cite_probe(lexical.search, texts, quotes, tuning.passages_read, depth, tuning.near)
 
 
 @dataclass(frozen=True)
@@ -296,7 +322,7 @@ def _measure(plan: _Plan, skipped: Sequence[str]) -> ScaleResult:
     started_load = load_average()
     built = in_fresh_process(_build, plan)
     plan = replace(plan, query_sets=built["query_sets"])  # without queries that are chunks
-    probed = in_fresh_process(_probe, plan, built["specs"])
+    probed = in_fresh_process(_probe, plan, built["specs"], built["quotes"])
     sizes = _bytes_on_disk(plan)
     return ScaleResult(
         chunks=plan.n,
@@ -316,6 +342,7 @@ def _measure(plan: _Plan, skipped: Sequence[str]) -> ScaleResult:
         bm25_p99_ms=round(probed["bm25_p99_ms"], 3),
         threads=plan.settings.effective_threads(),
         load_average=started_load,
+        cite=probed["cite"],
     )
 
 
