@@ -29,7 +29,7 @@ __all__ = [
     "query_group",
 ]
 
-FORMAT = "citeqa-tuned/5"
+FORMAT = "citeqa-tuned/6"
 PACKAGED = Path(__file__).with_name("tuned.json")
 
 
@@ -114,6 +114,7 @@ class CiteTuning:
     passages_read: int  # the retrieved passages a quote is looked for in
     near: float  # partial-ratio similarity from which a window is a near match
     translated: float  # sentence similarity from which another script's sentence matches
+    unstated: float  # taken off that similarity for all of the quote's digit numbers missing
     closeness: tuple[float, float, float, float]  # how sentences are ranked (as for claims)
 
 
@@ -132,6 +133,7 @@ def _cite(raw: dict[str, Any]) -> CiteTuning:
         passages_read=int(raw["passages_read"]),
         near=float(raw["near"]),
         translated=float(raw["translated"]),
+        unstated=float(raw["unstated"]),
         closeness=_closeness(raw["closeness"]),
     )
 

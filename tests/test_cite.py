@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.cite.differences import differences
+from service.cite.differences import differences, unstated_values
 from service.cite.normalise import normalise
 from service.cli import main
 from service.config import Settings
@@ -79,8 +79,10 @@ def test_a_changed_number_is_a_near_match_that_names_the_change(client: TestClie
     [  # a change is named by its whole word and its whole value, not the edited characters
         ("逐步增進國民感情,鞏固", "逐步增進民眾感情,鞏固", ("民眾", "國民", None)),
         ("磋商有助于加強三方", "磋商無助于加強三方", ("無助于", "有助于", "negation")),
-        ("and more than 70 working", "and fewer than 70 working", ("fewer than 70", "more than 70", "qualifier")),
-        ("discussions ensued, featuring", "discussions took place, featuring", ("took place", "ensued", None)),
+        ("more than 70 working", "fewer than 70 working",
+         ("fewer than 70", "more than 70", "qualifier")),
+        ("discussions ensued, featuring", "discussions took place, featuring",
+         ("took place", "ensued", None)),
         ("on May 27, leaders", "on May 28, leaders", ("May 28", "May 27", "date")),
     ],
 )  # fmt: skip
@@ -143,3 +145,21 @@ def test_the_quote_figures_count_spans_kinds_and_changes() -> None:
 def test_a_korean_quote_of_english_text_is_a_translation(client: TestClient) -> None:
     best = _cite(client, "한중일 협력사무국은 2011년 9월 서울에서 공식 출범했다.")["matches"][0]
     assert best["match"] == "translated" and best["source_text"] == SEOUL
+
+
+def test_a_translation_that_changes_a_year_lists_it(client: TestClient) -> None:
+    best = _cite(client, "2013年9月,中日韩合作秘书处在韩国首尔正式成立。")["matches"][0]
+    assert best["match"] == "translated" and best["source_text"] == SEOUL
+    (change,) = best["differences"]  # 9 (the month) is stated; 2013 is not
+    assert (change["quote_text"], change["source_text"], change["type"]) == ("2013", "2011", "date")
+    assert _text(client, DOC)[change["source_start"] : change["source_end"]] == "2011"
+
+
+def test_digit_numbers_must_survive_a_translation() -> None:
+    sentence = "三國于2008年啟動中日韓核安全監管高官會機制,每年舉行一次會議。"
+    quote = "In 2008 the three countries launched the meeting, held once a year."
+    assert unstated_values(quote, sentence, 0) == ([], 1)  # "three", "once": words, not compared
+    (missing,), written = unstated_values(quote.replace("2008", "2009"), sentence, 50)
+    assert written == 1 and (missing.quote_text, missing.source_text) == ("2009", "2008")
+    assert sentence[missing.source_start - 50 : missing.source_end - 50] == "2008"
+    assert unstated_values("forty-one goals, 41 in all", "完成了四十一项具体目标", 0) == ([], 1)

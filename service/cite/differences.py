@@ -20,7 +20,7 @@ from service.cite.normalise import normalise, tokens
 from service.text.words import cut
 from service.verify.facts import dates, numbers, ordinals
 
-__all__ = ["Difference", "differences", "kind_of"]
+__all__ = ["Difference", "differences", "kind_of", "unstated_values"]
 
 # Grammar words that turn or bound a statement, in both languages.
 _NEGATIONS = frozenset(
@@ -34,6 +34,7 @@ _QUALIFIERS = frozenset(
      "约", "約", "左右")
 )  # fmt: skip
 _HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_DIGITS = re.compile(r"(?<![\d.,])\d+(?:[.,]\d+)*(?![\d])")
 
 Token = tuple[str, int, int]
 
@@ -192,3 +193,39 @@ def kind_of(quote_text: str, source_text: str) -> str | None:
     if any(w[:1].isupper() for w in re.findall(r"[A-Za-z][\w-]*", both)):
         return "name"
     return None
+
+
+def _value(digits: str) -> float:
+    return float(digits.replace(",", ""))
+
+
+def unstated_values(quote: str, sentence: str, offset: int) -> tuple[list[Difference], int]:
+    """The numbers ``quote`` writes in digits that ``sentence`` (another language's, at
+    ``offset`` in its document) does not state, as differences, and how many digit numbers
+    the quote writes. Digits survive translation (2008 and 2008年, 41 and forty-one or 41个,
+    9月 and September); numbers written as words are left out: the other language may
+    write them as a word the parsers do not count (三国, 两国, 一次). A missing value is
+    paired, in order, with a digit number of the sentence the quote does not state (a
+    changed value)."""
+    written = list(_DIGITS.finditer(quote))
+    stated = {_value(m.group()) for m in _DIGITS.finditer(sentence)}
+    stated |= {
+        float(v) for f in numbers(sentence) + ordinals(sentence) + dates(sentence) for v in f.value
+        if v is not None
+    }  # fmt: skip
+    asked = {_value(m.group()) for m in written}
+    others = [m for m in _DIGITS.finditer(sentence) if _value(m.group()) not in asked]
+    found = []
+    for match in written:
+        if _value(match.group()) in stated:
+            continue
+        other = others.pop(0) if others else None
+        source = (other.start(), other.end()) if other else (0, 0)
+        kind = "date" if any(f.start <= match.start() < f.end for f in dates(quote)) else "number"
+        found.append(
+            Difference(
+                "replace" if other else "insert", match.group(), match.start(), match.end(),
+                other.group() if other else "", offset + source[0], offset + source[1], kind,
+            )
+        )  # fmt: skip
+    return found, len(written)

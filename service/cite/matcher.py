@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from service.cite.differences import Difference, differences
+from service.cite.differences import Difference, differences, unstated_values
 from service.cite.normalise import normalise
 from service.encode.query import analyse
 from service.engine import Engine, clean_question
@@ -40,6 +40,7 @@ __all__ = [
 ]  # fmt: skip
 
 MATCH_KINDS = ("exact", "normalised", "near", "translated", "none")
+TRANSLATIONS_READ = 5  # the encoders' closest sentences whose numbers are compared
 
 
 @dataclass(frozen=True)
@@ -136,22 +137,26 @@ class Citer:
 
     def _translated(self, query: Query, other: list[Hit]) -> list[CiteMatch]:
         """Sentences of ``other`` (passages in another script than the quote's), as close
-        as the multilingual encoders find them (``translated``)."""
+        as the multilingual encoders find them, less ``unstated`` for the share of the
+        quote's digit numbers a sentence does not state (listed as differences); those at
+        least ``translated``, best first."""
         if not other:
             return []
         ranked = self.engine.extractor.rank_sentences(query, other, self.tuning.closeness)
         found = []
-        for scored in ranked[:3]:
-            if scored.similarity < self.tuning.translated:
-                break
+        for scored in ranked[:TRANSLATIONS_READ]:
             text = self._text(Hit(scored.chunk, 0.0, 0))
-            found.append(
-                CiteMatch(
-                    scored.chunk.doc_id, scored.start, scored.end, text[scored.start : scored.end],
-                    "translated", round(scored.similarity, 4), (),
-                )
-            )  # fmt: skip
-        return found
+            sentence = text[scored.start : scored.end]
+            missing, written = unstated_values(query.text, sentence, scored.start)
+            similarity = scored.similarity - self.tuning.unstated * len(missing) / max(written, 1)
+            if similarity >= self.tuning.translated:
+                found.append(
+                    CiteMatch(
+                        scored.chunk.doc_id, scored.start, scored.end, sentence, "translated",
+                        round(similarity, 4), tuple(missing),
+                    )
+                )  # fmt: skip
+        return sorted(found, key=lambda m: -m.similarity)[:3]
 
 
 def _other_script(query: Query, fused: list[Hit], runs: dict[str, list[Hit]], k: int) -> list[Hit]:

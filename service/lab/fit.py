@@ -526,18 +526,24 @@ def _curve(a: float, b: float, fallback: Any) -> Any:
 def fit_cite(
     engine: Any, quotes: Sequence[Any], folds: np.ndarray
 ) -> tuple[CiteTuning, dict[str, Any]]:
-    """The near and translated thresholds chosen on the train quotes (``choose``: the best
-    point, and the k-fold estimate of choosing it)."""
+    """The near and translated thresholds and the unstated-number penalty chosen on the
+    train quotes (``choose``: the best point, and the k-fold estimate of choosing it)."""
     from service.cite.matcher import Citer
-    from service.lab.quotes import NEAR_GRID, TRANSLATED_GRID, quote_score, trace_quotes
+    from service.lab.quotes import (
+        NEAR_GRID,
+        TRANSLATED_GRID,
+        UNSTATED_GRID,
+        quote_score,
+        trace_quotes,
+    )
     from service.server.schemas import CiteResponse
 
     citer = Citer(engine)
     base = citer.tuning
-    points = [(n, t) for n in NEAR_GRID for t in TRANSLATED_GRID]
+    points = [(n, t, u) for n in NEAR_GRID for t in TRANSLATED_GRID for u in UNSTATED_GRID]
     rows = []
-    for near, translated in points:
-        citer.tuning = replace(base, near=near, translated=translated)
+    for near, translated, unstated in points:
+        citer.tuning = replace(base, near=near, translated=translated, unstated=unstated)
 
         def cite(quote: str) -> dict[str, Any]:
             result = citer.cite(quote)
@@ -545,16 +551,20 @@ def fit_cite(
 
         rows.append([quote_score(o) for o in trace_quotes(cite, quotes)])
     choice = choose(np.asarray(rows), folds)
-    near, translated = points[choice.index]
+    near, translated, unstated = points[choice.index]
     record = {
         "objective": "span found and kind right (an absent quote: nothing found; a false match -1)",
-        "grid": {"near": list(NEAR_GRID), "translated": list(TRANSLATED_GRID)},
-        "chosen": {"near": near, "translated": translated},
+        "grid": {
+            "near": list(NEAR_GRID),
+            "translated": list(TRANSLATED_GRID),
+            "unstated": list(UNSTATED_GRID),
+        },
+        "chosen": {"near": near, "translated": translated, "unstated": unstated},
         "objective_train": choice.train,
         "objective_cross_validated": choice.cross_validated,
         "quotes": len(quotes),
     }
-    return replace(base, near=near, translated=translated), record
+    return replace(base, near=near, translated=translated, unstated=unstated), record
 
 
 # ----------------------------------------------------------------------------- the file
@@ -603,6 +613,7 @@ def tuned_json(
             "passages_read": cite.passages_read,
             "near": cite.near,
             "translated": cite.translated,
+            "unstated": cite.unstated,
             "closeness": dict(zip(_CLOSENESS_KEYS, cite.closeness, strict=True)),
         },
     }

@@ -23,6 +23,7 @@ from service.text.language import fold
 __all__ = [
     "NEAR_GRID",
     "TRANSLATED_GRID",
+    "UNSTATED_GRID",
     "Quote",
     "QuoteOutcome",
     "load_quotes",
@@ -44,6 +45,7 @@ KIND_OF = {
 }
 NEAR_GRID = (0.7, 0.75, 0.8, 0.85, 0.9)
 TRANSLATED_GRID = (0.3, 0.4, 0.5, 0.6, 0.7)
+UNSTATED_GRID = (0.0, 0.15, 0.3, 0.5)
 
 
 @dataclass(frozen=True)

@@ -212,9 +212,7 @@ def numbers(text: str) -> list[Fact]:
         ) or ("more" if after_qualifier else "")
         unit = _units(text[end + (after_qualifier.end() if after_qualifier else 0) :])
         lead = start - window - before.start() if before and qualifier else 0
-        found.append(
-            Fact("number", text[start:end], start, end, (value,), unit, qualifier, lead)
-        )
+        found.append(Fact("number", text[start:end], start, end, (value,), unit, qualifier, lead))
     return found
 
 
