@@ -63,6 +63,8 @@
       quoteKinds: { exact: "Quoted exactly", normalised: "Quoted exactly (punctuation or script aside)",
         near: "Quoted with changes", translated: "A translation of the source", none: "No source says this" },
       changed: (quote, source) => `the quote says “${quote}”, the source “${source}”`,
+      added: (quote) => `the quote adds “${quote}”`,
+      dropped: (source) => `the quote leaves out “${source}”`,
       assumed: (subject) => `Taken as a question about “${subject}”, from your previous question.`,
       newConversation: "New conversation",
       copyQuote: "Copy quote", copyCitation: "Copy citation", share: "Copy link",
@@ -101,6 +103,8 @@
       quoteKinds: { exact: "引文与原文一致", normalised: "引文与原文一致（标点或字体不同）",
         near: "引文有改动", translated: "原文的译文", none: "没有找到出处" },
       changed: (quote, source) => `引文为“${quote}”，原文为“${source}”`,
+      added: (quote) => `引文多出“${quote}”`,
+      dropped: (source) => `引文略去了原文的“${source}”`,
       assumed: (subject) => `按上一个问题理解为关于“${subject}”的提问。`,
       newConversation: "新对话",
       copyQuote: "复制引文", copyCitation: "复制引用信息", share: "复制链接",
@@ -136,6 +140,8 @@
       quoteKinds: { exact: "引文與原文一致", normalised: "引文與原文一致（標點或字體不同）",
         near: "引文有改動", translated: "原文的譯文", none: "沒有找到出處" },
       changed: (quote, source) => `引文為「${quote}」，原文為「${source}」`,
+      added: (quote) => `引文多出「${quote}」`,
+      dropped: (source) => `引文略去了原文的「${source}」`,
       assumed: (subject) => `按上一個問題理解為關於「${subject}」的提問。`,
       newConversation: "新對話",
       copyQuote: "複製引文", copyCitation: "複製引用資訊", share: "複製連結",
@@ -171,6 +177,8 @@
       quoteKinds: { exact: "原文どおりの引用", normalised: "原文どおりの引用（句読点・字体の違いのみ）",
         near: "改変のある引用", translated: "原文の翻訳", none: "出典が見つかりません" },
       changed: (quote, source) => `引用は「${quote}」、原文は「${source}」`,
+      added: (quote) => `引用には原文にない「${quote}」がある`,
+      dropped: (source) => `引用は原文の「${source}」を省いている`,
       assumed: (subject) => `前の質問の「${subject}」についての質問として答えています。`,
       newConversation: "新しい会話",
       copyQuote: "引用をコピー", copyCitation: "出典情報をコピー", share: "リンクをコピー",
@@ -206,6 +214,8 @@
       quoteKinds: { exact: "원문 그대로의 인용", normalised: "원문 그대로의 인용(문장부호·자체 차이만)",
         near: "바뀐 곳이 있는 인용", translated: "원문의 번역", none: "출처를 찾지 못했습니다" },
       changed: (quote, source) => `인용은 “${quote}”, 원문은 “${source}”`,
+      added: (quote) => `인용에는 원문에 없는 “${quote}”가 있다`,
+      dropped: (source) => `인용은 원문의 “${source}”를 뺐다`,
       assumed: (subject) => `이전 질문의 ‘${subject}’에 관한 질문으로 답합니다.`,
       newConversation: "새 대화",
       copyQuote: "인용문 복사", copyCitation: "출처 정보 복사", share: "링크 복사",
@@ -408,6 +418,13 @@ mark.match { background: #d3f0da; }
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
+  }
+
+  /** One difference between a quote and its source, in the reader's words. */
+  function change(d, t) {
+    if (!d.source_text) return t.added(d.quote_text);
+    if (!d.quote_text) return t.dropped(d.source_text);
+    return t.changed(d.quote_text, d.source_text);
   }
 
   /** Text with [start, end) ranges wrapped in <mark>, as DOM nodes. */
@@ -970,11 +987,10 @@ mark.match { background: #d3f0da; }
       return h(
         "div",
         { class: "a quote" },
-        h("p", { class: `verdict ${best.match === "near" ? "contradicted" : "supported"}` },
+        h("p", { class: `verdict ${best.differences.length ? "contradicted" : "supported"}` },
           kinds[best.match] || best.match),
         best.differences.length
-          ? h("ul", { class: "mismatches" }, best.differences.map((d) =>
-              h("li", {}, t.changed(d.quote_text, d.source_text))))
+          ? h("ul", { class: "mismatches" }, best.differences.map((d) => h("li", {}, change(d, t))))
           : null,
         this.card({
           title: best.title || best.doc_id,
