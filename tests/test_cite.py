@@ -10,12 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.cite.differences import differences, unstated_values
+from service.cite.matcher import copies_to_read, in_passages
 from service.cite.normalise import normalise
 from service.cli import main
 from service.config import Settings
 from service.index import CorpusIndex
 from service.lab.quotes import Quote, quote_metrics, trace_quotes
 from service.server.app import create_app
+from service.store.bm25 import LexicalIndex
 
 SEOUL = "In September 2011, the China-Japan-Korea Cooperation Secretariat was officially established in Seoul, South Korea."  # noqa: E501
 DOC = "000_8e6ebfa50e614d2c"
@@ -163,3 +165,20 @@ def test_digit_numbers_must_survive_a_translation() -> None:
     assert written == 1 and (missing.quote_text, missing.source_text) == ("2009", "2008")
     assert sentence[missing.source_start - 50 : missing.source_end - 50] == "2008"
     assert unstated_values("forty-one goals, 41 in all", "完成了四十一项具体目标", 0) == ([], 1)
+
+
+def test_a_verbatim_quote_is_found_among_many_copies_of_its_sentence() -> None:
+    # 300 short copies of one sentence, each with its own count and country number; the
+    # quote's own passage is long, so BM25 (which discounts long passages) ranks it low
+    numbers = ("five", "six", "seven", "eight", "nine")
+    texts = [
+        f"The forum drew {n} delegates from {numbers[n % 5]} countries." for n in range(100, 400)
+    ]
+    quote = "The forum drew 223 delegates from eight countries."
+    texts[123] = quote + " The rest of the report is long." * 60
+    lexical = LexicalIndex.build(texts)
+    passages = [(str(r), texts[r], 0, len(texts[r])) for r, _ in lexical.search(quote, 5)]
+    first = in_passages(quote, passages, 5, 0.8)
+    assert first and all(m.match == "near" for m in first)  # only copies in BM25's first five
+    assert copies_to_read(lexical, quote, first, 5) == [123]  # the one holding "223"
+    assert copies_to_read(lexical, quote, [], 5) == []  # nothing near found: nothing to do

@@ -22,9 +22,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from rapidfuzz import fuzz
 
 from service.cite.differences import Difference, differences, unstated_values
@@ -32,10 +34,19 @@ from service.cite.normalise import normalise
 from service.encode.query import analyse
 from service.engine import Engine, clean_question
 from service.records import Hit, Query
+from service.store.bm25 import LexicalIndex, tokenize
 from service.text.language import shares_script
 
 __all__ = [
-    "CiteMatch", "CiteResult", "Citer", "Difference", "Passage", "find_in", "in_passages",
+    "CiteMatch",
+    "CiteResult",
+    "Citer",
+    "Difference",
+    "Passage",
+    "copies_to_read",
+    "find_in",
+    "holding_the_difference",
+    "in_passages",
     "with_differences",
 ]  # fmt: skip
 
@@ -85,6 +96,7 @@ class Citer:
         deep = self._readable(self._lexical(query, max(read, self.engine.retriever.depth)))
         hits = deep[:read]
         found = in_passages(quote, [self._passage(h) for h in deep], read, self.tuning.near)
+        found += self._among_copies(quote, found, deep)
         timings["lexical"] = (time.perf_counter() - started) * 1000
         if not found:
             found = self._every_retriever(quote, hits, timings)
@@ -95,6 +107,14 @@ class Citer:
     def _lexical(self, query: Query, k: int) -> list[Hit]:
         retriever = self.engine.retriever.retrievers.get("bm25")
         return retriever.search(query, k) if retriever is not None else []
+
+    def _among_copies(self, quote: str, found: list[CiteMatch], read: list[Hit]) -> list[CiteMatch]:
+        depth = max(self.tuning.passages_read, self.engine.retriever.depth)
+        rows = copies_to_read(self.engine.index.lexical, quote, found, depth)
+        seen = {hit.chunk.chunk_id for hit in read}
+        chunks = [self.engine.index.chunks[row] for row in rows]
+        hits = self._readable([Hit(c, 0.0, 0) for c in chunks if c.chunk_id not in seen])
+        return in_passages(quote, [self._passage(h) for h in hits], 0, self.tuning.near)
 
     def _readable(self, hits: list[Hit]) -> list[Hit]:
         return [hit for hit in hits if self.engine.allowed(hit.chunk)]
@@ -200,6 +220,40 @@ def find_in(
     return CiteMatch(
         doc_id, start + a, start + b, text[start + a : start + b], "near", similarity, ()
     )
+
+
+def copies_to_read(
+    lexical: LexicalIndex, quote: str, found: Sequence[CiteMatch], depth: int
+) -> list[int]:
+    """When only near copies of ``quote`` were ``found``, the rows of the passages holding
+    every word of the quote the closest copy lacks (its own number, its own name), to be
+    looked through letter for letter: among many copies of one sentence the quote's own
+    may rank below BM25's depth. Else none."""
+    if not found or any(m.match != "near" for m in found):
+        return []
+    closest = max(found, key=lambda m: m.similarity)
+    return holding_the_difference(lexical, quote, closest.source_text, depth)
+
+
+def holding_the_difference(lexical: LexicalIndex, quote: str, copy: str, depth: int) -> list[int]:
+    """The rows of the chunks holding every index term of ``quote`` that ``copy`` (a near
+    copy of it) lacks, best BM25 score for the quote first, ``depth`` at most; none when
+    the copy lacks none or no chunk holds them all."""
+    missing = set(tokenize(quote)) - set(tokenize(copy))
+    if not missing:
+        return []
+    mask = np.ones(lexical.size, dtype=bool)
+    for term in missing:
+        holding = np.zeros(lexical.size, dtype=bool)
+        holding[lexical.rows(term)] = True
+        mask &= holding
+        if not mask.any():
+            return []
+    return [
+        row
+        for row, score in lexical.search_terms(Counter(tokenize(quote)), depth, mask)
+        if score > 0
+    ]
 
 
 def with_differences(quote: str, text: str, match: CiteMatch) -> CiteMatch:

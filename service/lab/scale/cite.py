@@ -6,10 +6,11 @@ stage over a synthetic corpus of N chunks: ``scale_quotes`` draws quotes from th
 whole sentence verbatim, and the same sentence with one word or character changed);
 ``cite_probe`` runs, for each, ``LexicalIndex.search`` at the retriever depth and the
 service's own first-stage matcher (``service.cite.matcher.in_passages``: full matching in
-the first ``CiteTuning.passages_read`` passages, letter for letter below), timed together,
-and says whether the quote was found with the right kind. The second stage (a translated
-quote, or one found nowhere) adds the query encoders and the dense searches, which the
-same scale row measures on their own.
+the first ``CiteTuning.passages_read`` passages, letter for letter below; then, when only
+near copies were found, ``copies_to_read``: the passages holding the words the closest
+copy lacks), timed together, and says whether the quote was found with the right kind.
+The second stage (a translated quote, or one found nowhere) adds the query encoders and
+the dense searches, which the same scale row measures on their own.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.cite.matcher import in_passages, with_differences
+from service.cite.matcher import Passage, copies_to_read, in_passages, with_differences
 from service.lab.stats import p50_p99
+from service.store.bm25 import LexicalIndex
 
 __all__ = ["ScaleQuote", "cite_probe", "scale_quotes"]
 
@@ -72,15 +74,19 @@ def scale_quotes(texts: Sequence[str], count: int, seed: int) -> list[ScaleQuote
     return quotes
 
 
+def _passage(row: int, texts: Sequence[str]) -> Passage:
+    return str(row), texts[row], 0, len(texts[row])
+
+
 def cite_probe(
-    search: Callable[[str, int], list[tuple[int, float]]],
+    lexical: LexicalIndex,
     texts: Sequence[str],
     quotes: Sequence[ScaleQuote],
     passages: int,
     depth: int,
     near: float,
 ) -> dict[str, Any]:
-    """Each quote searched (``search``: BM25 over ``texts``) ``depth`` deep and matched as
+    """Each quote searched (``lexical``: BM25 over ``texts``) ``depth`` deep and matched as
     ``/cite``'s first stage matches it (``in_passages``: fully in the first ``passages``,
     letter for letter below): p50/p99 milliseconds per kind and overall, and the share found with
     the kind it was written as (the best match exact for a verbatim quote, near for a
@@ -89,10 +95,10 @@ def cite_probe(
     found: dict[str, int] = {}
     for quote in quotes:
         started = time.perf_counter()
-        rows = [row for row, _ in search(quote.quote, depth)]
-        matches = in_passages(
-            quote.quote, [(str(r), texts[r], 0, len(texts[r])) for r in rows], passages, near
-        )
+        rows = [row for row, _ in lexical.search(quote.quote, depth)]
+        matches = in_passages(quote.quote, [_passage(r, texts) for r in rows], passages, near)
+        copies = copies_to_read(lexical, quote.quote, matches, depth)
+        matches += in_passages(quote.quote, [_passage(r, texts) for r in copies], 0, near)
         elapsed = (time.perf_counter() - started) * 1000
         times.setdefault(quote.kind, []).append(elapsed)
         best = min(matches, key=lambda m: (m.match != "exact", -m.similarity), default=None)

@@ -241,7 +241,7 @@ def _cite(plan: _Plan, lexical: LexicalIndex, quotes: Sequence[ScaleQuote]) -> d
     texts = synthetic_texts(pool, plan.n, plan.seed)
     tuning = load_tuned(settings.tuned_file).cite
     depth = max(tuning.passages_read, settings.retriever_depth)
-    return cite_probe(lexical.search, texts, quotes, tuning.passages_read, depth, tuning.near)
+    return cite_probe(lexical, texts, quotes, tuning.passages_read, depth, tuning.near)
 
 
 @dataclass(frozen=True)
