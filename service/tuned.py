@@ -115,6 +115,7 @@ class CiteTuning:
     near: float  # partial-ratio similarity from which a window is a near match
     translated: float  # sentence similarity from which another script's sentence matches
     unstated: float  # taken off that similarity for all of the quote's digit numbers missing
+    other_per_ranking: int  # other-script passages each retriever's ranking adds for that
     closeness: tuple[float, float, float, float]  # how sentences are ranked (as for claims)
 
 
@@ -134,6 +135,7 @@ def _cite(raw: dict[str, Any]) -> CiteTuning:
         near=float(raw["near"]),
         translated=float(raw["translated"]),
         unstated=float(raw["unstated"]),
+        other_per_ranking=int(raw["other_per_ranking"]),
         closeness=_closeness(raw["closeness"]),
     )
 

@@ -138,9 +138,8 @@ class Citer:
         timings["retrieve"] = (time.perf_counter() - started) * 1000
         if not found:
             started = time.perf_counter()
-            found = self._translated(
-                query, _other_script(query, fused, runs, self.tuning.passages_read)
-            )
+            other = _other_script(query, fused, runs, self.tuning.other_per_ranking)
+            found = self._translated(query, other)
             timings["translate"] = (time.perf_counter() - started) * 1000
         return found
 
@@ -179,13 +178,15 @@ class Citer:
         return sorted(found, key=lambda m: -m.similarity)[:3]
 
 
-def _other_script(query: Query, fused: list[Hit], runs: dict[str, list[Hit]], k: int) -> list[Hit]:
+def _other_script(
+    query: Query, fused: list[Hit], runs: dict[str, list[Hit]], per_ranking: int
+) -> list[Hit]:
     """The passages a translation of the quote may be in: those in another script than
-    the quote's among the fused ones, then each retriever's first ``k`` such passages (an
-    English quote's fused passages can all be English while a Chinese source waits lower
-    in the multilingual rankings)."""
+    the quote's among the fused ones, then each retriever's first ``per_ranking`` such
+    passages (an English quote's fused passages can all be English while a Chinese source
+    waits lower in the multilingual rankings)."""
     chosen: dict[str, Hit] = {}
-    for hits in (fused, *runs.values()):
+    for hits, k in ((fused, len(fused)), *((hits, per_ranking) for hits in runs.values())):
         other = [h for h in hits if not shares_script(h.chunk.language, query.language)]
         for hit in other[:k]:
             chosen.setdefault(hit.chunk.chunk_id, hit)

@@ -526,11 +526,14 @@ def _curve(a: float, b: float, fallback: Any) -> Any:
 def fit_cite(
     engine: Any, quotes: Sequence[Any], folds: np.ndarray
 ) -> tuple[CiteTuning, dict[str, Any]]:
-    """The near and translated thresholds and the unstated-number penalty chosen on the
-    train quotes (``choose``: the best point, and the k-fold estimate of choosing it)."""
+    """Citation retrieval's constants chosen on the train quotes, in two grids (``choose``:
+    the best point, and the k-fold estimate of choosing it): first the near threshold (it
+    decides which quotes reach the second stage), then together the translated threshold,
+    the unstated-number penalty and how many other-script passages each ranking adds."""
     from service.cite.matcher import Citer
     from service.lab.quotes import (
         NEAR_GRID,
+        OTHER_PER_RANKING_GRID,
         TRANSLATED_GRID,
         UNSTATED_GRID,
         quote_score,
@@ -539,32 +542,48 @@ def fit_cite(
     from service.server.schemas import CiteResponse
 
     citer = Citer(engine)
-    base = citer.tuning
-    points = [(n, t, u) for n in NEAR_GRID for t in TRANSLATED_GRID for u in UNSTATED_GRID]
-    rows = []
-    for near, translated, unstated in points:
-        citer.tuning = replace(base, near=near, translated=translated, unstated=unstated)
+
+    def scores(tuning: CiteTuning) -> list[float]:
+        citer.tuning = tuning
 
         def cite(quote: str) -> dict[str, Any]:
             result = citer.cite(quote)
             return CiteResponse.from_result(result, engine.documents, "").model_dump(mode="json")
 
-        rows.append([quote_score(o) for o in trace_quotes(cite, quotes)])
-    choice = choose(np.asarray(rows), folds)
-    near, translated, unstated = points[choice.index]
+        return [quote_score(o) for o in trace_quotes(cite, quotes)]
+
+    base = citer.tuning
+    nears = [replace(base, near=near) for near in NEAR_GRID]
+    first = choose(np.asarray([scores(t) for t in nears]), folds)
+    near = nears[first.index]
+    points = [
+        replace(near, translated=t, unstated=u, other_per_ranking=k)
+        for t in TRANSLATED_GRID
+        for u in UNSTATED_GRID
+        for k in OTHER_PER_RANKING_GRID
+    ]
+    second = choose(np.asarray([scores(t) for t in points]), folds)
+    chosen = points[second.index]
     record = {
         "objective": "span found and kind right (an absent quote: nothing found; a false match -1)",
         "grid": {
             "near": list(NEAR_GRID),
             "translated": list(TRANSLATED_GRID),
             "unstated": list(UNSTATED_GRID),
+            "other_per_ranking": list(OTHER_PER_RANKING_GRID),
         },
-        "chosen": {"near": near, "translated": translated, "unstated": unstated},
-        "objective_train": choice.train,
-        "objective_cross_validated": choice.cross_validated,
+        "chosen": {
+            "near": chosen.near,
+            "translated": chosen.translated,
+            "unstated": chosen.unstated,
+            "other_per_ranking": chosen.other_per_ranking,
+        },
+        "near_objective_cross_validated": first.cross_validated,
+        "objective_train": second.train,
+        "objective_cross_validated": second.cross_validated,
         "quotes": len(quotes),
     }
-    return replace(base, near=near, translated=translated, unstated=unstated), record
+    return chosen, record
 
 
 # ----------------------------------------------------------------------------- the file
@@ -614,6 +633,7 @@ def tuned_json(
             "near": cite.near,
             "translated": cite.translated,
             "unstated": cite.unstated,
+            "other_per_ranking": cite.other_per_ranking,
             "closeness": dict(zip(_CLOSENESS_KEYS, cite.closeness, strict=True)),
         },
     }

@@ -22,6 +22,7 @@ from service.text.language import fold
 
 __all__ = [
     "NEAR_GRID",
+    "OTHER_PER_RANKING_GRID",
     "TRANSLATED_GRID",
     "UNSTATED_GRID",
     "Quote",
@@ -46,6 +47,7 @@ KIND_OF = {
 NEAR_GRID = (0.7, 0.75, 0.8, 0.85, 0.9)
 TRANSLATED_GRID = (0.3, 0.4, 0.5, 0.6, 0.7)
 UNSTATED_GRID = (0.0, 0.15, 0.3, 0.5)
+OTHER_PER_RANKING_GRID = (0, 4, 8)
 
 
 @dataclass(frozen=True)
