@@ -9,11 +9,12 @@ they return the same thing for the same question.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from service.answer.extractor import Extractor
 from service.answer.followup import Turn, check_history, resolve
@@ -167,6 +168,19 @@ class Engine:
                 return False
         return True
 
+    @contextlib.contextmanager
+    def request(self) -> Iterator[bool]:
+        """A request being served: yields whether it has the process to itself (no other
+        request in flight), when its encoders may run side by side."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            yield alone
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
     def query(
         self,
         text: str,
@@ -244,14 +258,8 @@ class Engine:
         if history:
             timings["resolve"] = (time.perf_counter() - started) * 1000
         asked = resolution.question if resolution else question
-        with self._in_flight_lock:
-            self._in_flight += 1
-            alone = self._in_flight == 1  # no other question in this process now
-        try:
+        with self.request() as alone:
             result = self._ask(asked, top_k, filters, timings, started, alone=alone)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight -= 1
         if resolution is None:
             return result
         return dataclasses.replace(

@@ -99,7 +99,8 @@ class Citer:
         found += self._among_copies(quote, found, deep)
         timings["lexical"] = (time.perf_counter() - started) * 1000
         if not found:
-            found = self._every_retriever(quote, hits, timings)
+            with self.engine.request() as alone:
+                found = self._every_retriever(quote, hits, timings, alone)
         found = [self._listed(quote, m) for m in _best_first(found)[:top_k]]
         timings["total"] = (time.perf_counter() - started) * 1000
         return CiteResult(quote, tuple(found), {k: round(v, 3) for k, v in timings.items()})
@@ -123,13 +124,13 @@ class Citer:
         return hit.chunk.doc_id, self._text(hit), hit.chunk.char_start, hit.chunk.char_end
 
     def _every_retriever(
-        self, quote: str, read: list[Hit], timings: dict[str, float]
+        self, quote: str, read: list[Hit], timings: dict[str, float], alone: bool
     ) -> list[CiteMatch]:
         """The second stage: the quote encoded and searched by every retriever; its
         matches in the fused passages not read yet, else its translations."""
         started = time.perf_counter()
         retriever = self.engine.retriever
-        query = self.engine.query(quote, timings)
+        query = self.engine.query(quote, timings, parallel=alone)
         runs = {name: self._readable(hits) for name, hits in retriever.runs(query, timings).items()}
         fused = retriever.fuse(query, runs, self.tuning.passages_read)
         seen = {hit.chunk.chunk_id for hit in read}
