@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +65,12 @@ def engine(corpus_index: CorpusIndex, settings: Settings) -> Engine:
 @pytest.fixture(scope="session")
 def retriever(engine: Engine) -> HybridRetriever:
     return engine.retriever
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium per browser test module (``chromium_kit``: Debian's, by playwright)."""
+    from chromium_kit import chromium
+
+    with chromium() as launched:
+        yield launched

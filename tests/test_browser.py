@@ -11,7 +11,6 @@ Without chromium these tests are skipped, unless ``CITEQA_REQUIRE_BROWSER=1`` (s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,17 +22,9 @@ from service.index import build_index
 from service.lab.processes import free_port, running_server
 
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from chromium_kit import skip_unless_chromium  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -46,11 +37,7 @@ Visitors should note the sign that reads <img src=x onerror="window.__pwned=1"> 
 The printed programme also shows <script>window.__pwned=2</script> on its back cover.
 """
 
-if CHROMIUM is None and os.environ.get("CITEQA_REQUIRE_BROWSER") != "1":
-    pytest.skip(
-        "chromium is not installed (apt-get install chromium); .ci/run installs it",
-        allow_module_level=True,
-    )
+skip_unless_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +55,6 @@ def browser_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def service_url(browser_settings: Settings) -> Iterator[str]:
     with running_server(browser_settings) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM, "chromium is required (CITEQA_REQUIRE_BROWSER=1): apt-get install chromium"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ missing browser a failure (as in ``tests/test_browser.py``).
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,27 +20,15 @@ from service.index import CorpusIndex
 from service.lab.processes import running_server
 
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright  # noqa: E402
+from chromium_kit import skip_unless_chromium  # noqa: E402
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 # ReDoc's bundle draws Redocly's logo from their CDN (an <img> in its sidebar footer, with no
 # option to turn it off); the pages' CSP blocks it before any request is made.
 REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
-if CHROMIUM is None and os.environ.get("CITEQA_REQUIRE_BROWSER") != "1":
-    pytest.skip(
-        "chromium is not installed (apt-get install chromium); .ci/run installs it",
-        allow_module_level=True,
-    )
+skip_unless_chromium()
 
 
 @dataclass
@@ -64,15 +50,6 @@ class Offline:
 def service_url(settings: Settings, corpus_index: CorpusIndex) -> Iterator[str]:
     with running_server(settings) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM, "chromium is required (CITEQA_REQUIRE_BROWSER=1): apt-get install chromium"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

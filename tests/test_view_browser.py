@@ -11,7 +11,6 @@ links answer 410) and one is added with metadata (publisher, date, original URL)
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -26,15 +25,13 @@ from service.index import build_index
 from service.lab.processes import serve
 
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from chromium_kit import skip_unless_chromium  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 # As tests/test_browser.py launches it.
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
-if CHROMIUM is None and os.environ.get("CITEQA_REQUIRE_BROWSER") != "1":
-    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+skip_unless_chromium()
 
 KEY = "view-test-admin-key-0123456789abcdef"
 STALE = "950_stale"
@@ -89,15 +86,6 @@ def service_url(view_settings: Settings) -> Iterator[str]:
         status, added = _call(f"{server.url}/admin/documents", "POST", body)
         assert status == 201, added
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM, "chromium is required: apt-get install chromium"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
