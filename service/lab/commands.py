@@ -222,18 +222,12 @@ def _run_quotes(settings: Settings, quotes: Sequence[Any], progress: bool) -> di
     """The quotes traced by the product's /cite: their figures."""
     from service.cite.matcher import Citer
     from service.engine import Engine
-    from service.lab.quotes import quote_metrics, trace_quotes
-    from service.server.schemas import CiteResponse
+    from service.lab.quotes import product_cite, quote_metrics, trace_quotes
 
     if progress:
         print(f"tracing {len(quotes)} quotes ...", file=sys.stderr)
     citer = Citer(Engine.from_settings(settings))
-
-    def cite(quote: str) -> dict[str, Any]:
-        result = citer.cite(quote)
-        return CiteResponse.from_result(result, citer.engine.documents, "").model_dump(mode="json")
-
-    return quote_metrics(trace_quotes(cite, quotes))
+    return quote_metrics(trace_quotes(product_cite(citer), quotes))
 
 
 def _print_quotes(summary: dict[str, Any], path: Path) -> None:

@@ -49,7 +49,7 @@ import re
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ __all__ = [
     "abstention_curve",
     "answer_matches",
     "dcg",
+    "eval_rows",
     "evaluate",
     "evaluate_claims",
     "fold_for_match",
@@ -118,11 +119,15 @@ class Question:
         return self.doc_id is not None and bool(self.answers)
 
 
-def load_questions(path: Path) -> list[Question]:
-    """Read and validate a question file; errors name the line and the field."""
+def eval_rows(
+    path: Path, what: str, required: Sequence[str], *, nonempty: bool = False
+) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """The rows of an evaluation file (JSON lines), each with its line number and split,
+    checked alike: the file exists, every line is JSON with the ``required`` fields
+    (present, or with ``nonempty`` also not empty), ids are unique and splits known. Errors
+    name the file, the line and what to fix."""
     if not path.is_file():
-        raise FileNotFoundError(f"question file {path} does not exist")
-    questions = []
+        raise FileNotFoundError(f"{what} file {path} does not exist")
     seen: set[str] = set()
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -131,17 +136,29 @@ def load_questions(path: Path) -> list[Question]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from error
-        missing = [key for key in ("id", "question", "answers", "category") if key not in row]
+        if nonempty:
+            missing = [key for key in required if not row.get(key)]
+        else:
+            missing = [key for key in required if key not in row]
         if missing:
-            raise ValueError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
-        if not isinstance(row["answers"], list):
-            raise ValueError(f"{path}:{number}: 'answers' must be a list of strings")
+            empty = "missing or empty" if nonempty else "missing"
+            raise ValueError(f"{path}:{number}: {empty} field(s) {', '.join(missing)}")
         if row["id"] in seen:
             raise ValueError(f"{path}:{number}: duplicate id {row['id']!r}")
         split = row.get("split", UNSPLIT)
         if split not in (*SPLITS, UNSPLIT):
             raise ValueError(f"{path}:{number}: 'split' must be one of {', '.join(SPLITS)}")
         seen.add(row["id"])
+        yield number, row, split
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read and validate a question file; errors name the line and the field."""
+    questions = []
+    required = ("id", "question", "answers", "category")
+    for number, row, split in eval_rows(path, "question", required):
+        if not isinstance(row["answers"], list):
+            raise ValueError(f"{path}:{number}: 'answers' must be a list of strings")
         questions.append(
             Question(
                 id=str(row["id"]),
@@ -506,27 +523,10 @@ class Claim:
 
 def load_claims(path: Path) -> list[Claim]:
     """Read and validate a claims file: ``{"id", "claim", "label", "doc_id"}`` per line."""
-    if not path.is_file():
-        raise FileNotFoundError(f"claims file {path} does not exist")
-    claims, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from error
-        missing = [key for key in ("id", "claim", "label") if key not in row]
-        if missing:
-            raise ValueError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
+    claims = []
+    for number, row, split in eval_rows(path, "claims", ("id", "claim", "label")):
         if row["label"] not in LABELS:
             raise ValueError(f"{path}:{number}: label must be one of {', '.join(LABELS)}")
-        if row["id"] in seen:
-            raise ValueError(f"{path}:{number}: duplicate id {row['id']!r}")
-        split = row.get("split", UNSPLIT)
-        if split not in (*SPLITS, UNSPLIT):
-            raise ValueError(f"{path}:{number}: 'split' must be one of {', '.join(SPLITS)}")
-        seen.add(row["id"])
         claims.append(
             Claim(
                 str(row["id"]),
@@ -669,28 +669,10 @@ _FOLLOWUP_FIELDS = ("id", "first", "followup", "answers", "subject")
 
 def load_followups(path: Path) -> list[Followup]:
     """Read and validate a follow-up pairs file; errors name the line and the field."""
-    if not path.is_file():
-        raise FileNotFoundError(f"follow-up file {path} does not exist")
     pairs: list[Followup] = []
-    seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from error
-        missing = [key for key in _FOLLOWUP_FIELDS if not row.get(key)]
-        if missing:
-            raise ValueError(f"{path}:{number}: missing or empty field(s) {', '.join(missing)}")
+    for number, row, split in eval_rows(path, "follow-up", _FOLLOWUP_FIELDS, nonempty=True):
         if not isinstance(row["answers"], list):
             raise ValueError(f"{path}:{number}: 'answers' must be a list of strings")
-        split = row.get("split", UNSPLIT)
-        if split not in (*SPLITS, UNSPLIT):
-            raise ValueError(f"{path}:{number}: 'split' must be one of {', '.join(SPLITS)}")
-        if row["id"] in seen:
-            raise ValueError(f"{path}:{number}: duplicate id {row['id']!r}")
-        seen.add(row["id"])
         pairs.append(
             Followup(
                 id=str(row["id"]),

@@ -536,20 +536,16 @@ def fit_cite(
         OTHER_PER_RANKING_GRID,
         TRANSLATED_GRID,
         UNSTATED_GRID,
+        product_cite,
         quote_score,
         trace_quotes,
     )
-    from service.server.schemas import CiteResponse
 
     citer = Citer(engine)
+    cite = product_cite(citer)
 
     def scores(tuning: CiteTuning) -> list[float]:
         citer.tuning = tuning
-
-        def cite(quote: str) -> dict[str, Any]:
-            result = citer.cite(quote)
-            return CiteResponse.from_result(result, engine.documents, "").model_dump(mode="json")
-
         return [quote_score(o) for o in trace_quotes(cite, quotes)]
 
     base = citer.tuning

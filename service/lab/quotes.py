@@ -10,7 +10,6 @@ differences listed name them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from service.lab.evaluate import eval_rows
 from service.text.language import fold
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Quote",
     "QuoteOutcome",
     "load_quotes",
+    "product_cite",
     "quote_metrics",
     "quote_score",
     "quotes_section",
@@ -72,23 +73,32 @@ class QuoteOutcome:
 
 
 def load_quotes(path: Path) -> list[Quote]:
-    """The quotes of a JSON lines file; a row missing a field is refused with its line."""
+    """The quotes of a JSON lines file, checked as every evaluation file is
+    (``eval_rows``), and each of a known kind; an error names the line."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        raw = json.loads(line)
-        missing = [k for k in ("id", "kind", "quote") if k not in raw]
-        if missing or raw["kind"] not in KIND_OF:
-            raise ValueError(f"{path}:{number}: needs id, quote and a kind of {sorted(KIND_OF)}")
+    for number, raw, split in eval_rows(path, "quotes", ("id", "kind", "quote")):
+        if raw["kind"] not in KIND_OF:
+            raise ValueError(f"{path}:{number}: 'kind' must be one of {', '.join(KIND_OF)}")
         rows.append(
             Quote(
-                str(raw["id"]), raw.get("split", "test"), raw["kind"], raw["quote"],
+                str(raw["id"]), split, raw["kind"], raw["quote"],
                 raw.get("doc_id"), raw.get("char_start"), raw.get("char_end"),
                 tuple(raw.get("changed") or ()),
             )
         )  # fmt: skip
     return rows
+
+
+def product_cite(citer: Any) -> Callable[[str], dict[str, Any]]:
+    """``citer`` (a ``service.cite.matcher.Citer``) answering as ``POST /cite`` does: the
+    response body, for ``trace_quotes``."""
+    from service.server.schemas import CiteResponse
+
+    def cite(quote: str) -> dict[str, Any]:
+        result = citer.cite(quote)
+        return CiteResponse.from_result(result, citer.engine.documents, "").model_dump(mode="json")
+
+    return cite
 
 
 def _outcome(quote: Quote, body: dict[str, Any]) -> QuoteOutcome:
