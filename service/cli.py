@@ -494,11 +494,8 @@ def _add_search_and_ask(commands: _Commands) -> None:
     )
     ask.add_argument("question", nargs="?", help="the question, in any language")
     ask.add_argument("-k", type=int, default=5, help="how many passages (top_k, default 5)")
-    ask.add_argument("--json", action="store_true", help="print the JSON body of POST /ask")
-    ask.add_argument("--file", type=Path, help="ask each line of FILE; print a table or JSON lines")
-    ask.add_argument("--quiet", action="store_true", help="no progress bar with --file")
+    _add_batch(ask, "POST /ask", "ask")
     _add_filters(ask)
-    _add_server(ask)
     ask.set_defaults(handler=_ask)
 
 
@@ -516,6 +513,16 @@ def _add_filters(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--to", dest="date_to", metavar="YYYY-MM-DD", help="published on or before"
     )
+
+
+def _add_batch(command: argparse.ArgumentParser, endpoint: str, verb: str) -> None:
+    """What ask, verify and cite share: --json, --file, --quiet and --server."""
+    command.add_argument("--json", action="store_true", help=f"print the JSON body of {endpoint}")
+    command.add_argument(
+        "--file", type=Path, help=f"{verb} each line of FILE; print a table or JSON lines"
+    )
+    command.add_argument("--quiet", action="store_true", help="no progress bar with --file")
+    _add_server(command)
 
 
 def _add_server(command: argparse.ArgumentParser) -> None:
@@ -600,12 +607,7 @@ def _add_verify(commands: _Commands) -> None:
     verify.add_argument(
         "-k", type=int, default=5, help="how many evidence sentences (top_k, default 5)"
     )
-    verify.add_argument("--json", action="store_true", help="print the JSON body of POST /verify")
-    verify.add_argument(
-        "--file", type=Path, help="check each line of FILE; print a table or JSON lines"
-    )
-    verify.add_argument("--quiet", action="store_true", help="no progress bar with --file")
-    _add_server(verify)
+    _add_batch(verify, "POST /verify", "check")
     verify.set_defaults(handler=_verify)
 
 
@@ -615,12 +617,7 @@ def _add_cite(commands: _Commands) -> None:
     )
     cite.add_argument("quote", nargs="?", help="the quote, in any language")
     cite.add_argument("-k", type=int, default=3, help="how many matches (top_k, default 3)")
-    cite.add_argument("--json", action="store_true", help="print the JSON body of POST /cite")
-    cite.add_argument(
-        "--file", type=Path, help="trace each line of FILE; print a table or JSON lines"
-    )
-    cite.add_argument("--quiet", action="store_true", help="no progress bar with --file")
-    _add_server(cite)
+    _add_batch(cite, "POST /cite", "trace")
     cite.set_defaults(handler=_cite)
 
 
