@@ -46,7 +46,7 @@ from service.lab.evaluate import (
     expected_calibration_error,
     is_relevant,
 )
-from service.lab.fit_reader import fit_reader, fit_weighted_logistic
+from service.lab.fit_reader import fit_reader, fit_weighted_logistic, l2_by_cross_validation
 from service.text.tokenize import content_terms
 from service.tuned import (
     DEFAULT_GROUP,
@@ -443,16 +443,7 @@ def _fit_event(
             y.append(_is_evidence(match.text, claim.evidence))
             group.append(split[n])
     rows, target, groups = np.asarray(x, float), np.asarray(y, bool), np.asarray(group)
-    losses = {}
-    for l2 in EVENT_L2_GRID:
-        held = np.zeros(len(rows))
-        for fold in sorted(set(split.tolist())):
-            inside = groups != fold
-            model = fit_weighted_logistic(rows[inside], target[inside], l2, EVENT_FEATURES)
-            held[~inside] = model.probabilities(rows[~inside])
-        held = np.clip(held, 1e-6, 1 - 1e-6)
-        losses[l2] = float(-np.mean(target * np.log(held) + (~target) * np.log(1 - held)))
-    l2 = min(losses, key=lambda k: losses[k])
+    l2, losses, _ = l2_by_cross_validation(rows, target, groups, EVENT_L2_GRID, EVENT_FEATURES)
     by_fold = []
     for fold in range(int(split.max()) + 1):
         inside = groups != fold

@@ -126,6 +126,31 @@ def fit_softmax(
     )
 
 
+def l2_by_cross_validation(
+    rows: np.ndarray,
+    target: np.ndarray,
+    folds: np.ndarray,
+    grid: Sequence[float],
+    features: Sequence[str],
+) -> tuple[float, dict[float, float], np.ndarray]:
+    """The L2 of ``grid`` whose ``fit_weighted_logistic`` models, each fitted on the other
+    folds, give the lowest held-out log loss; every L2's loss, and the chosen one's
+    out-of-fold probabilities (``folds``: one per row)."""
+    losses: dict[float, float] = {}
+    by_l2: dict[float, np.ndarray] = {}
+    for l2 in grid:
+        predicted = np.zeros(len(rows))
+        for fold in sorted(set(folds.tolist())):
+            inside = folds != fold
+            model = fit_weighted_logistic(rows[inside], target[inside], l2, features)
+            predicted[~inside] = model.probabilities(rows[~inside])
+        clipped = np.clip(predicted, 1e-6, 1 - 1e-6)
+        losses[l2] = float(-np.mean(np.where(target, np.log(clipped), np.log(1 - clipped))))
+        by_l2[l2] = predicted
+    l2 = min(losses, key=lambda key: losses[key])
+    return l2, losses, by_l2[l2]
+
+
 def fit_weighted_logistic(
     rows: np.ndarray, target: np.ndarray, l2: float, names: Sequence[str]
 ) -> LinearModel:
@@ -297,18 +322,9 @@ def _fit_abstention(
 ) -> tuple[LinearModel, float, np.ndarray, dict[str, Any]]:
     """The abstention classifier (its L2 chosen by held-out log loss), its threshold
     (chosen by held-out accuracy) and the out-of-fold probabilities."""
-    losses, by_l2 = {}, {}
-    for l2 in ABSTAIN_L2_GRID:
-        predicted = np.zeros(len(rows))
-        for fold in sorted(set(folds.tolist())):
-            inside = folds != fold
-            model = fit_weighted_logistic(rows[inside], answerable[inside], l2, ABSTAIN_FEATURES)
-            predicted[~inside] = model.probabilities(rows[~inside])
-        clipped = np.clip(predicted, 1e-6, 1 - 1e-6)
-        losses[l2] = float(-np.mean(np.where(answerable, np.log(clipped), np.log(1 - clipped))))
-        by_l2[l2] = predicted
-    l2 = min(losses, key=lambda key: losses[key])
-    probabilities = by_l2[l2]
+    l2, losses, probabilities = l2_by_cross_validation(
+        rows, answerable, folds, ABSTAIN_L2_GRID, ABSTAIN_FEATURES
+    )
     trade_off = {t: _abstention_at(probabilities, t, answerable, right) for t in THRESHOLDS}
     chosen = _threshold(trade_off)
     model = fit_weighted_logistic(rows, answerable, l2, ABSTAIN_FEATURES)
